@@ -1,0 +1,277 @@
+"""What an evaluation leaves behind: results.json per benchmark, a summary across benchmarks with
+the paper's seven-benchmark average (SRv2 Table 1), PNG plots, and the same logged to MLflow.
+
+Layout under --out:
+  summary.json, summary.md            the Table-1 row and the run's metadata
+  <benchmark>/results.json            per subset and overall, quarantined records, engine stats
+  <benchmark>/scores.jsonl            every item's rewards, for audits and re-scoring
+  plots/*.png                         best-of-N curves, per-benchmark bars, RM-Bench difficulty
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rewardops.evaluation.benchmarks import BENCHMARKS, PAPER_BENCHMARKS, WORLD, get
+from rewardops.evaluation.items import EvalItem
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN -> None, numpy scalars -> float, int keys -> str."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def write_benchmark(out: Path, name: str, result: dict[str, Any], items: list[EvalItem], scores: dict[str, list[float]]) -> Path:
+    folder = out / name
+    write_json(folder / "results.json", result)
+    with open(folder / "scores.jsonl", "w", encoding="utf-8") as fh:
+        for item in items:
+            fh.write(json.dumps({"id": item.id, "subset": item.subset, "scores": scores[item.id]}) + "\n")
+    return folder / "results.json"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def summarize(model: str, fingerprint: str, results: dict[str, dict[str, Any]], missing: dict[str, str], engine: dict[str, Any]) -> dict[str, Any]:
+    scores = {name: r.get("overall") for name, r in results.items()}
+    paper = [scores[n] for n in PAPER_BENCHMARKS if scores.get(n) is not None and not math.isnan(scores[n])]
+    six = [scores[n] for n in PAPER_BENCHMARKS if n != "rewardbench2" and scores.get(n) is not None and not math.isnan(scores[n])]
+    return {
+        "model": model,
+        "fingerprint": fingerprint,
+        "scores": scores,
+        # the paper's Avg only when all seven are there; a partial mean is labelled as such
+        "average_7": sum(paper) / 7 if len(paper) == 7 else None,
+        "average_6_without_rb2": sum(six) / 6 if len(six) == 6 else None,
+        "average_present": sum(paper) / len(paper) if paper else None,
+        "benchmarks_present": [n for n in PAPER_BENCHMARKS if n in results],
+        "complete": {name: r.get("complete", True) for name, r in results.items()},
+        "limited": sorted(name for name, r in results.items() if any("--limit" in n for n in r.get("notes", []))),
+        "quarantined": {name: len(r.get("quarantined", [])) for name, r in results.items()},
+        "missing": missing,
+        "engine": engine,
+    }
+
+
+def display_name(model: str) -> str:
+    """A local folder is shown by its name; MLflow URIs and backbone names as given."""
+    return Path(model).name if model.startswith(("/", ".", "~")) else model
+
+
+def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Header and one row, in the paper's Table-1 column order (plus World when evaluated)."""
+    header = ["Model", *(BENCHMARKS[n].title for n in PAPER_BENCHMARKS), "Avg"]
+    row = [display_name(summary["model"]), *(_pct(summary["scores"].get(n)) for n in PAPER_BENCHMARKS)]
+    avg = summary["average_7"]
+    row.append(_pct(avg) if avg is not None else (f"({_pct(summary['average_present'])} over {len(summary['benchmarks_present'])})" if summary["average_present"] is not None else "–"))
+    if WORLD.name in summary["scores"]:
+        header.append(WORLD.title)
+        row.append(_pct(summary["scores"][WORLD.name]))
+    return header, row
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    header, row = table_rows(summary)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(row) + " |"]
+    notes = []
+    if summary["average_7"] is None:
+        notes.append("Avg is the paper's seven-benchmark mean; with benchmarks missing it is shown in parentheses over those present.")
+    for name in summary.get("limited", []):
+        notes.append(f"{name}: only the first items were scored (--limit); not an official score")
+    for name, why in summary["missing"].items():
+        notes.append(f"{name}: not evaluated ({why})")
+    for name, done in summary["complete"].items():
+        if not done:
+            notes.append(f"{name}: some official subsets were absent from the data; the score covers those present")
+    for name, n in summary["quarantined"].items():
+        if n:
+            notes.append(f"{name}: {n} malformed record(s) quarantined (see {name}/results.json)")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
+
+
+# ------------------------------------------------------------------------------------ plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_best_of_n(ppe: dict[str, Any], path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curves = []
+    for task, res in ppe["tasks"].items():
+        ns = [int(n) for n in res["best_of_n"]]
+        ys = list(res["best_of_n"].values())
+        curves.append((ns, ys, list(res["oracle_best_of_n"].values())))
+        ax.plot(ns, ys, marker=".", label=task)
+    if curves:
+        k = min(len(c[0]) for c in curves)
+        ns = curves[0][0][:k]
+        avg = [sum(c[1][i] for c in curves) / len(curves) for i in range(k)]
+        oracle = [sum(c[2][i] for c in curves) / len(curves) for i in range(k)]
+        ax.plot(ns, avg, color="black", linewidth=2.5, label="average")
+        ax.plot(ns, oracle, color="gray", linestyle="--", label="ground truth (oracle)")
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel("N (responses sampled)")
+    ax.set_ylabel("accuracy of the RM's best-of-N pick")
+    ax.set_title("PPE Correctness: best-of-N")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_benchmark_bars(summary: dict[str, Any], path: Path) -> Path:
+    plt = _plt()
+    names = [n for n in (*PAPER_BENCHMARKS, WORLD.name) if summary["scores"].get(n) is not None]
+    values = [100 * summary["scores"][n] for n in names]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names) + 1), 4))
+    bars = ax.bar([get(n).title for n in names], values, color="#4c72b0")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    if summary["average_7"] is not None:
+        ax.axhline(100 * summary["average_7"], color="black", linestyle="--", label=f"7-benchmark avg {100 * summary['average_7']:.1f}")
+        ax.legend(fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("score (%)")
+    ax.set_title(display_name(summary["model"]))
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_subsets(name: str, result: dict[str, Any], path: Path) -> Path | None:
+    subsets = result.get("subsets") or result.get("sections")
+    if not subsets:
+        return None
+    plt = _plt()
+    labels, values = list(subsets), [100 * (v if v is not None else float("nan")) for v in subsets.values()]
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(labels) + 2), 4))
+    bars = ax.bar(labels, values, color="#55a868")
+    ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{get(name).title} by subset")
+    plt.setp(ax.get_xticklabels(), rotation=35, ha="right", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_rm_bench(result: dict[str, Any], path: Path) -> Path:
+    plt = _plt()
+    import numpy as np
+
+    groups = [*result["domains"], "overall"]
+    levels = ("easy", "normal", "hard")
+    data = {lvl: [result["domains"][d][lvl] for d in result["domains"]] + [result[lvl]] for lvl in levels}
+    x = np.arange(len(groups))
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(groups) + 1), 4))
+    for k, (lvl, color) in enumerate(zip(levels, ("#55a868", "#4c72b0", "#c44e52"))):
+        bars = ax.bar(x + (k - 1) * 0.27, [100 * v for v in data[lvl]], 0.27, label=lvl.capitalize(), color=color)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(x, groups)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("RM-Bench by difficulty (style bias)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(out: Path, summary: dict[str, Any], results: dict[str, dict[str, Any]]) -> list[Path]:
+    plots = out / "plots"
+    made = [plot_benchmark_bars(summary, plots / "benchmarks.png")]
+    if "ppe-correctness" in results:
+        made.append(plot_best_of_n(results["ppe-correctness"], plots / "best_of_n.png"))
+    if "rm-bench" in results and results["rm-bench"].get("domains"):
+        made.append(plot_rm_bench(results["rm-bench"], plots / "rm_bench_difficulty.png"))
+    for name, result in results.items():
+        p = plot_subsets(name, result, plots / f"subsets_{name}.png")
+        if p is not None:
+            made.append(p)
+    return made
+
+
+# ------------------------------------------------------------------------------------ MLflow
+
+
+def mlflow_metrics(summary: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Flat metric names, in percent like the paper: eval/<benchmark>, eval/<benchmark>/<subset>."""
+    metrics: dict[str, float] = {}
+
+    def put(key: str, value: Any) -> None:
+        if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+            metrics[key.replace(" ", "_")] = 100 * float(value)
+
+    for name, result in results.items():
+        put(f"eval/{name}", result.get("overall"))
+        for sub, value in (result.get("subsets") or {}).items():
+            put(f"eval/{name}/{sub}", value)
+        for sec, value in (result.get("sections") or {}).items():
+            put(f"eval/{name}/{sec}", value)
+        for lvl in ("easy", "normal", "hard"):
+            if lvl in result:
+                put(f"eval/{name}/{lvl}", result[lvl])
+    if summary["average_7"] is not None:
+        put("eval/average_7", summary["average_7"])
+    if summary["average_6_without_rb2"] is not None:
+        put("eval/average_6", summary["average_6_without_rb2"])
+    return metrics
+
+
+def log_to_mlflow(run_id: str, out: Path, summary: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Metrics and every file under `out` onto the model's run (artifact folder `evaluation/`)."""
+    import re
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient()
+    metrics = mlflow_metrics(summary, results)
+    import time
+
+    now = int(time.time() * 1000)
+    safe = {re.sub(r"[^\w\-./ ]", "_", k): v for k, v in metrics.items()}
+    items = [Metric(k, v, now, 0) for k, v in safe.items()]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[start : start + 1000])
+    client.log_artifacts(run_id, str(out), artifact_path="evaluation")
+    return safe
