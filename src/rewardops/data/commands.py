@@ -1,0 +1,187 @@
+"""CLI commands of the data area: `generate`, `ingest`, `preprocess`.
+
+Each command writes its dataset and `report.json` into `--out`, shows progress while it works
+and ends with a summary table (per source: rows in, kept, duplicates, contaminated, quarantined).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rewardops.data.readers import FORMATS
+from rewardops.data.report import RunReport
+from rewardops.data.schema import PreferencePair
+from rewardops.data.validation import DEFAULT_MAX_ROW_BYTES, ValidationError
+
+console = Console(stderr=True)
+FORMAT_NAMES = ", ".join(FORMATS)
+
+
+def _progress(known_total: bool) -> Progress:
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}")]
+    if known_total:
+        columns += [BarColumn(), MofNCompleteColumn()]
+    else:
+        columns += [TextColumn("{task.completed:,.0f} rows")]
+    return Progress(*columns, TimeElapsedColumn(), console=console, transient=False)
+
+
+def summary_table(report: RunReport, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("source", "rows in", "kept", "duplicates", "contaminated", "quarantined"):
+        table.add_column(col, justify="left" if col == "source" else "right", overflow="fold")
+    rows = [(name, c.to_dict()) for name, c in sorted(report.per_source.items())]
+    rows.append(("[bold]total", report.totals().to_dict()))
+    for name, d in rows:
+        table.add_row(name, f"{d['rows_in']:,}", f"{d['kept']:,}", f"{d['duplicates']:,}",
+                      f"{d['contaminated']:,}", f"{sum(d['quarantined'].values()):,}")
+    return table
+
+
+def reasons_table(report: RunReport) -> Table | None:
+    """Quarantined rows by source and reason, or None when nothing was quarantined."""
+    table = Table(title="quarantined, by reason")
+    for col in ("source", "reason", "rows"):
+        table.add_column(col, justify="right" if col == "rows" else "left", overflow="fold")
+    for name, counts in sorted(report.per_source.items()):
+        for reason, k in sorted(counts.quarantined.items()):
+            table.add_row(name, reason, f"{k:,}")
+    return table if table.row_count else None
+
+
+def _finish(report: RunReport, out: Path, title: str, started: float) -> None:
+    stdout = Console()
+    stdout.print(summary_table(report, f"{title} ({time.perf_counter() - started:.1f}s)"))
+    if (reasons := reasons_table(report)) is not None:
+        stdout.print(reasons)
+    console.print(f"wrote {out}/ (report: {out / 'report.json'})")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+def load_world_generator():  # noqa: ANN201 - the generator's own signature
+    """`rewardops.data.world.generate_world`, or a clear error when it is not installed."""
+    try:
+        from rewardops.data.world import generate_world
+    except ImportError as e:
+        raise RuntimeError(
+            "the preference-world generator (rewardops.data.world.generate_world) is not available "
+            f"in this installation: {e}"
+        ) from e
+    return generate_world
+
+
+def generate_to(out: str | Path, n: int, noise: float, seed: int, shard_size: int = 100_000,
+                show_progress: bool = True) -> RunReport:
+    """Generate `n` world pairs into shards under `out`, with report.json."""
+    from rewardops.data.ingest import clear_shards
+    from rewardops.data.shards import ShardWriter
+
+    generate_world = load_world_generator()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clear_shards(out)
+    report = RunReport(stage="generate", info={"n": n, "noise": noise, "seed": seed})
+    with _progress(True) as bar, ShardWriter(out, shard_size=shard_size) as writer:
+        task = bar.add_task("generating", total=n, visible=show_progress)
+        pairs: Iterator[PreferencePair] = generate_world(n, noise=noise, seed=seed)
+        for i, pair in enumerate(pairs, start=1):
+            writer.write(pair)
+            counts = report.source(pair.source)
+            counts.rows_in += 1
+            counts.kept += 1
+            if i % 1000 == 0:
+                bar.update(task, completed=i)
+        bar.update(task, completed=writer.count)
+    report.write(out)
+    return report
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def generate(
+        out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
+        n: Annotated[int, typer.Option("--n", min=0, help="Number of pairs.")] = 1_000,
+        noise: Annotated[float, typer.Option("--noise", min=0.0, max=1.0, help="Share of flipped labels.")] = 0.1,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+        shard_size: Annotated[int, typer.Option("--shard-size", min=1)] = 100_000,
+    ) -> None:
+        """Generate the preference world: pairs whose correct label is known by construction."""
+        started = time.perf_counter()
+        try:
+            report = generate_to(out, n, noise, seed, shard_size)
+        except RuntimeError as e:
+            raise _fail(str(e)) from None
+        _finish(report, out, "generate", started)
+
+    @app.command()
+    def ingest(
+        src: Annotated[list[str], typer.Argument(help="Files (.json, .jsonl, .jsonl.gz, .parquet), folders of them, or Hugging Face dataset ids (org/name[:split]).")],
+        out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
+        format: Annotated[Optional[str], typer.Option("--format", help=f"Force a format: {FORMAT_NAMES}. Default: detect.")] = None,  # noqa: A002
+        strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad row instead of quarantining it.")] = False,
+        max_row_bytes: Annotated[int, typer.Option("--max-row-bytes", min=1)] = DEFAULT_MAX_ROW_BYTES,
+        shard_size: Annotated[int, typer.Option("--shard-size", min=1)] = 100_000,
+    ) -> None:
+        """Read preference data, validate every row (bad rows go to quarantine.jsonl), write shards."""
+        from rewardops.data.ingest import ingest as run_ingest
+
+        if format is not None and format not in FORMATS:
+            raise _fail(f"unknown format {format!r}; choose one of {FORMAT_NAMES}")
+        started = time.perf_counter()
+        with _progress(False) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(source: str, rows: int) -> None:
+                if source not in tasks:
+                    tasks[source] = bar.add_task(source, total=None)
+                bar.advance(tasks[source], rows)
+
+            try:
+                report = run_ingest(src, out, fmt=format, strict=strict, max_row_bytes=max_row_bytes,
+                                    shard_size=shard_size, progress=progress)
+            except ValidationError as e:
+                raise _fail(f"strict mode: {e}") from None
+            except (FileNotFoundError, ValueError) as e:
+                raise _fail(str(e)) from None
+        _finish(report, out, "ingest", started)
+
+    @app.command()
+    def preprocess(
+        inputs: Annotated[list[Path], typer.Argument(help="Dataset folders (or shard files) to pre-process.")],
+        out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
+        decontaminate: Annotated[Optional[list[Path]], typer.Option("--decontaminate", help="Benchmark prompt files or folders (text: one per line; JSON/JSONL/Parquet records). Repeatable.")] = None,
+        ngram: Annotated[int, typer.Option("--ngram", min=1, help="n-gram length for decontamination.")] = 13,
+        no_dedup: Annotated[bool, typer.Option("--no-dedup", help="Skip exact de-duplication.")] = False,
+        shard_size: Annotated[int, typer.Option("--shard-size", min=1)] = 100_000,
+    ) -> None:
+        """Structural check, global exact dedup and 13-gram decontamination, streamed over shards."""
+        from rewardops.data.decontaminate import load_prompts
+        from rewardops.data.preprocess import preprocess as run_preprocess
+        from rewardops.data.shards import count_pairs
+
+        started = time.perf_counter()
+        try:
+            total = sum(count_pairs(p) for p in inputs)
+            prompts = list(load_prompts(decontaminate)) if decontaminate else None
+            if prompts is not None:
+                console.print(f"decontaminating against {len(prompts):,} benchmark prompts ({ngram}-grams)")
+            with _progress(True) as bar:
+                task = bar.add_task("preprocessing", total=total)
+                report = run_preprocess(inputs, out, prompts=prompts, n=ngram, dedup=not no_dedup,
+                                        shard_size=shard_size, progress=lambda k: bar.advance(task, k),
+                                        expected_pairs=max(total, 1))
+        except (FileNotFoundError, ValueError) as e:
+            raise _fail(str(e)) from None
+        _finish(report, out, "preprocess", started)

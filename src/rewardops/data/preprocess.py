@@ -1,0 +1,285 @@
+"""Pre-processing (spec §2.4): structural check, global exact dedup, 13-gram decontamination.
+
+Streams record batches over any number of input shards and writes the kept rows as new shards.
+Memory: one Arrow batch (`batch_size` rows) + the dedup `DigestSet` (16-32 bytes per distinct
+pair) + the prompt n-gram index (under ~100 bytes per distinct prompt n-gram: 3 MB for the 3,275
+prompts of the evaluation fixtures); no per-row Python
+objects outlive their batch. Outputs: `part-*.parquet`, `quarantine.jsonl` (rows failing the
+structural check), `dropped.jsonl` (id, source, shard, row and reason of every duplicate or
+contaminated pair; for contaminated ones, which prompt matched) and `report.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rewardops.data.decontaminate import DEFAULT_N, Decontaminator
+from rewardops.data.dedup import DigestSet, combine_keys, role_codes
+from rewardops.data.ingest import QUARANTINE_FILE, clear_shards
+from rewardops.data.report import RunReport
+from rewardops.data.schema import PAIR_SCHEMA
+from rewardops.data.shards import shard_paths
+from rewardops.data.texthash import TextBatch
+from rewardops.data.validation import Quarantine, Reason, RowError
+
+DROPPED_FILE = "dropped.jsonl"
+ProgressFn = Callable[[int], None]  # rows done since the last call
+
+
+class BatchShardWriter:
+    """Writes Arrow tables with PAIR_SCHEMA into rolling `part-NNNNN.parquet` shards."""
+
+    def __init__(self, out_dir: Path, shard_size: int = 100_000) -> None:
+        self.out_dir = out_dir
+        self.shard_size = shard_size
+        self.paths: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._in_shard = 0
+
+    def write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self._writer is None:
+                path = self.out_dir / f"part-{len(self.paths):05d}.parquet"
+                self.paths.append(path)
+                self._writer = pq.ParquetWriter(path, PAIR_SCHEMA, compression="zstd")
+                self._in_shard = 0
+            room = self.shard_size - self._in_shard
+            chunk, table = table.slice(0, room), table.slice(room)
+            self._writer.write_table(chunk)
+            self._in_shard += chunk.num_rows
+            if self._in_shard >= self.shard_size:
+                self._writer.close()
+                self._writer = None
+
+    def close(self) -> list[Path]:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if not self.paths:
+            path = self.out_dir / "part-00000.parquet"
+            pq.write_table(PAIR_SCHEMA.empty_table(), path)
+            self.paths.append(path)
+        return self.paths
+
+
+def _count_by_source(report: RunReport, sources: pa.Array, mask: np.ndarray, field: str, reason: str | None = None) -> None:
+    if not mask.any():
+        return
+    for item in pc.value_counts(sources.filter(pa.array(mask))).to_pylist():
+        counts = report.source(item["values"])
+        if reason is not None:
+            counts.quarantined[reason] += item["counts"]
+        else:
+            setattr(counts, field, getattr(counts, field) + item["counts"])
+
+
+def _with_lineage(table: pa.Table, step: str) -> pa.Table:
+    """Append `step` to every row's lineage list, without a Python object per row."""
+    col = table.column("lineage").combine_chunks()
+    if col.null_count:
+        col = pc.fill_null(col, pa.scalar([], col.type))
+    n = len(col)
+    old_off = col.offsets.to_numpy().astype(np.int64)
+    lengths = np.diff(old_off)
+    values = col.flatten()
+    new_off = np.concatenate(([0], np.cumsum(lengths + 1)))
+    row = np.repeat(np.arange(n), lengths + 1)
+    pos = np.arange(int(new_off[-1])) - new_off[row]
+    src = (old_off[row] - old_off[0]) + pos
+    src[pos == lengths[row]] = len(values)  # the appended step
+    new_values = pa.concat_arrays([values.cast(pa.string()), pa.array([step], pa.string())]).take(pa.array(src))
+    lineage = pa.ListArray.from_arrays(pa.array(new_off.astype(np.int32)), new_values)
+    idx = table.schema.get_field_index("lineage")
+    return table.set_column(idx, PAIR_SCHEMA.field("lineage"), lineage)
+
+
+def preprocess(
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    prompts: Iterable[str] | None = None,
+    n: int = DEFAULT_N,
+    dedup: bool = True,
+    batch_size: int = 4_096,
+    shard_size: int = 100_000,
+    progress: ProgressFn | None = None,
+    expected_pairs: int = 1 << 16,
+) -> RunReport:
+    """Structural check, then dedup, then decontamination against `prompts` (any iterable of
+    benchmark prompt strings: from `load_prompts(files)` or an evaluation loader)."""
+    in_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    shards = []
+    for src in in_list:
+        found = shard_paths(src)
+        if not found:
+            raise FileNotFoundError(
+                f"{src}: no part-*.parquet shards (an input must be a dataset written by ingest, "
+                "generate or preprocess; benchmark prompt files go after --decontaminate, one flag per path)"
+            )
+        shards.extend(found)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if any(s.resolve().parent == out.resolve() for s in shards):
+        raise ValueError(f"{out}: the output folder must differ from the input folder")
+    clear_shards(out)
+    decon = Decontaminator(prompts, n=n) if prompts is not None else None
+    seen = DigestSet(2 * expected_pairs)  # stays under half full without growing
+    report = RunReport(stage="preprocess", info={
+        "inputs": [str(s) for s in in_list],
+        "shards_in": len(shards),
+        "dedup": dedup,
+        "decontamination": None if decon is None else {"n": n, "prompts": len(decon.prompts), "prompt_ngrams": len(decon)},
+    })
+    writer = BatchShardWriter(out, shard_size)
+    with Quarantine(out / QUARANTINE_FILE) as quarantine, open(out / DROPPED_FILE, "w", encoding="utf-8") as dropped:
+        for shard in shards:
+            row0 = 0
+            for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size):
+                table = pa.Table.from_batches([batch])
+                _process_batch(table, shard, row0, decon, seen if dedup else None, report, writer, quarantine, dropped)
+                row0 += table.num_rows
+                if progress is not None:
+                    progress(table.num_rows)
+    writer.close()
+    report.info["dedup_table_bytes"] = seen.nbytes
+    report.info["prompt_index_bytes"] = 0 if decon is None else decon.nbytes
+    report.write(out)
+    return report
+
+
+def _structural_errors(chosen: pa.Array, rejected: pa.Array, chosen_runs: np.ndarray, rejected_runs: np.ndarray,
+                       none_turn: np.ndarray) -> list[tuple[int, RowError]]:
+    """Rows breaking §2.4's structural check: a None/empty answer, identical answers, a None turn."""
+    same = pc.fill_null(pc.equal(chosen, rejected), False).to_numpy(zero_copy_only=False)
+    chosen_null = chosen.is_null().to_numpy(zero_copy_only=False)
+    rejected_null = rejected.is_null().to_numpy(zero_copy_only=False)
+    bad = chosen_null | rejected_null | (chosen_runs == 0) | (rejected_runs == 0) | same | none_turn
+    errors = []
+    for i in np.flatnonzero(bad).tolist():
+        if chosen_null[i] or rejected_null[i]:
+            err = RowError(Reason.MISSING_CONTENT, f"{'chosen' if chosen_null[i] else 'rejected'} is None")
+        elif chosen_runs[i] == 0 or rejected_runs[i] == 0:
+            err = RowError(Reason.EMPTY_CONTENT, f"{'chosen' if chosen_runs[i] == 0 else 'rejected'} is empty")
+        elif same[i]:
+            err = RowError(Reason.IDENTICAL_RESPONSES, "chosen and rejected are the same text")
+        else:
+            err = RowError(Reason.MISSING_CONTENT, "a conversation turn's content is None")
+        errors.append((i, err))
+    return errors
+
+
+@dataclass
+class BatchDecision:
+    """What pre-processing decides for each row of a batch (masks are over the batch's rows)."""
+
+    errors: list[tuple[int, RowError]]  # rows failing the structural check
+    duplicate: np.ndarray
+    contaminated: np.ndarray
+    prompt_of: np.ndarray  # the benchmark prompt a row shares an n-gram with, or -1
+    keep: np.ndarray
+
+
+def decide_batch(table: pa.Table, decon: Decontaminator | None, seen: DigestSet | None) -> BatchDecision:
+    """Structural check, then dedup against (and into) `seen`, then decontamination. No I/O."""
+    rows = table.num_rows
+    # Every text of the batch in one array: the turns' contents, then chosen, then rejected.
+    conv = table.column("conversation").combine_chunks()
+    conv_off = conv.offsets.to_numpy().astype(np.int64)
+    turns = conv.flatten()
+    contents = turns.field("content").cast(pa.string())
+    chosen = table.column("chosen").combine_chunks().cast(pa.string())
+    rejected = table.column("rejected").combine_chunks().cast(pa.string())
+    n_turns = len(contents)
+    texts = TextBatch(pa.concat_arrays([contents, chosen, rejected]))
+    hashes, n_runs = texts.normalized_hashes()
+    turn_row = np.repeat(np.arange(rows), np.diff(conv_off))
+
+    none_turn = np.zeros(rows, dtype=bool)
+    if contents.null_count:
+        none_turn[turn_row[contents.is_null().to_numpy(zero_copy_only=False)]] = True
+    errors = _structural_errors(chosen, rejected, n_runs[n_turns : n_turns + rows], n_runs[n_turns + rows :], none_turn)
+    keep = np.ones(rows, dtype=bool)
+    keep[[i for i, _ in errors]] = False
+
+    dup = np.zeros(rows, dtype=bool)
+    if seen is not None:
+        keys = combine_keys(conv_off, role_codes(turns.field("role")), hashes[:n_turns],
+                            hashes[n_turns : n_turns + rows], hashes[n_turns + rows :])
+        idx = np.flatnonzero(keep)
+        dup[idx[~seen.add_batch(keys[idx])]] = True
+        keep &= ~dup
+
+    contaminated = np.zeros(rows, dtype=bool)
+    prompt_of = np.full(rows, -1, dtype=np.int64)
+    if decon is not None:
+        tok, text_of = texts.token_hashes()
+        per_text = decon.match_tokens(tok, text_of, len(texts))
+        pair_of_text = np.concatenate([turn_row, np.arange(rows), np.arange(rows)])
+        hit = per_text >= 0
+        prompt_of[pair_of_text[hit]] = per_text[hit]
+        contaminated = keep & (prompt_of >= 0)
+        keep &= ~contaminated
+    return BatchDecision(errors, dup, contaminated, prompt_of, keep)
+
+
+def _process_batch(
+    table: pa.Table,
+    shard: Path,
+    row0: int,
+    decon: Decontaminator | None,
+    seen: DigestSet | None,
+    report: RunReport,
+    writer: BatchShardWriter,
+    quarantine: Quarantine,
+    dropped: IO[str],
+) -> None:
+    sources = table.column("source").combine_chunks()
+    _count_by_source(report, sources, np.ones(table.num_rows, bool), "rows_in")
+    d = decide_batch(table, decon, seen)
+    for i, err in d.errors:
+        quarantine.add(str(shard), row0 + i + 1, err, {"id": table.column("id")[i].as_py(), "source": sources[i].as_py()})
+        report.source(sources[i].as_py()).quarantined[err.reason.value] += 1
+    _count_by_source(report, sources, d.duplicate, "duplicates")
+    _log_dropped(dropped, table, shard, row0, d.duplicate, "duplicate")
+    _count_by_source(report, sources, d.contaminated, "contaminated")
+    _log_dropped(dropped, table, shard, row0, d.contaminated, "contaminated", decon, d.prompt_of)
+    _count_by_source(report, sources, d.keep, "kept")
+    if d.keep.any():
+        kept = table.filter(pa.array(d.keep)) if not d.keep.all() else table
+        writer.write(_with_lineage(kept.cast(PAIR_SCHEMA), "preprocess"))
+
+
+def _log_dropped(
+    fh: IO[str],
+    table: pa.Table,
+    shard: Path,
+    row0: int,
+    mask: np.ndarray,
+    reason: str,
+    decon: Decontaminator | None = None,
+    prompt_of: np.ndarray | None = None,
+) -> None:
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return
+    picked = pa.array(rows)
+    ids = table.column("id").take(picked).to_pylist()
+    sources = table.column("source").take(picked).to_pylist()
+    shard_s = json.dumps(str(shard))
+    lines = []
+    for k, i in enumerate(rows.tolist()):
+        line = (f'{{"id": {json.dumps(ids[k])}, "source": {json.dumps(sources[k])}, "shard": {shard_s}, '
+                f'"row": {row0 + i + 1}, "reason": "{reason}"')
+        if decon is not None and prompt_of is not None:
+            p = int(prompt_of[i])
+            line += f', "prompt_index": {p}, "prompt": {json.dumps(decon.prompts[p][:200])}'
+        lines.append(line + "}\n")
+    fh.write("".join(lines))

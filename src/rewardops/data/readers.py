@@ -1,0 +1,561 @@
+"""Readers: real preference-data formats mapped onto `PreferencePair`.
+
+Two layers:
+- *containers* yield `RawRow`s (one record, or the error that stopped it) from a local JSON list,
+  JSONL (optionally .gz), Parquet file, or a Hugging Face `datasets` id, with 1-based row numbers
+  (the line number for JSONL, the record position otherwise);
+- *formats* map one record onto a `Candidate`: `hh-rlhf` transcripts, `conversational`
+  (TRL / UltraFeedback / Skywork-Reward-Preference message lists), `sharegpt` (LLaMA-Factory),
+  `plain` prompt/chosen/rejected strings, and `pairs` (RewardOps' own shards).
+
+The format is detected from the first records of each source unless it is named.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow.parquet as pq
+
+from rewardops.data.schema import LabelSource, Message, PreferencePair
+from rewardops.data.validation import (
+    DEFAULT_MAX_ROW_BYTES,
+    Candidate,
+    Reason,
+    RowError,
+    check_candidate,
+)
+
+
+@dataclass
+class RawRow:
+    source_file: str
+    row: int
+    record: dict[str, Any] | None = None
+    error: RowError | None = None
+    raw: Any = None  # what the quarantine file keeps when the row is bad
+
+
+# --------------------------------------------------------------------------- containers
+
+LOCAL_SUFFIXES = (".jsonl.gz", ".jsonl", ".json.gz", ".json", ".parquet")
+RUN_OUTPUTS = frozenset({"report.json", "quarantine.jsonl", "dropped.jsonl"})  # never read as data
+SHARD_NAME = re.compile(r"part-\d+\.parquet")
+
+
+def is_local(src: str | Path) -> bool:
+    p = Path(src)
+    return p.exists() or str(src).endswith(LOCAL_SUFFIXES) or str(src).startswith((".", "/"))
+
+
+def source_name(src: str | Path) -> str:
+    """A short, stable name for a source: `parent/stem` for files, `id:split` for the hub."""
+    if not is_local(src):
+        name, split = split_hub_id(str(src))
+        return f"{name}:{split}"
+    p = Path(src)
+    if p.is_dir() or SHARD_NAME.fullmatch(p.name):  # a RewardOps dataset: its folder names it
+        return p.resolve().name if p.is_dir() else p.resolve().parent.name
+    return file_tag(p)
+
+
+def file_tag(path: Path) -> str:
+    """`parent/stem` of a data file, unique enough to prefix row ids."""
+    stem = path.name
+    for suffix in LOCAL_SUFFIXES:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return f"{path.parent.name}/{stem}" if path.parent.name else stem
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_line(fh: IO[bytes], limit: int) -> tuple[bytes, bool]:
+    """One line, at most `limit` bytes kept; (b"", False) at EOF. The flag says it was longer."""
+    line = fh.readline(limit + 1)
+    if len(line) <= limit or line.endswith(b"\n"):
+        return line, False
+    while True:  # skip the rest of an oversized line without holding it
+        rest = fh.readline(1 << 20)
+        if not rest or rest.endswith(b"\n"):
+            return line, True
+
+
+def _parse_record(text: str, source_file: str, row: int, raw: Any) -> RawRow:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        return RawRow(source_file, row, error=RowError(Reason.UNPARSEABLE_LINE, str(e)), raw=raw)
+    return _as_record(record, source_file, row, raw)
+
+
+def _as_record(record: Any, source_file: str, row: int, raw: Any) -> RawRow:
+    if not isinstance(record, dict):
+        err = RowError(Reason.MALFORMED_RECORD, f"a row must be an object, got {type(record).__name__}")
+        return RawRow(source_file, row, error=err, raw=raw)
+    return RawRow(source_file, row, record=record, raw=raw if raw is not None else record)
+
+
+def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
+    """JSONL rows, streamed; blank lines carry no row and are skipped (line numbers still count)."""
+    src = str(path)
+    with _open_binary(path) as fh:
+        lineno = 0
+        while True:
+            line, too_long = _read_line(fh, max_row_bytes)
+            if not line:
+                return
+            lineno += 1
+            if too_long:
+                err = RowError(Reason.ROW_TOO_LARGE, f"line longer than {max_row_bytes} bytes")
+                yield RawRow(src, lineno, error=err, raw=line[:1024])
+                continue
+            if not line.strip():
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield RawRow(src, lineno, error=RowError(Reason.INVALID_UTF8, str(e)), raw=line)
+                continue
+            yield _parse_record(text, src, lineno, text)
+
+
+def _row_bytes(record: Any) -> int:
+    return len(json.dumps(record, ensure_ascii=False, default=str).encode("utf-8", errors="surrogateescape"))
+
+
+def iter_json(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
+    """A JSON list of records (or an object holding one list). A file that is not a JSON list is
+    read as JSONL, so `.json` files that hold JSON lines work too."""
+    src = str(path)
+    with _open_binary(path) as fh:
+        head = fh.read(4096).lstrip()
+    if not head.startswith((b"[", b"{")) or _looks_like_jsonl(path):
+        yield from iter_jsonl(path, max_row_bytes)
+        return
+    with _open_binary(path) as fh:
+        data = fh.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="surrogateescape")  # rows with bad bytes get flagged below
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{src}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from e
+    if isinstance(doc, dict):
+        lists = [v for v in doc.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise ValueError(f"{src}: a JSON object must hold exactly one list of records")
+        doc = lists[0]
+    if not isinstance(doc, list):
+        raise ValueError(f"{src}: expected a JSON list of records")
+    for i, record in enumerate(doc, start=1):
+        size = _row_bytes(record)
+        if size > max_row_bytes:
+            err = RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}")
+            yield RawRow(src, i, error=err, raw=None)
+            continue
+        if _has_bad_bytes(record):
+            yield RawRow(src, i, error=RowError(Reason.INVALID_UTF8, "record holds bytes that are not UTF-8"), raw=record)
+            continue
+        yield _as_record(record, src, i, record)
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    """A file whose first line is a complete JSON object is JSON lines."""
+    with _open_binary(path) as fh:
+        first = fh.readline(1 << 20).strip()
+    if not first.startswith(b"{"):
+        return False
+    try:
+        json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _has_bad_bytes(record: Any) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def iter_parquet(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, batch_size: int = 1024) -> Iterator[RawRow]:
+    src = str(path)
+    i = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+        for record in batch.to_pylist():
+            i += 1
+            size = _row_bytes(record)
+            if size > max_row_bytes:
+                err = RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}")
+                yield RawRow(src, i, error=err)
+                continue
+            yield _as_record(record, src, i, record)
+
+
+def split_hub_id(src: str) -> tuple[str, str]:
+    """`org/name[:split]` (an optional `hf://` prefix is dropped); the split defaults to train."""
+    name = src.removeprefix("hf://")
+    name, _, split = name.partition(":")
+    return name, split or "train"
+
+
+def iter_hub(
+    dataset_id: str, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, **load_kwargs: Any
+) -> Iterator[RawRow]:
+    """A Hugging Face `datasets` id, streamed (no full download). Extra keyword arguments go to
+    `datasets.load_dataset` (e.g. `data_files`, `revision`)."""
+    import datasets  # imported here: it is slow to import and only this path needs it
+
+    name, split = split_hub_id(dataset_id)
+    try:
+        ds = datasets.load_dataset(name, split=split, streaming=True, **load_kwargs)
+    except Exception as e:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot read it"
+        raise ValueError(
+            f"{dataset_id}: not a local file, and loading it as a Hugging Face dataset "
+            f"(name {name!r}, split {split!r}) failed: {type(e).__name__}: {e}"
+        ) from e
+    src = f"{name}:{split}"
+    for i, record in enumerate(ds, start=1):
+        size = _row_bytes(record)
+        if size > max_row_bytes:
+            yield RawRow(src, i, error=RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}"))
+            continue
+        yield _as_record(record, src, i, record)
+
+
+def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
+    """The rows of one source, whatever its container."""
+    if not is_local(src):
+        yield from iter_hub(str(src), max_row_bytes)
+        return
+    path = Path(src)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    name = path.name
+    if name.endswith(".parquet"):
+        yield from iter_parquet(path, max_row_bytes)
+    elif name.endswith((".jsonl", ".jsonl.gz")):
+        yield from iter_jsonl(path, max_row_bytes)
+    elif name.endswith((".json", ".json.gz")):
+        yield from iter_json(path, max_row_bytes)
+    else:
+        raise ValueError(f"{path}: unknown file type (expected .json, .jsonl, .jsonl.gz or .parquet)")
+
+
+def expand_sources(srcs: list[str]) -> list[str]:
+    """Folders become their data files (sorted); files and hub ids pass through."""
+    out: list[str] = []
+    for s in srcs:
+        p = Path(s)
+        if p.is_dir():
+            shards = sorted(p.glob("part-*.parquet"))
+            if shards:  # a RewardOps dataset: its shards only, not its report or logs
+                out.extend(str(f) for f in shards if SHARD_NAME.fullmatch(f.name))
+                continue
+            files = sorted(str(f) for f in p.rglob("*")
+                           if f.is_file() and f.name.endswith(LOCAL_SUFFIXES) and f.name not in RUN_OUTPUTS)
+            if not files:
+                raise FileNotFoundError(f"{p}: folder holds no .json/.jsonl/.jsonl.gz/.parquet files")
+            out.extend(files)
+        else:
+            out.append(s)
+    return out
+
+
+# --------------------------------------------------------------------------- formats
+
+_HH_TURN = re.compile(r"(?:\A|\n\n)(Human|Assistant):[ ]?")
+HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+def _require(record: dict[str, Any], key: str) -> Any:
+    value = record.get(key)
+    if value is None:
+        raise RowError(Reason.MISSING_CONTENT, f"field {key!r} is missing or None")
+    return value
+
+
+def _require_str(record: dict[str, Any], key: str) -> str:
+    value = _require(record, key)
+    if not isinstance(value, str):
+        raise RowError(Reason.MALFORMED_RECORD, f"field {key!r} is a {type(value).__name__}, not a string")
+    return value
+
+
+def parse_hh_transcript(text: str) -> list[tuple[str, str]]:
+    """`\\n\\nHuman: ...\\n\\nAssistant: ...` into (role, content) turns."""
+    parts = _HH_TURN.split(text)
+    if parts[0].strip():
+        raise RowError(Reason.MALFORMED_RECORD, "transcript does not start with a Human:/Assistant: turn")
+    return [(HH_ROLES[parts[i]], parts[i + 1]) for i in range(1, len(parts), 2)]
+
+
+def _split_final(turns: list[tuple[Any, Any]], which: str) -> tuple[list[tuple[Any, Any]], Any]:
+    if not turns:
+        raise RowError(Reason.MISSING_CONTENT, f"{which} has no turns")
+    role, content = turns[-1]
+    if role != "assistant":
+        raise RowError(Reason.FINAL_TURN_NOT_ASSISTANT, f"the final turn of {which} is {role!r}")
+    return turns[:-1], content
+
+
+def _shared_prefix(chosen: list[tuple[Any, Any]], rejected: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], Any, Any]:
+    prefix_c, final_c = _split_final(chosen, "chosen")
+    prefix_r, final_r = _split_final(rejected, "rejected")
+    if prefix_c != prefix_r:
+        raise RowError(Reason.PROMPT_MISMATCH, "chosen and rejected have different conversations before the answer")
+    return prefix_c, final_c, final_r
+
+
+def map_hh_rlhf(record: dict[str, Any]) -> Candidate:
+    chosen = parse_hh_transcript(_require_str(record, "chosen"))
+    rejected = parse_hh_transcript(_require_str(record, "rejected"))
+    conversation, c, r = _shared_prefix(chosen, rejected)
+    return Candidate(conversation, c, r, _extra(record, {"chosen", "rejected"}))
+
+
+def _messages(value: Any, which: str, role_key: str = "role", content_key: str = "content",
+              roles: dict[str, str] | None = None) -> list[tuple[Any, Any]]:
+    if value is None:
+        raise RowError(Reason.MISSING_CONTENT, f"{which} is missing or None")
+    if not isinstance(value, list):
+        raise RowError(Reason.MALFORMED_RECORD, f"{which} is a {type(value).__name__}, not a list of messages")
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict):
+            raise RowError(Reason.MALFORMED_RECORD, f"{which}[{i}] is not a message object")
+        role = m.get(role_key)
+        if roles is not None and isinstance(role, str):
+            role = roles.get(role, role)
+        out.append((role, m.get(content_key)))
+    return out
+
+
+def map_conversational(record: dict[str, Any]) -> Candidate:
+    """TRL preference (implicit or explicit prompt), UltraFeedback-binarized, Skywork-Reward-Preference."""
+    chosen = _messages(record.get("chosen"), "chosen")
+    rejected = _messages(record.get("rejected"), "rejected")
+    prefix, c, r = _shared_prefix(chosen, rejected)
+    prompt = record.get("prompt")
+    if isinstance(prompt, list):  # explicit prompt: chosen/rejected hold only the answers
+        conversation = _messages(prompt, "prompt") + prefix
+    elif isinstance(prompt, str) and not prefix:  # a string prompt with bare answers
+        conversation = [("user", prompt)]
+    else:  # implicit prompt (a string prompt, if any, repeats the first user turn)
+        conversation = prefix
+    return Candidate(conversation, c, r, _extra(record, {"chosen", "rejected", "prompt", "messages"}))
+
+
+def _sharegpt_answer(value: Any, which: str, role_key: str, content_key: str) -> Any:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise RowError(Reason.MISSING_CONTENT, f"{which} is missing or None")
+    if not isinstance(value, dict):
+        raise RowError(Reason.MALFORMED_RECORD, f"{which} is a {type(value).__name__}, not a message")
+    role = SHAREGPT_ROLES.get(value.get(role_key), value.get(role_key))
+    if role != "assistant":
+        raise RowError(Reason.FINAL_TURN_NOT_ASSISTANT, f"{which} is from {value.get(role_key)!r}")
+    return value.get(content_key)
+
+
+def map_sharegpt(record: dict[str, Any]) -> Candidate:
+    """LLaMA-Factory ShareGPT preference rows: `conversations` [{from, value}] (or `messages`
+    [{role, content}]), `chosen`/`rejected` one message each, and an optional `system` string."""
+    if "conversations" in record:
+        key, role_key, content_key = "conversations", "from", "value"
+    else:
+        key, role_key, content_key = "messages", "role", "content"
+    conversation = _messages(record.get(key), key, role_key, content_key, SHAREGPT_ROLES)
+    system = record.get("system")
+    if isinstance(system, str) and system.strip():
+        conversation = [("system", system), *conversation]
+    c = _sharegpt_answer(record.get("chosen"), "chosen", role_key, content_key)
+    r = _sharegpt_answer(record.get("rejected"), "rejected", role_key, content_key)
+    return Candidate(conversation, c, r, _extra(record, {key, "chosen", "rejected", "system"}))
+
+
+def map_plain(record: dict[str, Any]) -> Candidate:
+    """`prompt`/`chosen`/`rejected` strings (RewardBench v1, the UltraFeedback sample), or
+    Alpaca-style `instruction` [+ `input`] with chosen/rejected strings."""
+    if "prompt" in record or "instruction" not in record:
+        prompt = _require(record, "prompt")
+        used = {"prompt", "chosen", "rejected", "system"}
+    else:
+        prompt = _require(record, "instruction")
+        extra_input = record.get("input")
+        if isinstance(prompt, str) and isinstance(extra_input, str) and extra_input.strip():
+            prompt = f"{prompt}\n\n{extra_input}"
+        used = {"instruction", "input", "chosen", "rejected", "system"}
+    conversation: list[tuple[Any, Any]] = [("user", prompt)]
+    system = record.get("system")
+    if isinstance(system, str) and system.strip():
+        conversation.insert(0, ("system", system))
+    return Candidate(conversation, _require(record, "chosen"), _require(record, "rejected"), _extra(record, used))
+
+
+PAIR_FIELDS = frozenset(PreferencePair.__dataclass_fields__)
+
+
+def map_pairs(record: dict[str, Any]) -> Candidate:
+    """RewardOps' own shards (or their JSON export): every field is kept."""
+    conversation = _messages(record.get("conversation"), "conversation")
+    passthrough = {k: v for k, v in record.items() if k in PAIR_FIELDS and k not in {"conversation", "chosen", "rejected"}}
+    return Candidate(conversation, record.get("chosen"), record.get("rejected"), {"__pair__": passthrough})
+
+
+def _extra(record: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in used}
+
+
+FORMATS: dict[str, Callable[[dict[str, Any]], Candidate]] = {
+    "hh-rlhf": map_hh_rlhf,
+    "conversational": map_conversational,
+    "sharegpt": map_sharegpt,
+    "plain": map_plain,
+    "pairs": map_pairs,
+}
+
+
+def detect_format(record: dict[str, Any]) -> str | None:
+    """The format one record is in, or None when it matches none."""
+    keys = set(record)
+    if {"conversation", "chosen", "rejected", "label_source"} <= keys:
+        return "pairs"
+    if "chosen" not in keys and "rejected" not in keys:
+        return None
+    if "conversations" in keys or ("messages" in keys and isinstance(record.get("chosen"), dict)):
+        return "sharegpt"
+    chosen = record.get("chosen")
+    if chosen is None:
+        chosen = record.get("rejected")
+    if isinstance(chosen, list):
+        return "conversational"
+    if isinstance(chosen, str):
+        if "prompt" in keys or "instruction" in keys:
+            return "plain"
+        if _HH_TURN.match(chosen) or "\n\nAssistant:" in chosen:
+            return "hh-rlhf"
+    return None
+
+
+DETECT_WINDOW = 200
+
+
+def detect_source_format(rows: list[RawRow]) -> str | None:
+    """The most common format among the first readable records of a source."""
+    votes: dict[str, int] = {}
+    for row in rows:
+        if row.record is not None and (fmt := detect_format(row.record)) is not None:
+            votes[fmt] = votes.get(fmt, 0) + 1
+    return max(votes, key=votes.__getitem__) if votes else None
+
+
+# --------------------------------------------------------------------------- rows to pairs
+
+
+@dataclass
+class ReadResult:
+    """One row read from a source: a pair, or the error that keeps it out."""
+
+    source_file: str
+    row: int
+    pair: PreferencePair | None
+    error: RowError | None
+    raw: Any
+
+
+def build_pair(c: Candidate, source: str, source_file: str, row: int, fmt: str, id_prefix: str | None = None) -> PreferencePair:
+    """The checked candidate as a pair; its id is `<id_prefix or source>:<row>`."""
+    default_id = f"{id_prefix or source}:{row}"
+    conversation = [Message(role=r, content=t) for r, t in c.conversation]
+    if "__pair__" in c.extra:
+        fields = dict(c.extra["__pair__"])
+        fields["scores"] = dict(fields.get("scores") or {})  # a dict (JSON) or key/value pairs (Arrow map)
+        meta = fields.get("meta")
+        fields["meta"] = json.loads(meta) if isinstance(meta, str) else dict(meta or {})
+        fields["lineage"] = [*list(fields.get("lineage") or []), "ingest"]
+        fields.setdefault("id", default_id)
+        fields.setdefault("source", source)
+        fields.setdefault("label_source", LabelSource.ORIGINAL.value)
+        return PreferencePair(conversation=conversation, chosen=c.chosen, rejected=c.rejected, **fields)
+    meta: dict[str, Any] = {"source_file": source_file, "row": row, "format": fmt}
+    if c.extra:  # source-specific fields, made JSON-safe (Parquet rows may hold bytes or dates)
+        meta["extra"] = json.loads(json.dumps(c.extra, default=str))
+    return PreferencePair(
+        id=default_id,
+        source=source,
+        conversation=conversation,
+        chosen=c.chosen,
+        rejected=c.rejected,
+        label_source=LabelSource.ORIGINAL.value,
+        lineage=["ingest"],
+        meta=meta,
+    )
+
+
+def read_source(
+    src: str | Path,
+    fmt: str | None = None,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
+    source: str | None = None,
+) -> Iterator[ReadResult]:
+    """Every row of one source as a checked pair or an error, in order, streamed.
+
+    `fmt` names the format; None detects it from the first records.
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    source = source or source_name(src)
+    id_prefix = file_tag(Path(src)) if is_local(src) and source != file_tag(Path(src)) else None
+    rows = iter_raw_rows(src, max_row_bytes)
+    head: list[RawRow] = []
+    if fmt is None:
+        for row in rows:
+            head.append(row)
+            if sum(r.record is not None for r in head) >= DETECT_WINDOW:
+                break
+        fmt = detect_source_format(head)
+        if fmt is None:
+            if not any(r.record is not None for r in head):
+                fmt = "plain"  # no readable record at all: every row is quarantined as it is
+            else:
+                raise ValueError(
+                    f"{src}: cannot detect the format (keys of row {head[0].row}: "
+                    f"{sorted(next(r.record for r in head if r.record is not None))}); name it with --format "
+                    f"({', '.join(FORMATS)})"
+                )
+    mapper = FORMATS[fmt]
+
+    def all_rows() -> Iterator[RawRow]:
+        yield from head
+        yield from rows
+
+    for raw in all_rows():
+        if raw.error is not None:
+            yield ReadResult(raw.source_file, raw.row, None, raw.error, raw.raw)
+            continue
+        assert raw.record is not None
+        try:
+            candidate = mapper(raw.record)
+            check_candidate(candidate)
+        except RowError as err:
+            yield ReadResult(raw.source_file, raw.row, None, err, raw.raw)
+            continue
+        pair = build_pair(candidate, source, raw.source_file, raw.row, fmt, id_prefix)
+        yield ReadResult(raw.source_file, raw.row, pair, None, None)
