@@ -1,0 +1,27 @@
+"""stage1_iteration: one iteration of the stage-1 human-AI loop (train, retrieve, verify, judge)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from rewardops.k8s.images import component_image
+
+
+@dsl.component(base_image=component_image(), install_kfp_package=False)
+def stage1_iteration(
+    state: Input[Dataset],
+    iteration: int,
+    data_version: str,
+    next_state: Output[Dataset],
+    metrics: Output[Metrics],
+    settings: str = "",
+):
+    """Adds `stage1/iter-<iteration>` to the curation state: an RM trained on silver and selected on
+    gold, error-driven retrieval from the pool, human verification and LLM judging."""
+    from rewardops.k8s.curation_steps import CurationSettings
+    from rewardops.k8s.curation_steps import stage1_iteration as run_iteration
+    from rewardops.k8s.steps import begin_step, log_metrics
+
+    begin_step(f"stage1-iteration-{iteration}", data_version)
+    values = run_iteration(state.path, next_state.path, iteration, CurationSettings.from_json(settings))
+    next_state.metadata.update({"data_version": data_version, "iteration": iteration})
+    log_metrics(metrics, values)

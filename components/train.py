@@ -1,0 +1,45 @@
+"""train: train one catalog size in this task's own process (CPU demo sizes, or a single GPU node)."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from rewardops.k8s.images import component_image
+
+
+@dsl.component(base_image=component_image(), install_kfp_package=False)
+def train(
+    dataset: Input[Dataset],
+    size: str,
+    data_version: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+    overrides: List[str] = [],
+    profile: str = "final",
+    max_steps: int = 0,
+):
+    """`rewardops train --size SIZE` on the Dataset; the Model folder holds checkpoints and the
+    exported Hugging Face model. Multi-node sizes go through `train_launcher` instead."""
+    import os
+
+    from rewardops.k8s.steps import begin_step, log_metrics
+    from rewardops.training.config import parse_overrides, resolve_config
+    from rewardops.training.trainer import train as run_train
+
+    begin_step(f"train-{size}", data_version)
+    settings = parse_overrides(list(overrides))
+    settings.update({"data": dataset.path, "out": model.path})
+    if max_steps > 0:
+        settings["max_steps"] = max_steps
+    config = resolve_config(size, settings, profile=profile)
+    result = run_train(config, progress=False)
+    last = result.history[-1] if result.history else {}
+    model.metadata.update({
+        "size": size, "backbone": config.backbone, "data_version": data_version, "steps": result.steps,
+        "export_dir": os.path.relpath(result.export_dir, model.path) if result.export_dir else "",
+        "mlflow_run_id": result.run_id or "", "registered_model": config.model_name,
+        "registered_version": result.registered_version or 0,
+    })
+    log_metrics(metrics, {"steps": result.steps, **{k.replace("/", "_"): v for k, v in last.items()},
+                          **({"eval_accuracy": result.eval["accuracy"]} if result.eval else {})})

@@ -1,0 +1,107 @@
+"""Submit-time checks: a parameter that cannot work fails here, not an hour into a run.
+
+`check(name, params)` returns every problem with `params` for pipeline `name` (empty when they
+can work); `rewardops pipelines submit` and `run --local` refuse to start with any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+URI_SCHEMES = ("s3://", "minio://", "gs://", "https://", "http://", "oci://")
+
+
+def _data_version(params: Mapping[str, Any]) -> list[str]:
+    version = params.get("data_version")
+    if not isinstance(version, str) or not version.strip():
+        return ["data_version is missing: pass --data PATH (its DVC hash or content hash is computed) or "
+                "--param data_version=<dvc md5 | sha256:...>; without it the pipeline cache cannot tell "
+                "changed data from unchanged data"]
+    return []
+
+
+def _plan(params: Mapping[str, Any], output_root_needed: bool, demo: bool = False) -> list[str]:
+    from rewardops.k8s.trainjob import TrainJobConfigError, request_for_size
+
+    problems: list[str] = []
+    plan = params.get("plan")
+    if plan is None:
+        return problems
+    if not isinstance(plan, list) or not plan:
+        return ["plan must be a non-empty list of {size, nodes, gpus_per_node} entries"]
+    for i, item in enumerate(plan):
+        if not isinstance(item, Mapping) or "size" not in item:
+            problems.append(f"plan[{i}]: {item!r} is not a {{size, nodes, gpus_per_node}} entry")
+            continue
+        nodes, gpus = item.get("nodes", 1), item.get("gpus_per_node", 1)
+        if not isinstance(nodes, int) or nodes < 1:
+            problems.append(f"plan[{i}] ({item['size']}): nodes={nodes!r} must be a positive integer")
+            continue
+        if not isinstance(gpus, int) or gpus < 0:
+            problems.append(f"plan[{i}] ({item['size']}): gpus_per_node={gpus!r} must be a non-negative integer")
+            continue
+        try:
+            request_for_size(item["size"], data_uri="s3://check/data", output_uri="s3://check/out",
+                             overrides=[f"nodes={nodes}", f"gpus_per_node={gpus}"],
+                             profile=str(params.get("profile", "final")))
+        except TrainJobConfigError as exc:
+            problems.append(f"plan[{i}]: {exc}")
+    if output_root_needed:
+        root = params.get("output_root")
+        if not isinstance(root, str) or not root.startswith(("s3://", "gs://")):
+            problems.append(f"output_root={root!r}: the TrainJobs write the models there; give an s3:// URI "
+                            "(e.g. s3://rewardops-checkpoints/runs)")
+    return problems
+
+
+def _uri(params: Mapping[str, Any], key: str) -> list[str]:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        return [f"{key} is missing"]
+    if not value.startswith(URI_SCHEMES):
+        return [f"{key}={value!r}: a cluster run reads artifacts from object storage; use one of {', '.join(URI_SCHEMES)}"]
+    return []
+
+
+def _settings(params: Mapping[str, Any]) -> list[str]:
+    from rewardops.k8s.curation_steps import CurationSettings
+
+    try:
+        CurationSettings.from_json(str(params.get("settings") or ""))
+    except (ValueError, TypeError) as exc:
+        return [f"settings: {exc}"]
+    return []
+
+
+def _benchmarks(params: Mapping[str, Any], key: str = "benchmarks") -> list[str]:
+    if key not in params:
+        return []
+    try:
+        from rewardops.evaluation.benchmarks import parse_names
+
+        parse_names(str(params[key]))
+    except (KeyError, ValueError) as exc:
+        return [f"{key}={params[key]!r}: {exc}"]
+    return []
+
+
+def check(name: str, params: Mapping[str, Any], local: bool = False) -> list[str]:
+    """Every reason `params` cannot work for pipeline `name` (`local`: a kfp.local run)."""
+    problems = _data_version(params)
+    if name == "data":
+        if not params.get("sources"):
+            problems.append("sources is missing: the files or folders to ingest")
+    elif name == "curation":
+        problems += ([] if local else _uri(params, "dataset_uri")) + _settings(params)
+    elif name == "training-suite":
+        problems += ([] if local else _uri(params, "dataset_uri")) + _plan(params, output_root_needed=True)
+    elif name == "evaluation":
+        problems += ([] if local else _uri(params, "model_uri")) + _benchmarks(params)
+    elif name == "end-to-end":
+        if not params.get("sources"):
+            problems.append("sources is missing: the data to ingest")
+        problems += _settings(params) + _plan(params, output_root_needed=True) + _benchmarks(params)
+    elif name == "demo":
+        problems += _settings(params) + _plan(params, output_root_needed=False) + _benchmarks(params)
+    return problems

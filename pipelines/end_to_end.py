@@ -1,0 +1,84 @@
+"""end-to-end: data -> curation -> training suite -> evaluation -> registry.
+
+Two builds of one DAG:
+- cluster (`local=False`): ingest from `sources`, every size trained as a TrainJob
+  (`train_launcher`), evaluation on a GPU;
+- local (`local=True`, what `make demo` runs under kfp.local): the generated world instead of
+  ingest, the catalog's demo ladder trained in-process (`train`), CPU evaluation.
+"""
+
+from typing import List
+
+from kfp import dsl
+
+from components.evaluate import evaluate
+from components.generate import generate
+from components.ingest import ingest
+from components.preprocess import preprocess
+from components.register import register
+from components.train import train
+from components.train_launcher import train_launcher
+from pipelines.curation import curate
+from pipelines.resources import sized, with_gpu
+from rewardops.k8s.trainjob import size_plan
+
+
+def _train_evaluate_register(dataset, data_version, item, local, output_root, profile, max_steps, benchmarks,
+                             sources, world_n):
+    if local:
+        trained = sized(train(dataset=dataset, size=item.size, data_version=data_version, profile=profile,
+                              max_steps=max_steps), "train-cpu")
+    else:
+        trained = sized(train_launcher(dataset=dataset, size=item.size, nodes=item.nodes,
+                                       gpus_per_node=item.gpus_per_node, data_version=data_version,
+                                       output_root=output_root, profile=profile), "light")
+    scored = sized(evaluate(model=trained.outputs["model"], data_version=data_version, benchmarks=benchmarks,
+                            sources=sources, world_n=world_n), "data")
+    if not local:
+        with_gpu(scored)
+    sized(register(model=trained.outputs["model"], report=scored.outputs["report"], data_version=data_version),
+          "light", cache=False)
+
+
+def build(local: bool = False, iterations: int = 2, sizes: list[str] | None = None):
+    if sizes is not None:
+        default_plan = size_plan(sizes)
+    elif local:
+        # two small backbones of the catalog's demo ladder keep `make demo` within minutes on 2 CPU
+        # cores; `--sizes` adds the others (demo-smollm2-135m is a real 135M model)
+        default_plan = size_plan(demo=True)[:2]
+    else:
+        default_plan = size_plan()
+    default_pool_shards = 2 if local else 8
+    name = "rewardops-demo" if local else "rewardops-end-to-end"
+
+    @dsl.pipeline(name=name, description="Curation -> training suite -> evaluation -> registry.")
+    def end_to_end_pipeline(
+        data_version: str,
+        sources: List[str] = [],
+        world_n: int = 1000,
+        world_noise: float = 0.1,
+        world_seed: int = 0,
+        gold_n: int = 64,
+        silver_n: int = 256,
+        pool_shards: int = default_pool_shards,
+        settings: str = "",
+        plan: List[dict] = default_plan,
+        profile: str = "final",
+        max_steps: int = 0,
+        output_root: str = "",
+        benchmarks: str = "all+world",
+        eval_sources: List[str] = [],
+        eval_world_n: int = 256,
+    ):
+        if local:
+            raw = sized(generate(n=world_n, noise=world_noise, seed=world_seed), "data")
+        else:
+            raw = sized(ingest(sources=sources, data_version=data_version), "data")
+        clean = sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version), "data")
+        merged = curate(clean.outputs["dataset"], data_version, iterations, gold_n, silver_n, pool_shards, settings)
+        with dsl.ParallelFor(items=plan, name="sizes") as item:
+            _train_evaluate_register(merged.outputs["curated"], data_version, item, local, output_root, profile,
+                                     max_steps, benchmarks, eval_sources, eval_world_n)
+
+    return end_to_end_pipeline

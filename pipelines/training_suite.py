@@ -1,0 +1,32 @@
+"""training-suite: every catalog size in parallel, each as a TrainJob with its own nodes and GPUs."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import Dataset
+
+from components.train_launcher import train_launcher
+from pipelines.resources import sized
+from rewardops.k8s.trainjob import size_plan
+
+
+def launch_suite(dataset, data_version, plan, output_root, profile):
+    with dsl.ParallelFor(items=plan, name="sizes") as item:
+        task = sized(train_launcher(dataset=dataset, size=item.size, nodes=item.nodes,
+                                    gpus_per_node=item.gpus_per_node, data_version=data_version,
+                                    output_root=output_root, profile=profile), "light")
+    return task
+
+
+def build(sizes: list[str] | None = None):
+    default_plan = size_plan(sizes)
+
+    @dsl.pipeline(name="rewardops-training-suite",
+                  description="Train the catalog's reward-model sizes as Kubeflow Trainer TrainJobs, in parallel.")
+    def training_suite_pipeline(dataset_uri: str, data_version: str, output_root: str,
+                                plan: List[dict] = default_plan, profile: str = "final"):
+        imported = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False,
+                                metadata={"data_version": data_version})
+        launch_suite(imported.output, data_version, plan, output_root, profile)
+
+    return training_suite_pipeline

@@ -1,0 +1,152 @@
+"""TrainJob manifests from the training catalog, checked against the vendored Trainer CRD schema."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from rewardops.k8s.schema import ManifestInvalid, load_openapi_schema, trainjob_errors, validate_trainjob
+from rewardops.k8s.trainjob import (
+    S3Credentials,
+    TrainJobConfigError,
+    TrainJobRequest,
+    build_trainjob,
+    dns_label,
+    trainjob_for_size,
+)
+from rewardops.training.config import catalog_sizes, resolve_config
+
+REPO = Path(__file__).resolve().parents[2]
+S3 = S3Credentials("rewardops-s3", endpoint_url="http://minio.rewardops:9000")
+PAPER_SIZES = [s for s in catalog_sizes() if not resolve_config(s).demo]
+DEMO_SIZES = [s for s in catalog_sizes() if resolve_config(s).demo]
+
+
+def job(size: str, **kwargs) -> dict:
+    kwargs.setdefault("data_uri", "s3://rewardops-dvc/subsets/stage2")
+    kwargs.setdefault("output_uri", f"s3://rewardops-checkpoints/{size}")
+    kwargs.setdefault("mlflow_tracking_uri", "http://mlflow.rewardops:5000")
+    kwargs.setdefault("s3", S3)
+    return trainjob_for_size(size, **kwargs)
+
+
+def env_of(manifest: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in manifest["spec"]["trainer"]["env"]}
+
+
+def test_the_catalog_has_the_eight_paper_sizes_and_a_demo_ladder():
+    assert len(PAPER_SIZES) == 8 and len(DEMO_SIZES) >= 2
+
+
+@pytest.mark.parametrize("size", PAPER_SIZES)
+def test_paper_sizes_run_deepspeed_under_mpi_with_the_catalogs_nodes_and_gpus(size):
+    config = resolve_config(size)
+    manifest = job(size)
+    assert trainjob_errors(manifest) == []
+    trainer = manifest["spec"]["trainer"]
+    assert manifest["spec"]["runtimeRef"]["name"] == "deepspeed-distributed"
+    assert trainer["numNodes"] == config.nodes == 8
+    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == config.gpus_per_node == 8
+    assert trainer["numProcPerNode"] == 8  # one MPI slot per GPU
+    command = trainer["command"]
+    assert command[:3] == ["mpirun", "--hostfile", "/etc/mpi/hostfile"]
+    assert command[3:7] == ["rewardops", "train", "--size", size]
+    assert command[command.index("--data") + 1] == "s3://rewardops-dvc/subsets/stage2"
+    assert manifest["metadata"]["labels"]["rewardops.io/size"] == dns_label(size)
+
+
+@pytest.mark.parametrize("size", DEMO_SIZES)
+def test_demo_sizes_run_torchrun_on_one_node(size):
+    trainer = job(size)["spec"]["trainer"]
+    assert trainer["command"][:3] == ["torchrun", "--no-python", "rewardops"]
+    assert trainer["numNodes"] == 1 and trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_env_carries_mlflow_and_data_uris_and_s3_keys_only_by_secret_reference():
+    manifest = job("qwen3-4b", eval_data_uri="s3://rewardops-dvc/gold", data_version="md5-3f2a")
+    env = env_of(manifest)
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.rewardops:5000"
+    assert env["REWARDOPS_TRAIN_DATA"]["value"] == "s3://rewardops-dvc/subsets/stage2"
+    assert env["REWARDOPS_EVAL_DATA"]["value"] == "s3://rewardops-dvc/gold"
+    assert env["REWARDOPS_DATA_VERSION"]["value"] == "md5-3f2a"
+    assert env["AWS_ENDPOINT_URL"]["value"] == env["MLFLOW_S3_ENDPOINT_URL"]["value"] == "http://minio.rewardops:9000"
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert "value" not in env[key]
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "rewardops-s3", "key": key}
+    assert "minio123" not in str(manifest)
+
+
+def test_cluster_specific_runtime_names_come_from_the_client_configmap_env(monkeypatch):
+    monkeypatch.setenv("REWARDOPS_DEEPSPEED_RUNTIME", "rewardops-deepspeed")
+    assert job("qwen3-8b")["spec"]["runtimeRef"]["name"] == "rewardops-deepspeed"
+    assert job("qwen3-8b", runtime="deepspeed-distributed")["spec"]["runtimeRef"]["name"] == "deepspeed-distributed"
+
+
+def test_overrides_reshape_the_job_and_bad_ones_fail_before_the_cluster():
+    trainer = job("qwen3-0.6b", overrides=["nodes=2", "gpus_per_node=4", "global_batch=256"])["spec"]["trainer"]
+    assert trainer["numNodes"] == 2 and trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 4
+    assert trainer["command"][-2:] == ["--set", "global_batch=256"]
+    with pytest.raises(TrainJobConfigError, match="not divisible by the world size 64"):
+        job("qwen3-0.6b", overrides=["global_batch=1000"])
+    with pytest.raises(TrainJobConfigError, match=r"unknown size 'qwen3-9b'.*qwen3-0.6b"):
+        job("qwen3-9b")
+    with pytest.raises(TrainJobConfigError, match="at least one node"):
+        job("qwen3-0.6b", overrides=["nodes=0"])
+
+
+def test_request_level_checks():
+    base = dict(name="x", train_args=["train"])
+    with pytest.raises(TrainJobConfigError, match="framework 'jax'"):
+        build_trainjob(TrainJobRequest(**base, framework="jax"))
+    with pytest.raises(TrainJobConfigError, match="in plain text"):
+        build_trainjob(TrainJobRequest(**base, s3=S3, env={"AWS_SECRET_ACCESS_KEY": "oops"}))
+    cpu = build_trainjob(TrainJobRequest(**base, gpus_per_node=0, cpu_per_node="4", memory_per_node="16Gi"))
+    resources = cpu["spec"]["trainer"]["resourcesPerNode"]
+    assert resources == {"limits": {"memory": "16Gi"}, "requests": {"cpu": "4", "memory": "16Gi"}}
+
+
+def test_names_become_rfc1035_labels():
+    assert dns_label("Qwen3-0.6B_run#1") == "qwen3-0-6b-run-1"
+    assert dns_label("8b-run").startswith("rm-8b-run")
+    long = dns_label("llama-3.1-8b-40m-" + "x" * 80)
+    assert len(long) <= 63 and long != dns_label("llama-3.1-8b-40m-" + "y" * 80)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda m: m["spec"]["trainer"].__setitem__("numNode", 2), "Additional properties are not allowed ('numNode'"),
+        (lambda m: m["spec"]["trainer"].__setitem__("numNodes", "8"), "spec.trainer.numNodes: '8' is not of type 'integer'"),
+        (lambda m: m["spec"]["trainer"].__setitem__("numNodes", 2**31), "spec.trainer.numNodes: 2147483648 is greater than"),
+        (lambda m: m["spec"]["trainer"]["resourcesPerNode"]["limits"].__setitem__("nvidia.com/gpu", "8 GPUs"),
+         "spec.trainer.resourcesPerNode.limits.nvidia.com/gpu"),
+        (lambda m: m["spec"]["trainer"]["env"].append({"name": "REWARDOPS_SIZE", "value": "x"}),
+         "duplicate entry with {'name': 'REWARDOPS_SIZE'}"),
+        (lambda m: m["spec"]["trainer"]["env"].append({"value": "nameless"}), "'name' is a required property"),
+        (lambda m: m["spec"].pop("runtimeRef"), "spec: 'runtimeRef' is a required property"),
+        (lambda m: m["spec"]["runtimeRef"].__setitem__("name", ""), "spec.runtimeRef.name"),
+        (lambda m: m["metadata"].__setitem__("name", "RM-Qwen"), "must match RFC 1035 DNS label format"),
+        (lambda m: m["metadata"].__setitem__("name", "a" * 64), "no more than 63 characters"),
+        (lambda m: m["spec"].__setitem__("managedBy", "me"), "spec.managedBy: must be one of"),
+        (lambda m: m.__setitem__("apiVersion", "kubeflow.org/v1"), "apiVersion: expected trainer.kubeflow.org/v1alpha1"),
+    ],
+)
+def test_schema_rejects_what_the_api_server_would(mutate, expected):
+    manifest = copy.deepcopy(job("qwen3-0.6b"))
+    mutate(manifest)
+    errors = trainjob_errors(manifest)
+    assert any(expected in e for e in errors), errors
+    with pytest.raises(ManifestInvalid, match="does not match the TrainJob CRD schema"):
+        validate_trainjob(manifest)
+
+
+def test_vendored_schema_records_its_source_and_keeps_the_fields_we_use():
+    schema = load_openapi_schema()
+    trainer = schema["properties"]["spec"]["properties"]["trainer"]["properties"]
+    assert {"image", "command", "args", "env", "numNodes", "resourcesPerNode", "numProcPerNode"} <= set(trainer)
+    status = schema["properties"]["status"]["properties"]
+    assert {"conditions", "jobsStatus", "trainerStatus"} <= set(status)
+    readme = (REPO / "src/rewardops/k8s/crds/README.md").read_text()
+    assert "0f13bb7a01973a1717651000c746d634bd4161e9" in readme

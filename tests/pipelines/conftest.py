@@ -1,0 +1,32 @@
+"""Fixtures for the pipeline tests: the repository's pipelines/ and components/ on sys.path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+for path in (REPO, Path(__file__).parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory) -> dict[str, dict]:
+    """Every pipeline compiled once to IR YAML and parsed."""
+    from pipeline_ir import load_ir
+
+    from rewardops.pipelines_cli import compile_all
+
+    out = tmp_path_factory.mktemp("ir")
+    return {path.stem: load_ir(path) for path in compile_all(out)}
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """Per-test digest cache and MLflow store, so tests never share state through ~/.cache."""
+    monkeypatch.setenv("REWARDOPS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
