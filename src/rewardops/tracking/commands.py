@@ -1,0 +1,275 @@
+"""CLI of the tracking area: `rewardops data push|pull|status|remote|source`, `rewardops registry
+promote|register`, and `rewardops compare`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+out_console = Console()
+wide_console = Console(width=None if Console().is_terminal else 160)  # tables stay readable in CI logs
+
+data_app = typer.Typer(help="Versioned data: the DVC S3 remote and the pipeline's source stage.", no_args_is_help=True)
+registry_app = typer.Typer(help="The MLflow model registry: aliases candidate / champion.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+@data_app.command("push")
+def data_push(
+    targets: Annotated[Optional[list[str]], typer.Argument(help="Outputs or .dvc files to push (default: all).")] = None,
+    repo: Annotated[Path, typer.Option("--repo", help="The DVC repository.")] = Path("."),
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel uploads.")] = None,
+    create_bucket: Annotated[bool, typer.Option("--create-bucket", help="Create the bucket if it does not exist.")] = False,
+    all_commits: Annotated[bool, typer.Option("--all-commits", help="Every data version in the git history.")] = False,
+) -> None:
+    """Upload cached data to the S3 remote (REWARDOPS_DVC_REMOTE, REWARDOPS_S3_ENDPOINT, AWS_* credentials).
+
+    Rerunning an interrupted push sends only what is still missing.
+    """
+    from rewardops.tracking.dvc_remote import RemoteError, push
+
+    try:
+        count = push(repo, targets, jobs=jobs, create_bucket=create_bucket, all_commits=all_commits)
+    except RemoteError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - DVC errors: say it was the push
+        raise _fail(f"dvc push failed: {exc}") from None
+    out_console.print(f"{count} files pushed")
+
+
+@data_app.command("pull")
+def data_pull(
+    targets: Annotated[Optional[list[str]], typer.Argument(help="Outputs to pull (default: all).")] = None,
+    repo: Annotated[Path, typer.Option("--repo", help="The DVC repository.")] = Path("."),
+    rev: Annotated[Optional[str], typer.Option("--rev", help="Git revision (commit, tag, branch) of an older data version.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where an older version goes (default <target>@<rev>).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1)] = None,
+) -> None:
+    """Download data from the S3 remote; with --rev, the version of that git revision."""
+    from rewardops.tracking.dvc_remote import RemoteError, pull
+
+    try:
+        result = pull(repo, targets, rev=rev, out=out, jobs=jobs)
+    except RemoteError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(f"dvc pull failed: {exc}") from None
+    out_console.print_json(json.dumps(result))
+
+
+@data_app.command("status")
+def data_status(repo: Annotated[Path, typer.Option("--repo")] = Path(".")) -> None:
+    """What is not yet in the remote, not committed, or not in the local cache."""
+    from rewardops.tracking.dvc_remote import RemoteError, status
+
+    try:
+        result = status(repo)
+    except RemoteError as exc:
+        raise _fail(str(exc)) from None
+    out_console.print_json(json.dumps(result))
+
+
+@data_app.command("remote")
+def data_remote(
+    repo: Annotated[Path, typer.Option("--repo")] = Path("."),
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Verify bucket and credentials.")] = True,
+) -> None:
+    """Write the S3 remote from the environment into .dvc/config.local (for plain `dvc push/pull`)."""
+    from rewardops.tracking.dvc_remote import RemoteError, RemoteSettings, check_remote, configure_remote
+
+    try:
+        settings = RemoteSettings.from_env()
+        if check:
+            check_remote(settings)
+        configure_remote(repo, settings)
+    except RemoteError as exc:
+        raise _fail(str(exc)) from None
+    out_console.print(f"remote {settings.name} -> {settings.url} ({settings.endpoint_url or 'AWS S3'})")
+
+
+def source_argv(section: dict[str, Any], out: str) -> list[str]:
+    """The `rewardops generate|ingest` arguments for params.yaml's `data:` section."""
+    kind = section.get("source", "generate")
+    shard = ["--shard-size", str(section.get("shard_size", 100_000))]
+    if kind == "generate":
+        g = section.get("generate") or {}
+        return [
+            "generate", "--out", out, "--n", str(g.get("n", 1000)), "--noise", str(g.get("noise", 0.1)),
+            "--seed", str(g.get("seed", 0)), *shard,
+        ]  # fmt: skip
+    if kind == "ingest":
+        i = section.get("ingest") or {}
+        paths = [str(p) for p in (i.get("paths") or [])]
+        if not paths:
+            raise ValueError("params.yaml data.source is 'ingest' but data.ingest.paths is empty")
+        fmt = ["--format", str(i["format"])] if i.get("format") else []
+        return ["ingest", *paths, "--out", out, *fmt, *shard]
+    raise ValueError(f"params.yaml data.source must be 'generate' or 'ingest', got {kind!r}")
+
+
+@data_app.command("source")
+def data_source(
+    out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
+    params: Annotated[Path, typer.Option("--params", help="The params file with a `data:` section.")] = Path("params.yaml"),
+) -> None:
+    """The pipeline's first stage: `rewardops generate` or `rewardops ingest`, as params.yaml says."""
+    import yaml
+
+    try:
+        section = (yaml.safe_load(params.read_text()) or {}).get("data") or {}
+        argv = source_argv(section, str(out))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise _fail(f"{params}: {exc}") from None
+    console.print(f"[bold]rewardops {' '.join(argv)}[/bold]")
+    code = subprocess.call([sys.executable, "-m", "rewardops.cli", *argv])
+    if code:
+        raise typer.Exit(code)
+
+
+@data_app.command("seed-split")
+def data_seed_split(
+    dataset: Annotated[Path, typer.Argument(help="A preprocessed dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Writes gold/, silver/, pool/ and state.json.")],
+    gold_n: Annotated[int, typer.Option("--gold-n", min=1)] = 64,
+    silver_n: Annotated[int, typer.Option("--silver-n", min=1)] = 256,
+    pool_shards: Annotated[int, typer.Option("--pool-shards", min=1)] = 4,
+    annotator: Annotated[str, typer.Option("--annotator", help="simulated[:ERR] (needs the world's known truth).")] = "simulated:0.05",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Curation seed: the gold seed (verified), the silver seed and the pool (the KFP `annotate` step's code)."""
+    from rewardops.k8s.curation_steps import CurationSettings, seed_split
+
+    kind, _, rate = annotator.partition(":")
+    try:
+        settings = CurationSettings(annotator=kind, annotator_error=float(rate or 0.05), seed=seed)
+        counts = seed_split(dataset, out, gold_n, silver_n, settings, pool_shards=pool_shards)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    out_console.print_json(json.dumps(counts))
+
+
+SUBSETS = {"curated": "kept", "discarded": "discarded", "flipped": "recycled"}
+
+
+@data_app.command("subsets")
+def data_subsets(
+    stage2: Annotated[Path, typer.Argument(help="`rewardops curate stage2` output (kept/, discarded/, recycled/).")],
+    out: Annotated[Path, typer.Option("--out", help="Writes curated/, discarded/, flipped/ and subsets.json here.")],
+) -> None:
+    """The published subsets: curated (kept), discarded, flipped (discarded pairs, label flipped)."""
+    import shutil
+
+    from rewardops.data.shards import count_pairs, shard_paths
+
+    counts: dict[str, int] = {}
+    for name, source in SUBSETS.items():
+        src, dest = stage2 / source, out / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        if src.is_dir():
+            for shard in shard_paths(src):
+                shutil.copyfile(shard, dest / shard.name)
+        elif name == "curated":
+            raise _fail(f"{src}: no kept/ folder; is {stage2} a stage-2 output?")
+        counts[name] = count_pairs(dest) if any(dest.iterdir()) else 0
+    (out / "subsets.json").write_text(json.dumps(counts, indent=1) + "\n")
+    out_console.print_json(json.dumps(counts))
+
+
+# ------------------------------------------------------------------------------------ registry
+
+
+def _client(tracking_uri: str | None) -> Any:
+    import os
+
+    from mlflow import MlflowClient
+
+    from rewardops.tracking.mlflow_tracker import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. rewardops-rm-qwen3-0.6b.")],
+    version: Annotated[Optional[int], typer.Option("--version", help="Default: the 'candidate' alias.")] = None,
+    metric: Annotated[str, typer.Option("--metric")] = "eval/average_7",
+    min_delta: Annotated[float, typer.Option("--min-delta", help="Points the candidate must gain over the champion.")] = 0.0,
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Without all seven benchmarks, compare on those both versions have.")] = False,
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
+) -> None:
+    """Point 'champion' at the candidate when its seven-benchmark average beats the champion's."""
+    from rewardops.tracking.registry import promote_champion
+
+    try:
+        decision = promote_champion(
+            _client(tracking_uri), name, version=version, metric=metric, min_delta=min_delta, allow_partial=allow_partial
+        )
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    verb = "[green]promoted[/green]" if decision.promoted else "[yellow]kept[/yellow]"
+    out_console.print(f"{name} v{decision.candidate}: {verb} ({decision.reason}); champion = v{decision.champion}")
+
+
+@registry_app.command("register")
+def registry_register(
+    model_dir: Annotated[Path, typer.Argument(help="A saved transformers checkpoint folder.")],
+    name: Annotated[str, typer.Option("--name")],
+    run_id: Annotated[str, typer.Option("--run-id", help="The MLflow run the model belongs to.")],
+    alias: Annotated[str, typer.Option("--alias")] = "candidate",
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
+) -> None:
+    """Register a checkpoint after the fact (e.g. one an outage kept from being registered)."""
+    from rewardops.tracking.registry import register_checkpoint
+
+    try:
+        version = register_checkpoint(model_dir, name, run_id=run_id, tracking_uri=tracking_uri, alias=alias)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    out_console.print(f"{name} v{version} registered, alias {alias}")
+
+
+# ------------------------------------------------------------------------------------ compare
+
+
+def compare(
+    suite: Annotated[str, typer.Argument(help="Suite name (or parent run id).")],
+    other: Annotated[Optional[str], typer.Argument(help="A second suite to set side by side.")] = None,
+    experiment: Annotated[Optional[str], typer.Option("--experiment", help="Default: search all experiments.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for compare.md/.csv/.png.")] = Path("compare"),
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
+) -> None:
+    """Table 1 of the paper for a suite: sizes x seven benchmarks + average, from MLflow."""
+    from rewardops.tracking.compare import load_suite, rich_table, write_outputs
+
+    client = _client(tracking_uri)
+    try:
+        a = load_suite(client, suite, experiment)
+        b = load_suite(client, other, experiment) if other else None
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    wide_console.print(rich_table(a, b))
+    paths = write_outputs(out, a, b)
+    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
+    app.add_typer(registry_app, name="registry")
+    app.command("compare")(compare)

@@ -1,0 +1,235 @@
+"""`rewardops compare`: sizes x benchmarks from MLflow, like Table 1 of the Skywork-Reward-V2 paper.
+
+A suite is an MLflow parent run (tag `rewardops.suite=<name>`, see `start_tracker`) whose child
+runs are one per size. Each child's `eval/<benchmark>` metrics (percent, written by
+`rewardops eval`) fill one row; `eval/average_7` is the last column. Two suites are set side by
+side as `A -> B (delta)`. Output: a rich table on the terminal, and Markdown, CSV and PNG files.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SuiteTable", "benchmark_columns", "load_suite", "write_outputs"]
+
+AVERAGE = "average_7"
+_FALLBACK_COLUMNS = (
+    ("rewardbench", "RB v1"),
+    ("rewardbench2", "RB v2"),
+    ("ppe-preference", "PPE Pref"),
+    ("ppe-correctness", "PPE Corr"),
+    ("rmb", "RMB"),
+    ("rm-bench", "RM-Bench"),
+    ("judgebench", "JudgeBench"),
+)
+
+
+def benchmark_columns() -> list[tuple[str, str]]:
+    """(metric suffix, column title) for the seven benchmarks in the paper's order, then Avg."""
+    try:
+        from rewardops.evaluation.benchmarks import BENCHMARKS, PAPER_BENCHMARKS
+
+        columns = [(name, BENCHMARKS[name].title) for name in PAPER_BENCHMARKS]
+    except ImportError:  # evaluation not installed in this image
+        columns = list(_FALLBACK_COLUMNS)
+    return [*columns, (AVERAGE, "Avg.")]
+
+
+@dataclass
+class SuiteTable:
+    suite: str
+    parent_run_id: str
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)  # size -> benchmark -> value
+    run_ids: dict[str, str] = field(default_factory=dict)
+
+    def value(self, size: str, benchmark: str) -> float | None:
+        v = self.rows.get(size, {}).get(benchmark)
+        return None if v is None or math.isnan(v) else v
+
+    def partial_average(self, size: str) -> tuple[float, int] | None:
+        """Mean over the benchmarks present (when some of the seven are missing), and how many."""
+        present = [v for n, _ in benchmark_columns() if n != AVERAGE and (v := self.value(size, n)) is not None]
+        return (sum(present) / len(present), len(present)) if present else None
+
+
+def _find_parent(client: Any, suite: str, experiment_ids: list[str]) -> tuple[str, str]:
+    from rewardops.tracking.mlflow_tracker import SUITE_PARENT_TAG, SUITE_TAG
+
+    query = f"tags.`{SUITE_TAG}` = '{suite}' and tags.`{SUITE_PARENT_TAG}` = 'true'"
+    found = client.search_runs(experiment_ids, query, order_by=["attributes.start_time ASC"], max_results=1)
+    if found:
+        return found[0].info.run_id, found[0].info.experiment_id
+    try:  # a run id given directly
+        run = client.get_run(suite)
+        return run.info.run_id, run.info.experiment_id
+    except Exception:  # noqa: BLE001 - not a run id
+        pass
+    raise LookupError(f"no suite {suite!r} in MLflow (no parent run tagged {SUITE_TAG}={suite}, and not a run id)")
+
+
+def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteTable:
+    """Read a suite's child runs; the newest run per size that has eval metrics wins."""
+    if experiment:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            raise LookupError(f"no MLflow experiment named {experiment!r}")
+        experiment_ids = [exp.experiment_id]
+    else:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    parent_id, experiment_id = _find_parent(client, suite, experiment_ids)
+    children = client.search_runs(
+        [experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", order_by=["attributes.start_time DESC"]
+    )
+    table = SuiteTable(suite=suite, parent_run_id=parent_id)
+    wanted = {name for name, _ in benchmark_columns()}
+    for run in children:
+        size = run.data.tags.get("rewardops.size") or run.info.run_name or run.info.run_id
+        values = {
+            key.removeprefix("eval/"): float(value)
+            for key, value in run.data.metrics.items()
+            if key.startswith("eval/") and key.removeprefix("eval/") in wanted
+        }
+        if not values or size in table.rows:
+            continue
+        table.rows[size] = values
+        table.run_ids[size] = run.info.run_id
+    if not table.rows:
+        raise LookupError(f"suite {suite!r} (run {parent_id}) has no child runs with eval/ metrics yet")
+    return table
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _sizes(a: SuiteTable, b: SuiteTable | None) -> list[str]:
+    sizes = list(a.rows)
+    if b is not None:
+        sizes += [s for s in b.rows if s not in a.rows]
+    return sizes
+
+
+def cell(a: SuiteTable, b: SuiteTable | None, size: str, bench: str) -> str:
+    va = a.value(size, bench)
+    if b is None:
+        if va is None and bench == AVERAGE and (partial := a.partial_average(size)) is not None:
+            return f"({partial[0]:.1f} over {partial[1]})"  # not the seven: shown apart, as the eval summary does
+        return _fmt(va)
+    vb = b.value(size, bench)
+    if va is None or vb is None:
+        return f"{_fmt(va)} -> {_fmt(vb)}"
+    return f"{va:.1f} -> {vb:.1f} ({vb - va:+.1f})"
+
+
+def title(a: SuiteTable, b: SuiteTable | None) -> str:
+    return f"{a.suite}" if b is None else f"{a.suite} -> {b.suite}"
+
+
+def markdown(a: SuiteTable, b: SuiteTable | None = None) -> str:
+    cols = benchmark_columns()
+    lines = [
+        f"Reward models of suite {title(a, b)} (percent; Avg. = mean of the seven)",
+        "",
+        "| Size | " + " | ".join(t for _, t in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for size in _sizes(a, b):
+        lines.append(f"| {size} | " + " | ".join(cell(a, b, size, n) for n, _ in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
+    cols = benchmark_columns()
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        if b is None:
+            writer.writerow(["size", *[n for n, _ in cols], "average_present", "benchmarks_present", "run_id"])
+            for size in _sizes(a, None):
+                partial = a.partial_average(size)
+                writer.writerow([
+                    size, *[_csv(a.value(size, n)) for n, _ in cols],
+                    _csv(partial[0] if partial else None), partial[1] if partial else 0, a.run_ids.get(size, ""),
+                ])  # fmt: skip
+            return
+        header = ["size"]
+        for n, _ in cols:
+            header += [f"{n}:{a.suite}", f"{n}:{b.suite}", f"{n}:delta"]
+        writer.writerow(header)
+        for size in _sizes(a, b):
+            row: list[str] = [size]
+            for n, _ in cols:
+                va, vb = a.value(size, n), b.value(size, n)
+                row += [_csv(va), _csv(vb), _csv(None if va is None or vb is None else vb - va)]
+            writer.writerow(row)
+
+
+def _csv(v: float | None) -> str:
+    return "" if v is None else f"{v:.4f}"
+
+
+def plot_png(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
+    """A Table-1-style heatmap: values (one suite) or deltas (two suites), each cell annotated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cols = benchmark_columns()
+    sizes = _sizes(a, b)
+    grid = np.full((len(sizes), len(cols)), np.nan)
+    for i, size in enumerate(sizes):
+        for j, (n, _) in enumerate(cols):
+            va = a.value(size, n)
+            if b is None:
+                grid[i, j] = np.nan if va is None else va
+            else:
+                vb = b.value(size, n)
+                grid[i, j] = np.nan if va is None or vb is None else vb - va
+    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2.5, 0.55 * len(sizes) + 1.6))
+    if b is None:
+        finite = np.isfinite(grid).any()
+        low, high = (float(np.nanmin(grid)), float(np.nanmax(grid))) if finite else (0.0, 100.0)
+        image = ax.imshow(grid, cmap="YlGn", aspect="auto", vmin=low - 5, vmax=high + 20)  # light: text stays legible
+    else:
+        bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+        image = ax.imshow(grid, cmap="RdYlGn", aspect="auto", vmin=-bound or -1, vmax=bound or 1)
+    fig.colorbar(image, ax=ax, label="percent" if b is None else f"{b.suite} - {a.suite} (points)")
+    ax.set_xticks(range(len(cols)), [t for _, t in cols], rotation=30, ha="right")
+    ax.set_yticks(range(len(sizes)), sizes)
+    for i, size in enumerate(sizes):
+        for j, (n, _) in enumerate(cols):
+            text = cell(a, b, size, n) if b is None else ("-" if np.isnan(grid[i, j]) else f"{grid[i, j]:+.1f}")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black")
+    ax.set_title(f"Suite {title(a, b)}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(out: str | Path, a: SuiteTable, b: SuiteTable | None = None) -> dict[str, Path]:
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = "compare" if b is None else f"compare-{a.suite}-vs-{b.suite}"
+    paths = {"md": folder / f"{stem}.md", "csv": folder / f"{stem}.csv", "png": folder / f"{stem}.png"}
+    paths["md"].write_text(markdown(a, b), encoding="utf-8")
+    write_csv(paths["csv"], a, b)
+    plot_png(paths["png"], a, b)
+    return paths
+
+
+def rich_table(a: SuiteTable, b: SuiteTable | None = None) -> Any:
+    from rich.table import Table
+
+    cols = benchmark_columns()
+    table = Table(title=f"Suite {title(a, b)} (percent)")
+    table.add_column("Size")
+    for _, t in cols:
+        table.add_column(t, justify="right")
+    for size in _sizes(a, b):
+        table.add_row(size, *[cell(a, b, size, n) for n, _ in cols])
+    return table
