@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/rewardops demo --out demo-out
+	$(BIN)/rewardops run demo --local --workdir demo-out
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
