@@ -1,0 +1,300 @@
+"""The training configuration: a catalog entry plus overrides, checked before the first step.
+
+`resolve_config(size, overrides)` reads `training/catalog.yaml`, applies the optional profile
+(`dev`: linear decay with warmup, global batch 256, the development LR) and `key=value`
+overrides, and returns a `TrainConfig`. `validate(config, world_size)` turns every impossible
+setting into a `ConfigError` whose message says what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CATALOG_PATH = Path(os.environ.get("REWARDOPS_CATALOG", REPO_ROOT / "training" / "catalog.yaml"))
+DEEPSPEED_DIR = CATALOG_PATH.parent / "deepspeed"
+SCHEDULES = ("constant", "linear")
+TRUNCATION = ("truncate", "drop")
+ATTENTION = ("auto", "segments", "varlen")
+
+
+class ConfigError(ValueError):
+    """An impossible or unreadable training setting, found before the first step."""
+
+
+@dataclass
+class TrainConfig:
+    size: str
+    backbone: str
+    data: str = ""
+    out: str = ""
+    lr: float = 3e-6
+    dev_lr: float | None = None
+    schedule: str = "constant"  # constant (final runs) | linear (decay with warmup, dev runs)
+    warmup_ratio: float = 0.0
+    global_batch: int = 10240  # preference pairs per optimizer step, over all ranks
+    micro_batch_size: int | None = None  # pairs per micro-batch; None = token-budget micro-batches
+    micro_batch_tokens: int = 32768  # token budget of one packed micro-batch (per rank)
+    deepspeed: bool = False
+    zero_stage: int = 0
+    nodes: int = 1
+    gpus_per_node: int = 1
+    max_length: int = 16384
+    truncation: str = "truncate"  # over-length sequences: truncate (keep the end) | drop the pair
+    drop_identical: bool = True  # a pair whose responses are identical carries no preference
+    data_subset: str = "26M"
+    epochs: int = 1
+    max_steps: int | None = None
+    seed: int = 42
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    grad_clip: float = 1.0
+    gradient_checkpointing: bool = True
+    # Partial fine-tuning for CPU demos: train only the top N decoder layers, the final norm and
+    # the score head (None = the whole model, as the paper does).
+    trainable_layers: int | None = None
+    dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
+    attention: str = "auto"  # auto = varlen on CUDA, per-sequence sdpa segments on CPU
+    margin_key: str | None = None  # BT with margin: pair.scores[margin_key] (off by default)
+    center_rewards_coef: float = 0.0  # TRL-style reward centering (off by default)
+    checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
+    checkpoint_dir: str | None = None  # local path or s3://bucket/prefix; default <out>/checkpoints
+    keep_checkpoints: int = 2
+    resume: bool = True  # continue from the newest checkpoint in checkpoint_dir when one exists
+    log_every: int = 1
+    eval_data: str | None = None
+    eval_pairs: int = 512
+    export: bool = True
+    mlflow: bool = True
+    tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI or sqlite:///<out>/mlflow.db
+    experiment: str = "rewardops-training"
+    register_name: str | None = None  # default: rewardops-rm-<size>
+    num_threads: int | None = None
+    released_as: str | None = None
+    demo: bool = False
+    profile: str = "final"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def checkpoint_location(self) -> str:
+        return self.checkpoint_dir or str(Path(self.out) / "checkpoints")
+
+    @property
+    def model_name(self) -> str:
+        return self.register_name or f"rewardops-rm-{self.size}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def load_catalog(path: str | Path | None = None) -> dict[str, Any]:
+    path = Path(path or CATALOG_PATH)
+    try:
+        catalog = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: the training catalog is missing (set REWARDOPS_CATALOG)") from exc
+    if not isinstance(catalog, dict) or "sizes" not in catalog:
+        raise ConfigError(f"{path}: a catalog needs a top-level 'sizes' mapping")
+    return catalog
+
+
+def catalog_sizes(catalog: dict[str, Any] | None = None) -> list[str]:
+    return list((catalog or load_catalog())["sizes"])
+
+
+_FIELD_TYPES = {f.name: f for f in fields(TrainConfig)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """A `--set key=value` string (or a YAML value) as the field's type."""
+    if key not in _FIELD_TYPES:
+        known = ", ".join(sorted(_FIELD_TYPES))
+        raise ConfigError(f"unknown training setting {key!r}; known settings: {known}")
+    if not isinstance(value, str):
+        return value
+    kind = str(_FIELD_TYPES[key].type)
+    text = value.strip()
+    if text.lower() in ("none", "null", "") and "None" in kind:
+        return None
+    try:
+        if kind.startswith("bool"):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind.startswith("int"):
+            return int(float(text)) if "e" in text.lower() else int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError as exc:
+        raise ConfigError(f"setting {key}={value!r}: expected {kind}") from exc
+    if kind.startswith("dict"):
+        return json.loads(text)
+    return text
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: write overrides as key=value, e.g. --set lr=1e-5")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _coerce(key.strip(), value)
+    return out
+
+
+def resolve_config(
+    size: str,
+    overrides: dict[str, Any] | None = None,
+    profile: str = "final",
+    catalog: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """The catalog entry `size` with the profile and overrides applied."""
+    catalog = catalog or load_catalog()
+    sizes = catalog["sizes"]
+    if size not in sizes:
+        raise ConfigError(f"unknown size {size!r}; the catalog has: {', '.join(sizes)}")
+    merged: dict[str, Any] = {**catalog.get("defaults", {}), **(sizes[size] or {})}
+    if profile != "final":
+        profiles = catalog.get("profiles", {})
+        if profile not in profiles:
+            raise ConfigError(f"unknown profile {profile!r}; use final or one of: {', '.join(profiles)}")
+        merged.update(profiles[profile])
+        if merged.get("dev_lr") is not None:
+            merged["lr"] = merged["dev_lr"]
+    merged.update(overrides or {})
+    merged["size"], merged["profile"] = size, profile
+    values = {k: _coerce(k, v) for k, v in merged.items()}
+    if "backbone" not in values:
+        raise ConfigError(f"catalog entry {size!r} has no backbone")
+    return TrainConfig(**values)
+
+
+def world_size_from_env() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def validate(config: TrainConfig, world_size: int | None = None, check_paths: bool = True) -> None:
+    """Raise ConfigError for anything that would fail later; cheap checks first."""
+    world = world_size or world_size_from_env()
+    problems: list[str] = []
+    if config.schedule not in SCHEDULES:
+        problems.append(f"schedule={config.schedule!r}: use one of {SCHEDULES}")
+    if config.truncation not in TRUNCATION:
+        problems.append(f"truncation={config.truncation!r}: use one of {TRUNCATION}")
+    if config.attention not in ATTENTION:
+        problems.append(f"attention={config.attention!r}: use one of {ATTENTION}")
+    if config.dtype not in ("auto", "fp32", "bf16"):
+        problems.append(f"dtype={config.dtype!r}: use auto, fp32 or bf16")
+    if config.lr <= 0:
+        problems.append(f"lr={config.lr}: the learning rate must be positive")
+    if config.global_batch < 1:
+        problems.append(f"global_batch={config.global_batch}: must be at least 1")
+    elif config.micro_batch_size is not None:
+        per_step = config.micro_batch_size * world
+        if config.micro_batch_size < 1 or config.global_batch % per_step:
+            problems.append(
+                f"global_batch={config.global_batch} is not divisible by micro_batch_size "
+                f"({config.micro_batch_size}) x world size ({world}) = {per_step}: set global_batch to a "
+                f"multiple of {per_step}, or change micro_batch_size"
+            )
+    elif config.global_batch % world:
+        problems.append(
+            f"global_batch={config.global_batch} is not divisible by the world size {world}: "
+            f"set global_batch to a multiple of {world}"
+        )
+    if config.micro_batch_tokens < 2 * config.max_length and config.micro_batch_size is None:
+        problems.append(
+            f"micro_batch_tokens={config.micro_batch_tokens} cannot hold one pair of max_length="
+            f"{config.max_length} (needs {2 * config.max_length}): raise micro_batch_tokens or lower max_length"
+        )
+    if config.zero_stage not in (0, 1, 2, 3):
+        problems.append(f"zero_stage={config.zero_stage}: use 0, 1, 2 or 3")
+    elif config.zero_stage > 0 and not config.deepspeed:
+        problems.append(
+            f"ZeRO stage {config.zero_stage} needs DeepSpeed: set deepspeed=true, or zero_stage=0 for plain DDP"
+        )
+    if config.deepspeed:
+        try:
+            import deepspeed  # noqa: F401
+        except Exception as exc:  # ImportError, or a broken build raising anything at import
+            problems.append(f"deepspeed=true but DeepSpeed cannot be imported ({exc}); pip install deepspeed or set deepspeed=false")
+    if config.trainable_layers is not None and config.trainable_layers < 0:
+        problems.append(f"trainable_layers={config.trainable_layers}: use a count >= 0, or none to train everything")
+    if config.max_steps is not None and config.max_steps < 1:
+        problems.append(f"max_steps={config.max_steps}: must be at least 1")
+    if not config.out:
+        problems.append("no output folder: pass --out DIR")
+    if problems:
+        raise ConfigError("invalid training config:\n  - " + "\n  - ".join(problems))
+    if check_paths:
+        _check_data(config.data, "data")
+        if config.eval_data:
+            _check_data(config.eval_data, "eval_data")
+        _check_backbone(config.backbone)
+
+
+def _check_data(path: str, name: str) -> None:
+    from rewardops.data.shards import shard_paths
+
+    if not path:
+        raise ConfigError(f"no {name} folder: pass --data DIR (a folder of part-*.parquet shards)")
+    try:
+        shards = shard_paths(path)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{name}={path}: {exc}") from exc
+    if not shards:
+        raise ConfigError(f"{name}={path}: no part-*.parquet shards in this folder; write pairs with rewardops.data.shards")
+    import pyarrow.parquet as pq
+
+    for shard in shards:
+        try:
+            schema = pq.read_schema(shard)
+        except Exception as exc:
+            raise ConfigError(f"{shard}: unreadable Parquet shard ({exc}); re-write or remove it") from exc
+        missing = {"conversation", "chosen", "rejected"} - set(schema.names)
+        if missing:
+            raise ConfigError(f"{shard}: not a preference-pair shard, missing columns {sorted(missing)}")
+
+
+def _check_backbone(name: str) -> None:
+    from rewardops.backbones import resolve_backbone
+
+    try:
+        path = resolve_backbone(name)
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(path)
+    except Exception as exc:
+        raise ConfigError(
+            f"backbone {name!r} cannot be loaded ({type(exc).__name__}: {str(exc)[:300]}); "
+            "set backbone= to a local Hugging Face folder, make the hub reachable, or pick a demo size"
+        ) from exc
+
+
+def deepspeed_config(config: TrainConfig, world_size: int, accumulation_steps: int = 1) -> dict[str, Any]:
+    """The ZeRO config file for the stage, with the run's batch and precision filled in."""
+    path = DEEPSPEED_DIR / f"zero{config.zero_stage}.json"
+    ds = json.loads(path.read_text())
+    # Micro-batches are token budgets of varying pair counts; DeepSpeed only needs a consistent
+    # triple, and the loop marks accumulation boundaries itself.
+    ds["train_micro_batch_size_per_gpu"] = 1
+    ds["gradient_accumulation_steps"] = accumulation_steps
+    ds["train_batch_size"] = world_size * accumulation_steps
+    ds["gradient_clipping"] = config.grad_clip
+    ds.setdefault("bf16", {})["enabled"] = config.dtype == "bf16"
+    ds["zero_allow_untested_optimizer"] = True
+    return ds

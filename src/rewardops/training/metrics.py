@@ -1,0 +1,64 @@
+"""Step metrics: throughput in real (non-pad) tokens, padding waste, MFU, system load."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+# Dense bf16 peak TFLOP/s per GPU, for MFU. Override with REWARDOPS_PEAK_TFLOPS.
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0}
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
+
+
+def peak_flops(device: torch.device) -> float | None:
+    env = os.environ.get("REWARDOPS_PEAK_TFLOPS")
+    if env:
+        return float(env) * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, tflops in PEAK_TFLOPS.items():
+        if key in name:
+            return tflops * 1e12
+    return None
+
+
+def throughput_metrics(
+    real_tokens: int,
+    row_tokens: int,
+    seconds: float,
+    world_size: int,
+    n_params: int,
+    peak: float | None,
+) -> dict[str, float]:
+    """real_tokens: non-pad tokens of the step over all ranks; row_tokens: tokens actually computed."""
+    tok_s = real_tokens / max(seconds, 1e-9)
+    out = {
+        "tokens_per_s": tok_s,
+        "tokens_per_s_per_device": tok_s / world_size,
+        "padding_waste": 1.0 - real_tokens / max(row_tokens, 1),
+        "step_seconds": seconds,
+    }
+    if peak:
+        out["mfu"] = 6.0 * n_params * tok_s / (peak * world_size)
+    return out
+
+
+def system_metrics(device: torch.device) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        import psutil
+
+        proc = psutil.Process()
+        out["system/cpu_percent"] = psutil.cpu_percent(interval=None)
+        out["system/rss_gib"] = proc.memory_info().rss / 2**30
+        out["system/memory_percent"] = psutil.virtual_memory().percent
+    except Exception:
+        pass
+    if device.type == "cuda":
+        out["system/gpu_max_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return out
