@@ -8,7 +8,7 @@ Skywork-Reward-V2 §3.2, the provenance of its label, and room for what later st
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -92,10 +92,20 @@ class PreferencePair:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row["scores"] = list(self.scores.items())
-        row["meta"] = json.dumps(self.meta, sort_keys=True) if self.meta else None
-        return row
+        # Built by hand: dataclasses.asdict's deep copy was ~40% of a stage-2 scan.
+        return {
+            "id": self.id,
+            "source": self.source,
+            "conversation": [{"role": m.role, "content": m.content} for m in self.conversation],
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            **{name: getattr(self, name) for name in ATTRIBUTE_FIELDS},
+            "label_source": self.label_source,
+            "truth_chosen_better": self.truth_chosen_better,
+            "scores": list(self.scores.items()),
+            "lineage": list(self.lineage),
+            "meta": json.dumps(self.meta, sort_keys=True) if self.meta else None,
+        }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "PreferencePair":

@@ -1,0 +1,255 @@
+"""Stage 1: the small-scale human-in-the-loop loop (spec §3.2).
+
+Each iteration i:
+  1. train an RM on silver, selecting the checkpoint by gold accuracy (the `RMTrainer`);
+  2. score every gold pair, p = sigmoid(r_chosen - r_rejected);
+  3. error-driven retrieval from the unverified pool (k = 8 if p <= 0.5 else ceil(8(1 - p)));
+  4. route the retrieved pairs: the first `human_per_iteration` by priority (objective, then low
+     controversiality: the paper's order) to human verification -> gold (undecidable ->
+     discarded); the rest to the LLM judges with up to 8 retrieved gold examples -> silver (no
+     verdict -> `no_verdict`, out of the pool but kept on disk);
+  5. write the iteration's sets as a new data version `iter-XX/{gold,silver,...}` and log sizes,
+     gold accuracy and judge statistics (MLflow when a tracker is given).
+A finished iteration is never redone: a rerun resumes after the last `iter-XX/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardops.curation.human import apply_human_verdict
+from rewardops.curation.judges import JudgeEnsemble
+from rewardops.curation.protocols import Annotator, Embedder, RewardScorer, RMTrainer
+from rewardops.curation.retrieval import ExampleRetriever, build_index, error_driven_retrieve
+from rewardops.data.schema import LabelSource, PreferencePair
+from rewardops.data.shards import read_pairs, shard_paths, write_pairs
+
+SETS = ("gold", "silver", "added_gold", "added_silver", "undecidable", "no_verdict")
+
+
+@dataclass
+class Stage1Config:
+    iterations: int = 3
+    k_max: int = 8
+    human_per_iteration: int = 16
+    n_examples: int = 8
+    shard_size: int = 100_000
+
+
+@dataclass
+class IterationReport:
+    iteration: int
+    gold_accuracy: float
+    gold_size: int
+    silver_size: int
+    retrieved: int
+    added_gold: int
+    added_silver: int
+    undecidable: int
+    no_verdict: int
+    unreviewed: int
+    pool_left: int
+    judge: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        m = {k: float(v) for k, v in asdict(self).items() if isinstance(v, (int, float)) and k != "iteration"}
+        m.update({f"judge_{k}": float(v) for k, v in self.judge.items() if isinstance(v, (int, float))})
+        return m
+
+
+def _load(path: Path | None) -> list[PreferencePair]:
+    if path is None or not Path(path).exists() or not shard_paths(path):
+        return []
+    return list(read_pairs(path))
+
+
+def priority(pair: PreferencePair) -> tuple[int, int]:
+    """Human verification order: objective before subjective, then low controversiality first."""
+    obj = {"objective": 0, "subjective": 1}.get(pair.objectivity or "", 2)
+    con = {"low": 0, "medium": 1, "high": 2}.get(pair.controversiality or "", 3)
+    return obj, con
+
+
+def _with_llm_label(pair: PreferencePair, agrees: bool, judges: str, it: int) -> PreferencePair:
+    out = pair if agrees else pair.flipped()
+    if not agrees:
+        out.lineage[-1] = f"stage1:iter-{it:02d}:judges:relabelled"
+    else:
+        out.lineage.append(f"stage1:iter-{it:02d}:judges:confirmed")
+    out.label_source = LabelSource.LLM.value
+    out.meta = {**out.meta, "judges": judges}
+    return out
+
+
+class Stage1Loop:
+    def __init__(
+        self,
+        trainer: RMTrainer,
+        embedder: Embedder,
+        annotator: Annotator,
+        judges: JudgeEnsemble,
+        config: Stage1Config | None = None,
+        tracker: Any = None,
+    ) -> None:
+        self.trainer = trainer
+        self.embedder = embedder
+        self.annotator = annotator
+        self.judges = judges
+        self.config = config or Stage1Config()
+        self.tracker = tracker
+
+    def _write_version(self, out: Path, sets: dict[str, list[PreferencePair]], report: dict[str, Any]) -> None:
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for name, pairs in sets.items():
+            write_pairs(pairs, tmp / name, shard_size=self.config.shard_size)
+        (tmp / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+        if out.exists():
+            rm = out.with_name(out.name + ".old")
+            shutil.rmtree(rm, ignore_errors=True)
+            out.rename(rm)  # an unfinished earlier attempt: replaced whole
+            shutil.rmtree(rm)
+        tmp.rename(out)
+
+    def run(self, gold_dir: Path, silver_dir: Path, pool_dir: Path, out_dir: Path,
+            progress: bool = True) -> list[IterationReport]:
+        from rich.console import Console
+
+        console = Console(quiet=not progress, stderr=True)
+        cfg = self.config
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        seed = out / "iter-00"
+        if not (seed / "metrics.json").exists():
+            self._write_version(seed, {"gold": _load(gold_dir), "silver": _load(silver_dir)},
+                                {"iteration": 0, "source": {"gold": str(gold_dir), "silver": str(silver_dir), "pool": str(pool_dir)}})
+        reports: list[IterationReport] = []
+        start = 1
+        while (out / f"iter-{start:02d}" / "metrics.json").exists() and start <= cfg.iterations:
+            reports.append(IterationReport(**json.loads((out / f"iter-{start:02d}" / "metrics.json").read_text())["report"]))
+            start += 1
+        prev = out / f"iter-{start - 1:02d}"
+        gold, silver = _load(prev / "gold"), _load(prev / "silver")
+        used = {p.id for p in gold} | {p.id for p in silver}
+        for k in range(1, start):
+            used |= {p.id for name in ("undecidable", "no_verdict") for p in _load(out / f"iter-{k:02d}" / name)}
+        pool = [p for p in _load(pool_dir) if p.id not in used]
+        by_id = {p.id: p for p in pool}
+        console.log(f"stage 1: gold {len(gold)}, silver {len(silver)}, pool {len(pool)}; iterations {start}..{cfg.iterations}")
+        pool_index = build_index(pool, self.embedder)
+        retriever = ExampleRetriever(gold, self.embedder, k=cfg.n_examples)
+
+        for it in range(start, cfg.iterations + 1):
+            cur = out / f"iter-{it:02d}"
+            prev = out / f"iter-{it - 1:02d}"
+            console.log(f"iteration {it}: training on {len(silver)} silver, selecting on {len(gold)} gold")
+            scorer: RewardScorer = self.trainer.train(prev / "silver", prev / "gold", cur.with_name(cur.name + ".rm"))
+            probs = scorer.score_pairs(gold) if gold else []
+            acc = float(np.mean(np.asarray(probs) > 0.5)) if probs else float("nan")
+            for g, p in zip(gold, probs):
+                g.scores[f"stage1_iter{it:02d}_p"] = float(p)
+            hits = error_driven_retrieve(gold, probs, self.embedder, pool_index, cfg.k_max)
+            items = []
+            for pid, gid, gp in hits:
+                pair = by_id[pid]
+                pair.lineage.append(f"stage1:iter-{it:02d}:retrieved(by={gid},p={gp:.3f})")
+                items.append(pair)
+            ranked = sorted(items, key=priority)
+            to_human, to_judges = ranked[: cfg.human_per_iteration], ranked[cfg.human_per_iteration :]
+
+            answers = self.annotator.verify(to_human) if to_human else []
+            added_gold, undecidable = [], []
+            for pair, ans in zip(to_human, answers):
+                if ans is None:
+                    pair.lineage.append(f"stage1:iter-{it:02d}:human:undecidable")
+                    undecidable.append(pair)
+                else:
+                    added_gold.append(apply_human_verdict(pair, ans, self.annotator.name))
+            unreviewed = to_human[len(answers):]  # an interactive reviewer stopped early: back to the pool
+
+            added_silver, no_verdict = [], []
+            if to_judges:
+                self.judges.stats = type(self.judges.stats)()
+                examples = retriever.examples(to_judges)
+                for pair, v in zip(to_judges, self.judges.judge(list(zip(to_judges, examples)))):
+                    if v.agrees is None:
+                        pair.lineage.append(f"stage1:iter-{it:02d}:judges:no_verdict")
+                        no_verdict.append(pair)
+                    else:
+                        added_silver.append(_with_llm_label(pair, v.agrees, self.judges.name, it))
+            judge_stats = self.judges.stats.as_dict() if to_judges else {}
+
+            unreviewed_ids = {p.id for p in unreviewed}
+            done = [p.id for p in items if p.id not in unreviewed_ids]
+            pool_index.remove(done)
+            for pid in done:
+                by_id.pop(pid, None)
+            gold = gold + added_gold
+            silver = silver + added_silver
+            retriever.add(added_gold)
+            report = IterationReport(
+                iteration=it, gold_accuracy=acc, gold_size=len(gold), silver_size=len(silver), retrieved=len(items),
+                added_gold=len(added_gold), added_silver=len(added_silver), undecidable=len(undecidable),
+                no_verdict=len(no_verdict), unreviewed=len(unreviewed), pool_left=len(pool_index),
+                judge={k: v for k, v in judge_stats.items() if k != "per_model"},
+            )
+            self._write_version(
+                cur,
+                {"gold": gold, "silver": silver, "added_gold": added_gold, "added_silver": added_silver,
+                 "undecidable": undecidable, "no_verdict": no_verdict},
+                {"report": asdict(report), "judge_stats": judge_stats, "rm": scorer.name,
+                 "annotator": self.annotator.name, "judges": self.judges.name},
+            )
+            rm_tmp = cur.with_name(cur.name + ".rm")
+            if rm_tmp.exists():
+                shutil.rmtree(cur / "rm", ignore_errors=True)
+                rm_tmp.rename(cur / "rm")
+            if self.tracker is not None:
+                self.tracker.log_metrics(report.metrics(), step=it)
+            console.log(
+                f"iteration {it}: gold acc {acc:.3f}; retrieved {len(items)} -> +{len(added_gold)} gold, "
+                f"+{len(added_silver)} silver, {len(undecidable)} undecidable, {len(no_verdict)} no verdict"
+            )
+            reports.append(report)
+        if self.tracker is not None and reports:
+            self.tracker.log_figure(iteration_figure(reports), "stage1_iterations.png")
+        (out / "latest").unlink(missing_ok=True)
+        (out / "latest").symlink_to(f"iter-{cfg.iterations:02d}")
+        return reports
+
+
+def iteration_figure(reports: list[IterationReport]) -> Any:
+    """Gold accuracy and set sizes per iteration (a PNG for MLflow)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    its = [r.iteration for r in reports]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(its, [r.gold_accuracy for r in reports], marker="o")
+    a.set(xlabel="iteration", ylabel="gold accuracy of the selected RM", title="RM on silver, scored on gold")
+    b.plot(its, [r.gold_size for r in reports], marker="o", label="gold")
+    b.plot(its, [r.silver_size for r in reports], marker="o", label="silver")
+    b.plot(its, [r.pool_left for r in reports], marker="o", label="pool left")
+    b.set(xlabel="iteration", ylabel="pairs", title="set sizes")
+    b.legend()
+    fig.tight_layout()
+    return fig
+
+
+def train_final_models(trainer: RMTrainer, stage1_dir: Path, out_dir: Path) -> tuple[RewardScorer, RewardScorer]:
+    """The two RMs stage 2 needs: the best RM (final silver, selected on final gold) and the gold
+    RM (trained on all human-verified pairs; last checkpoint)."""
+    latest = Path(stage1_dir) / "latest"
+    best = trainer.train(latest / "silver", latest / "gold", Path(out_dir) / "best_rm")
+    gold = trainer.train(latest / "gold", None, Path(out_dir) / "gold_rm")
+    return best, gold
+
+

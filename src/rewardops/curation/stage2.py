@@ -1,0 +1,149 @@
+"""Stage 2: large-scale automatic curation by consistency (spec §4).
+
+Per pair: p_best from the current best RM, p_gold from the gold RM (trained on all
+human-verified pairs). With `band` b:
+- the gold RM disagrees (p_gold <= gold_threshold)        -> discarded (no judging needed)
+- the best RM agrees confidently (p_best > 0.5 + b)       -> kept without annotation
+- otherwise (uncertain, or the best RM disagrees)         -> LLM judges with retrieved gold examples:
+  agree -> kept, disagree -> discarded, no verdict -> `no_verdict` (neither kept nor lost)
+which is the paper's rule: keep iff the gold RM agrees and (the judges or the best RM agree).
+Discarded pairs are also written flipped to `recycled` (the paper's 40M variant). Every pair's
+path is appended to `lineage`; p values go to `scores`. Runs per shard with crash-safe resume
+(`shardrun`), so a pipeline can fan out over shards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardops.curation.attributes import AttributeAnnotator
+from rewardops.curation.judges import JudgeEnsemble
+from rewardops.curation.protocols import RewardScorer
+from rewardops.curation.retrieval import ExampleRetriever
+from rewardops.curation.shardrun import run_shards, summarize
+from rewardops.data.schema import ATTRIBUTE_FIELDS, PreferencePair
+from rewardops.data.shards import count_pairs
+
+OUTPUTS = ("kept", "discarded", "no_verdict", "recycled")
+
+
+@dataclass
+class Stage2Config:
+    band: float = 0.1  # |p_best - 0.5| <= band is "uncertain" and goes to the judges
+    gold_threshold: float = 0.5  # the gold RM agrees iff p_gold > this
+    judge_disagreements: bool = True  # p_best < 0.5 - band also goes to the judges (the paper); else discarded
+    recycle: bool = True  # write discarded pairs flipped to `recycled`
+    batch_size: int = 1024
+
+
+class Stage2Filter:
+    def __init__(
+        self,
+        best: RewardScorer,
+        gold: RewardScorer,
+        config: Stage2Config | None = None,
+        judges: JudgeEnsemble | None = None,
+        examples: ExampleRetriever | None = None,
+        annotator: AttributeAnnotator | None = None,
+    ) -> None:
+        self.best = best
+        self.gold = gold
+        self.config = config or Stage2Config()
+        self.judges = judges
+        self.examples = examples
+        self.annotator = annotator
+
+    def process_batch(self, pairs: list[PreferencePair], counters: Counter) -> Iterable[tuple[str, PreferencePair]]:
+        cfg = self.config
+        p_best = self.best.score_pairs(pairs)
+        p_gold = self.gold.score_pairs(pairs)
+        decided: list[tuple[str, PreferencePair]] = []
+        to_judge: list[PreferencePair] = []
+        for pair, pb, pg in zip(pairs, p_best, p_gold):
+            pair.scores["stage2_best_rm_p"] = float(pb)
+            pair.scores["stage2_gold_rm_p"] = float(pg)
+            if pg <= cfg.gold_threshold:
+                counters["gold_rm_disagrees"] += 1
+                pair.lineage.append(f"stage2:gold_rm_disagrees(p={pg:.3f})")
+                decided.append(("discarded", pair))
+            elif pb > 0.5 + cfg.band:
+                counters["best_rm_agrees"] += 1
+                pair.lineage.append(f"stage2:best_rm_agrees(p={pb:.3f})")
+                decided.append(("kept", pair))
+            elif pb < 0.5 - cfg.band and not cfg.judge_disagreements:
+                counters["best_rm_disagrees"] += 1
+                pair.lineage.append(f"stage2:best_rm_disagrees(p={pb:.3f})")
+                decided.append(("discarded", pair))
+            elif self.judges is None:
+                # No judges configured: the best RM alone decides (the paper's rule with no LLM path).
+                counters["no_judges_best_rm_decides"] += 1
+                pair.lineage.append(f"stage2:no_judges:best_rm(p={pb:.3f})")
+                decided.append(("kept" if pb > 0.5 else "discarded", pair))
+            else:
+                to_judge.append(pair)
+        if to_judge:
+            decided.extend(self._judge(to_judge, counters))
+        for name, pair in decided:
+            pair.lineage.append(f"stage2:{name}")
+            yield name, pair
+            if name == "discarded" and self.config.recycle:
+                yield "recycled", pair.flipped()
+
+    def _judge(self, pairs: list[PreferencePair], counters: Counter) -> list[tuple[str, PreferencePair]]:
+        assert self.judges is not None
+        if self.annotator is not None:
+            need = [p for p in pairs if any(getattr(p, k) in (None, "") for k in ATTRIBUTE_FIELDS)]
+            if need:
+                self.annotator.annotate(need)
+                counters["attributes_requested"] += len(need)
+        examples = self.examples.examples(pairs) if self.examples is not None else [[] for _ in pairs]
+        verdicts = self.judges.judge(list(zip(pairs, examples)))
+        out = []
+        for pair, v, ex in zip(pairs, verdicts, examples):
+            counters["judged"] += 1
+            votes = [x for x in v.per_model.values() if x is not None]
+            if votes:
+                pair.scores["stage2_judge_agree_frac"] = sum(votes) / len(votes)
+            tag = f"judges(n_examples={len(ex)})"
+            if v.agrees is None:
+                counters["no_verdict"] += 1
+                pair.lineage.append(f"stage2:{tag}:no_verdict")
+                out.append(("no_verdict", pair))
+            elif v.agrees:
+                counters["judges_agree"] += 1
+                pair.lineage.append(f"stage2:{tag}:agree")
+                out.append(("kept", pair))
+            else:
+                counters["judges_disagree"] += 1
+                pair.lineage.append(f"stage2:{tag}:disagree")
+                out.append(("discarded", pair))
+        return out
+
+    def run(self, pool_dir: str | Path, out_dir: str | Path, only: Sequence[int] | None = None,
+            progress: bool = True) -> dict[str, Any]:
+        """Filter every (or the `only`) shard of `pool_dir` into `out_dir`; resumable."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        out = Path(out_dir)
+        total = count_pairs(pool_dir)
+        with Progress(TextColumn("stage 2"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      disable=not progress, transient=True) as bar:
+            task = bar.add_task("scan", total=total)
+            run_shards(pool_dir, out, OUTPUTS, self.process_batch, only=only, batch_size=self.config.batch_size,
+                       on_batch=lambda n: bar.advance(task, n),
+                       on_skip=lambda i, m: bar.advance(task, m["input_rows"]))
+        summary = summarize(out)
+        summary["config"] = asdict(self.config)
+        summary["best_rm"] = self.best.name
+        summary["gold_rm"] = self.gold.name
+        if self.judges is not None:
+            summary["judges"] = self.judges.name
+            summary["judge_stats_this_process"] = self.judges.stats.as_dict()
+        (out / "manifest.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+        return summary
+

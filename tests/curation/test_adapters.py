@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from rewardops.curation.adapters import EngineScorer, load_scorer
+from rewardops.curation.cheap_rm import HashedBTTrainer
+from rewardops.curation.protocols import RewardScorer
+from rewardops.data.shards import write_pairs
+
+from .conftest import toy_pairs
+
+
+def test_engine_scorer_reads_a_transformer_rm_through_the_scoring_engine():
+    """tiny-qwen3: a 2-layer random-init seq-cls model with SmolLM2's tokenizer (fast, real)."""
+    scorer = EngineScorer("tiny-qwen3", device="cpu")
+    assert isinstance(scorer, RewardScorer)
+    pairs = toy_pairs(4)
+    p = scorer.score_pairs(pairs)
+    q = scorer.score_pairs([x.flipped() for x in pairs])
+    assert all(0.0 < a < 1.0 for a in p) and all(abs(a + b - 1.0) < 1e-5 for a, b in zip(p, q))
+    assert len(set(round(a, 6) for a in p)) > 1  # the model reads the texts
+
+
+def test_load_scorer_detects_the_kind_of_rm_folder(tmp_path):
+    write_pairs(toy_pairs(50), tmp_path / "silver")
+    trained = HashedBTTrainer(dim=1 << 10, epochs=2).train(tmp_path / "silver", None, tmp_path / "rm")
+    loaded = load_scorer(tmp_path / "rm")
+    assert loaded.name == "hashed-bt" and loaded.score_pairs(toy_pairs(3)) == trained.score_pairs(toy_pairs(3))

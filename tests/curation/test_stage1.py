@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+
+from rewardops.curation.cheap_rm import HashedBTTrainer
+from rewardops.curation.human import SimulatedAnnotator
+from rewardops.curation.judges import JudgeEnsemble, SimulatedJudge
+from rewardops.curation.stage1 import Stage1Config, Stage1Loop, train_final_models
+from rewardops.data.shards import read_pairs, write_pairs
+
+from .conftest import toy_pairs
+
+
+class ListTracker:
+    def __init__(self):
+        self.logged = []
+
+        self.figures = []
+
+    def log_metrics(self, metrics, step=None):
+        self.logged.append((step, dict(metrics)))
+
+    def log_figure(self, figure, name=None):
+        self.figures.append((name, len(figure.axes)))
+
+
+def test_stage1_loop_grows_gold_and_silver_per_iteration_and_resumes(tmp_path, embedder):
+    write_pairs(toy_pairs(20, noise=0.0, seed=1, prefix="g"), tmp_path / "gold")
+    write_pairs(toy_pairs(60, noise=0.3, seed=2, prefix="s"), tmp_path / "silver")
+    write_pairs(toy_pairs(200, noise=0.3, seed=3, prefix="u"), tmp_path / "pool")
+    judges = JudgeEnsemble([SimulatedJudge(error_rate=0.1, seed=1, name="sim-a"), SimulatedJudge(error_rate=0.2, seed=2, name="sim-b")],
+                           n_samples=3)
+    tracker = ListTracker()
+    loop = Stage1Loop(HashedBTTrainer(dim=1 << 12, epochs=3), embedder, SimulatedAnnotator(error_rate=0.0, undecidable_rate=0.1),
+                      judges, Stage1Config(iterations=2, human_per_iteration=5), tracker=tracker)
+    reports = loop.run(tmp_path / "gold", tmp_path / "silver", tmp_path / "pool", tmp_path / "s1", progress=False)
+    assert [r.iteration for r in reports] == [1, 2]
+    r1, r2 = reports
+    assert r1.retrieved > 0 and r1.added_gold + r1.undecidable == min(5, r1.retrieved)
+    assert r1.added_silver + r1.no_verdict == r1.retrieved - 5
+    assert r2.gold_size == 20 + r1.added_gold + r2.added_gold and r2.silver_size == 60 + r1.added_silver + r2.added_silver
+    assert r2.pool_left == 200 - r1.retrieved - r2.retrieved
+    assert 0.0 <= r1.gold_accuracy <= 1.0 and "inter_model_agreement" in r1.judge
+    assert [s for s, _ in tracker.logged] == [1, 2] and "gold_accuracy" in tracker.logged[0][1]
+    assert tracker.figures == [("stage1_iterations.png", 2)]
+
+    it1 = tmp_path / "s1" / "iter-01"
+    gold1 = list(read_pairs(it1 / "gold"))
+    added = list(read_pairs(it1 / "added_gold"))
+    assert len(gold1) == r1.gold_size and all(p.label_source == "human" for p in added)
+    assert all(p.truth_chosen_better for p in added)  # perfect simulated humans orient every pair correctly
+    assert all(any("simulated-annotator" in step for step in p.lineage) for p in added)
+    assert all(any(step.startswith("stage1:iter-01:retrieved") for step in p.lineage) for p in added)
+    silver_added = list(read_pairs(it1 / "added_silver"))
+    assert all(p.label_source == "llm" for p in silver_added)
+    assert (it1 / "rm" / "hashed_bt.npy").exists() and json.loads((it1 / "metrics.json").read_text())["report"]["iteration"] == 1
+    all_ids = [p.id for p in read_pairs(tmp_path / "s1" / "iter-02" / "gold")] + [p.id for p in read_pairs(tmp_path / "s1" / "iter-02" / "silver")]
+    assert len(all_ids) == len(set(all_ids))  # a pool pair enters gold or silver once
+
+    # resume: a rerun with more iterations continues from iter-02 instead of redoing it
+    loop.config.iterations = 3
+    more = loop.run(tmp_path / "gold", tmp_path / "silver", tmp_path / "pool", tmp_path / "s1", progress=False)
+    assert [r.iteration for r in more] == [1, 2, 3] and more[1] == r2
+    assert (tmp_path / "s1" / "latest").resolve().name == "iter-03"
+
+    best, gold_rm = train_final_models(HashedBTTrainer(dim=1 << 12, epochs=3), tmp_path / "s1", tmp_path / "final")
+    test = toy_pairs(30, seed=9, prefix="t")
+    assert sum(p > 0.5 for p in gold_rm.score_pairs(test)) >= 27
