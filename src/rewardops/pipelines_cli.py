@@ -99,6 +99,9 @@ def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[
         # the generated world is a pure function of its parameters: that is its version
         world = {k: params.get(k, inputs[k].default) for k in ("world_n", "world_noise", "world_seed")}
         params["data_version"] = "world:n={world_n},noise={world_noise},seed={world_seed}".format(**world)
+    if name == "demo" and not params.get("settings"):
+        # the demo's stage-1/2 judge is the local SmolLM2 (the issue's "local judge"); humans are simulated
+        params["settings"] = json.dumps({"judges": "local"})
     if sizes:
         try:
             params["plan"] = size_plan(list(sizes))
@@ -329,7 +332,41 @@ def run_cmd(
         typer.echo("evaluation reports (newest last):")
         for path in reports:
             typer.echo(f"  {path}")
+    if pipeline == "demo":
+        _version_demo_subsets(workdir)
     typer.echo(f"MLflow: mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}")
+
+
+# The demo's dataset subsets, as (registry name, task folder/output) in the KFP output tree.
+DEMO_SUBSETS = {
+    "world": "generate/dataset",
+    "preprocessed": "preprocess/dataset",
+    "curated": "merge-shards/curated",
+    "flipped": "merge-shards/recycled",
+}
+
+
+def _version_demo_subsets(workdir: Path) -> None:
+    """Version the demo's subsets with DVC in `<workdir>/data-registry` (remote `<workdir>/dvc-remote`).
+
+    Cached tasks write no new output folders, so each subset is taken from the newest run that has it.
+    """
+    from rewardops.tracking.data_registry import version_datasets
+
+    found: dict[str, Path] = {}
+    for name, rel in DEMO_SUBSETS.items():
+        candidates = sorted((workdir / "kfp").glob(f"*/{rel}"), key=lambda p: p.stat().st_mtime)
+        if candidates:
+            found[name] = candidates[-1]
+    missing = sorted(set(DEMO_SUBSETS) - set(found))
+    if missing:
+        raise _fail(f"demo finished without the subsets {', '.join(missing)} under {workdir}/kfp")
+    versions = version_datasets(workdir / "data-registry", found, workdir / "dvc-remote",
+                                message=f"demo subsets from {os.environ.get('REWARDOPS_PIPELINE_RUN_ID', 'a local run')}")
+    typer.echo(f"DVC-versioned subsets in {workdir / 'data-registry'} (git {versions.pop('rev')[:12]}):")
+    for name, md5 in versions.items():
+        typer.echo(f"  {name}: {md5}")
+    typer.echo(f"  an older version: dvc get {workdir / 'data-registry'} curated --rev <commit>")
 
 
 def submit_cmd(

@@ -14,7 +14,14 @@ import pytest
 
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
 from rewardops.data.world import generate_world
-from rewardops.k8s.curation_steps import CurationSettings, merge_curated, merge_shards, seed_split, stage1_iteration
+from rewardops.k8s.curation_steps import (
+    CurationSettings,
+    make_judges,
+    merge_curated,
+    merge_shards,
+    seed_split,
+    stage1_iteration,
+)
 
 
 def test_seed_split_verifies_the_gold_seed_and_shards_the_pool(tmp_path: Path):
@@ -83,3 +90,12 @@ def test_settings_reject_what_cannot_work(text, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         CurationSettings.from_json(text)
     assert CurationSettings.from_json(CurationSettings(n_judges=3).to_json()).n_judges == 3
+
+
+def test_local_judges_are_smollm2_voting_by_likelihood():
+    """The demo's judge: SmolLM2 in-process, one deterministic vote per pair."""
+    ensemble = make_judges(CurationSettings(judges="local"))
+    assert [m.name for m in ensemble.models] == ["local-hf:smollm2-135m"] and ensemble.n_samples == 1
+    pairs = list(generate_world(2, noise=0.0, seed=3))
+    verdicts = ensemble.judge([(p, []) for p in pairs])
+    assert len(verdicts) == 2 and all(v.agrees in (True, False) for v in verdicts)

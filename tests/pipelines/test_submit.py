@@ -191,7 +191,7 @@ def test_submit_without_upload_sends_the_spec_inline(tmp_path):
           "--param", "output_root=s3://b/o", "--param",
           'plan=[{"size": "qwen3-0.6b", "nodes": 3, "gpus_per_node": 8}]'], "not divisible by the world size 24"),
         (["curation", "--param", "data_version=dvc:1", "--param", "dataset_uri=s3://b/d",
-          "--param", 'settings={"judges": "gpt-9"}'], "judges 'gpt-9': use simulated or chat"),
+          "--param", 'settings={"judges": "gpt-9"}'], "judges 'gpt-9': use one of simulated, local, chat"),
         (["curation", "--param", "data_version=dvc:1", "--param", "dataset_uri=s3://b/d",
           "--param", 'settings={"judge": "chat"}'], "unknown curation settings ['judge']"),
         (["evaluation", "--param", "data_version=dvc:1", "--param", "model_uri=s3://b/m",

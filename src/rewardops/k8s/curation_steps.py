@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 STATE_SETS = ("gold", "silver", "pool")
+# simulated: answers from the generated world's truth; local: SmolLM2 in-process (likelihood of the
+# two verdicts); chat: an OpenAI-compatible server (vLLM on the cluster).
+JUDGE_KINDS = ("simulated", "local", "chat")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class CurationSettings:
     judges: str = "simulated"
     annotator_error: float = 0.05
     judge_error: float = 0.2
+    local_judge_model: str = "smollm2-135m"
     n_judges: int = 2
     n_samples: int = 3
     rm: str = "hashed-bt"  # cheap RM for the loop: hashed-bt (fast) | embedding-bt (MiniLM features)
@@ -48,8 +52,8 @@ class CurationSettings:
         if self.annotator != "simulated":
             problems.append(f"annotator {self.annotator!r}: a pipeline step can only use 'simulated'; verify real "
                             "pairs with the Label Studio round trip outside the pipeline")
-        if self.judges not in ("simulated", "chat"):
-            problems.append(f"judges {self.judges!r}: use simulated or chat")
+        if self.judges not in JUDGE_KINDS:
+            problems.append(f"judges {self.judges!r}: use one of {', '.join(JUDGE_KINDS)}")
         if self.rm not in ("hashed-bt", "embedding-bt"):
             problems.append(f"rm {self.rm!r}: use hashed-bt or embedding-bt")
         for name in ("annotator_error", "judge_error"):
@@ -96,12 +100,19 @@ def make_judges(settings: CurationSettings):
     if settings.judges == "simulated":
         models = [SimulatedJudge(error_rate=settings.judge_error, seed=settings.seed + i, name=f"simulated-judge-{i}")
                   for i in range(settings.n_judges)]
+    elif settings.judges == "local":
+        from rewardops.curation.judges import LikelihoodJudge
+        from rewardops.curation.llm.local_hf import LocalHFChat
+
+        # greedy likelihood votes are deterministic: more samples would only repeat the vote
+        judge = LikelihoodJudge(LocalHFChat(settings.local_judge_model), seed=settings.seed)
+        return JudgeEnsemble([judge], n_samples=1, seed=settings.seed)
     elif settings.judges == "chat":
         from rewardops.curation.llm.openai_client import OpenAIChatClient, OpenAIConfig
 
         models = [ChatJudge(OpenAIChatClient(OpenAIConfig.from_env()))]
     else:
-        raise ValueError(f"judges {settings.judges!r}: use simulated or chat")
+        raise ValueError(f"judges {settings.judges!r}: use one of {', '.join(JUDGE_KINDS)}")
     return JudgeEnsemble(models, n_samples=settings.n_samples, seed=settings.seed)
 
 
