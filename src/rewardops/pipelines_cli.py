@@ -101,7 +101,7 @@ def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[
         params["data_version"] = "world:n={world_n},noise={world_noise},seed={world_seed}".format(**world)
     if name == "demo" and not params.get("settings"):
         # the demo's stage-1/2 judge is the local SmolLM2 (the "local judge"); humans are simulated
-        params["settings"] = json.dumps({"judges": "local"})
+        params["settings"] = json.dumps({"judges": "local", "judge_budget": 48})
     if sizes:
         try:
             params["plan"] = size_plan(list(sizes))

@@ -24,3 +24,18 @@ def test_load_scorer_detects_the_kind_of_rm_folder(tmp_path):
     trained = HashedBTTrainer(dim=1 << 10, epochs=2).train(tmp_path / "silver", None, tmp_path / "rm")
     loaded = load_scorer(tmp_path / "rm")
     assert loaded.name == "hashed-bt" and loaded.score_pairs(toy_pairs(3)) == trained.score_pairs(toy_pairs(3))
+
+
+def test_transformer_rm_trainer_trains_with_the_real_trainer_and_selects_on_gold(tmp_path):
+    """The stage-1 RM through rewardops.training (demo-tiny-qwen3), selected by gold accuracy."""
+    from rewardops.curation.adapters import TransformerRMTrainer
+
+    write_pairs(toy_pairs(16, seed=1, prefix="s"), tmp_path / "silver")
+    write_pairs(toy_pairs(8, noise=0.0, seed=2, prefix="g"), tmp_path / "gold")
+    trainer = TransformerRMTrainer("demo-tiny-qwen3", overrides={"max_steps": 2}, select_epochs=2, device="cpu")
+    scorer = trainer.train(tmp_path / "silver", tmp_path / "gold", tmp_path / "rm")
+    assert isinstance(scorer, RewardScorer)
+    assert len(trainer.last_history) == 2 and all(0.0 <= a <= 1.0 for a in trainer.last_history)
+    assert (tmp_path / "rm" / "selection.json").exists()
+    probs = scorer.score_pairs(toy_pairs(3, seed=5))
+    assert len(probs) == 3 and all(0.0 < p < 1.0 for p in probs)

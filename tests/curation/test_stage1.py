@@ -66,3 +66,17 @@ def test_stage1_loop_grows_gold_and_silver_per_iteration_and_resumes(tmp_path, e
     best, gold_rm = train_final_models(HashedBTTrainer(dim=1 << 12, epochs=3), tmp_path / "s1", tmp_path / "final")
     test = toy_pairs(30, seed=9, prefix="t")
     assert sum(p > 0.5 for p in gold_rm.score_pairs(test)) >= 27
+
+
+def test_judge_budget_caps_llm_labels_and_returns_the_rest_to_the_pool(tmp_path, embedder):
+    write_pairs(toy_pairs(20, noise=0.0, seed=1, prefix="g"), tmp_path / "gold")
+    write_pairs(toy_pairs(60, noise=0.3, seed=2, prefix="s"), tmp_path / "silver")
+    write_pairs(toy_pairs(200, noise=0.3, seed=3, prefix="u"), tmp_path / "pool")
+    judges = JudgeEnsemble([SimulatedJudge(error_rate=0.1, seed=1, name="sim-a")], n_samples=1)
+    loop = Stage1Loop(HashedBTTrainer(dim=1 << 12, epochs=3), embedder, SimulatedAnnotator(error_rate=0.0),
+                      judges, Stage1Config(iterations=1, human_per_iteration=5, judge_budget=7))
+    (r1,) = loop.run(tmp_path / "gold", tmp_path / "silver", tmp_path / "pool", tmp_path / "s1", progress=False)
+    assert r1.retrieved > 12, "the toy pool should retrieve more than the budget"
+    assert r1.added_silver + r1.no_verdict == 7
+    assert r1.unreviewed == r1.retrieved - 5 - 7
+    assert r1.pool_left == 200 - 5 - 7  # deferred pairs stay in the pool for the next iteration

@@ -40,6 +40,9 @@ class Stage1Config:
     human_per_iteration: int = 16
     n_examples: int = 8
     shard_size: int = 100_000
+    # Most pairs the judges label per iteration (0: no cap). Retrieved pairs past the budget, in
+    # priority order, go back to the pool, as an annotation budget would leave them.
+    judge_budget: int = 0
 
 
 @dataclass
@@ -162,6 +165,8 @@ class Stage1Loop:
                 items.append(pair)
             ranked = sorted(items, key=priority)
             to_human, to_judges = ranked[: cfg.human_per_iteration], ranked[cfg.human_per_iteration :]
+            deferred = to_judges[cfg.judge_budget:] if cfg.judge_budget > 0 else []
+            to_judges = to_judges[: len(to_judges) - len(deferred)]
 
             answers = self.annotator.verify(to_human) if to_human else []
             added_gold, undecidable = [], []
@@ -171,7 +176,8 @@ class Stage1Loop:
                     undecidable.append(pair)
                 else:
                     added_gold.append(apply_human_verdict(pair, ans, self.annotator.name))
-            unreviewed = to_human[len(answers):]  # an interactive reviewer stopped early: back to the pool
+            # an interactive reviewer stopped early, or past the judge budget: back to the pool
+            unreviewed = to_human[len(answers):] + deferred
 
             added_silver, no_verdict = [], []
             if to_judges:

@@ -45,6 +45,7 @@ class CurationSettings:
     n_samples: int = 3
     rm: str = "hashed-bt"  # cheap RM for the loop: hashed-bt (fast) | embedding-bt (MiniLM features)
     human_per_iteration: int = 16
+    judge_budget: int = 0  # most pairs the judges label per stage-1 iteration; 0: no cap
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,6 +60,8 @@ class CurationSettings:
         for name in ("annotator_error", "judge_error"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name}={getattr(self, name)}: a rate between 0 and 1")
+        if self.judge_budget < 0:
+            problems.append(f"judge_budget={self.judge_budget}: 0 (no cap) or more")
         for name in ("n_judges", "n_samples", "human_per_iteration"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)}: at least 1")
@@ -178,7 +181,8 @@ def stage1_iteration(state: str | Path, out: str | Path, iteration: int, setting
     shutil.copytree(state, out, symlinks=True)
     embedder = _embedder()
     loop = Stage1Loop(make_trainer(settings, embedder), embedder, make_annotator(settings), make_judges(settings),
-                      Stage1Config(iterations=iteration, human_per_iteration=settings.human_per_iteration))
+                      Stage1Config(iterations=iteration, human_per_iteration=settings.human_per_iteration,
+                                   judge_budget=settings.judge_budget))
     reports = loop.run(out / "gold", out / "silver", out / "pool", out / "stage1", progress=False)
     report = reports[-1]
     info = json.loads((out / "state.json").read_text())
