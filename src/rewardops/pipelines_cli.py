@@ -77,6 +77,13 @@ def pipeline_inputs(func: Any) -> dict[str, Any]:
     return dict(func.component_spec.inputs or {})
 
 
+# The demo's curation: simulated humans, the local SmolLM2 judge. A 135M model on 2 CPU cores reads
+# ~1k-token prompts in seconds, so it labels a budget of pairs per iteration with one retrieved
+# example, and stage 2 sends it only the uncertain band (the best RM's rejections are discarded).
+DEMO_CURATION = {"judges": "local", "judge_budget": 24, "local_judge_examples": 1,
+                 "stage2_band": 0.05, "stage2_judge_disagreements": False}
+
+
 def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[str], sizes: Sequence[str],
                    local: bool) -> dict[str, Any]:
     """Fill `data_version` / `sources` from `--data`, `plan` from `--sizes`, then check everything."""
@@ -101,7 +108,7 @@ def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[
         params["data_version"] = "world:n={world_n},noise={world_noise},seed={world_seed}".format(**world)
     if name == "demo" and not params.get("settings"):
         # the demo's stage-1/2 judge is the local SmolLM2 (the issue's "local judge"); humans are simulated
-        params["settings"] = json.dumps({"judges": "local", "judge_budget": 48})
+        params["settings"] = json.dumps(DEMO_CURATION)
     if sizes:
         try:
             params["plan"] = size_plan(list(sizes))

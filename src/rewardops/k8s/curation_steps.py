@@ -46,6 +46,9 @@ class CurationSettings:
     rm: str = "hashed-bt"  # cheap RM for the loop: hashed-bt (fast) | embedding-bt (MiniLM features)
     human_per_iteration: int = 16
     judge_budget: int = 0  # most pairs the judges label per stage-1 iteration; 0: no cap
+    local_judge_examples: int = 2  # retrieved gold examples in the local judge's prompt (a small model's context)
+    stage2_band: float = 0.1  # |p_best - 0.5| <= band goes to the judges in stage 2
+    stage2_judge_disagreements: bool = True  # pairs the best RM rejects also go to the judges (the paper)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -108,7 +111,8 @@ def make_judges(settings: CurationSettings):
         from rewardops.curation.llm.local_hf import LocalHFChat
 
         # greedy likelihood votes are deterministic: more samples would only repeat the vote
-        judge = LikelihoodJudge(LocalHFChat(settings.local_judge_model), seed=settings.seed)
+        judge = LikelihoodJudge(LocalHFChat(settings.local_judge_model), seed=settings.seed,
+                                max_examples=settings.local_judge_examples)
         return JudgeEnsemble([judge], n_samples=1, seed=settings.seed)
     elif settings.judges == "chat":
         from rewardops.curation.llm.openai_client import OpenAIChatClient, OpenAIConfig
@@ -213,14 +217,15 @@ def final_models(state: str | Path, out: str | Path, settings: CurationSettings)
 def stage2_shard(pool: str | Path, models: str | Path, state: str | Path, shard: int, out: str | Path,
                  settings: CurationSettings) -> dict[str, Any]:
     from rewardops.curation.retrieval import ExampleRetriever
-    from rewardops.curation.stage2 import Stage2Filter
+    from rewardops.curation.stage2 import Stage2Config, Stage2Filter
     from rewardops.data.shards import read_pairs
 
     models = Path(models)
     embedder = _embedder()
     best, gold = load_scorer(models / "best_rm", embedder), load_scorer(models / "gold_rm", embedder)
     examples = ExampleRetriever(list(read_pairs(latest_iteration(state) / "gold")), embedder)
-    flt = Stage2Filter(best, gold, judges=make_judges(settings), examples=examples)
+    config = Stage2Config(band=settings.stage2_band, judge_disagreements=settings.stage2_judge_disagreements)
+    flt = Stage2Filter(best, gold, config, judges=make_judges(settings), examples=examples)
     return flt.run(pool, out, only=[shard], progress=False)
 
 

@@ -75,7 +75,8 @@ class LocalHFChat:
         scores: list[float] = []
         with torch.no_grad():
             if all(len(o) == 1 for o in opt_ids):  # one forward pass serves every option
-                logits = self.model(torch.tensor([prompt], device=self.device)).logits[0, -1]
+                # only the last position's logits: the LM head over every position dominates otherwise
+                logits = self.model(torch.tensor([prompt], device=self.device), logits_to_keep=1).logits[0, -1]
                 logp = torch.log_softmax(logits.float(), dim=-1)
                 scores = [float(logp[o[0]]) for o in opt_ids]
             else:
