@@ -77,11 +77,11 @@ def pipeline_inputs(func: Any) -> dict[str, Any]:
     return dict(func.component_spec.inputs or {})
 
 
-# The demo's curation: simulated humans, the local SmolLM2 judge. A 135M model on 2 CPU cores reads
-# ~1k-token prompts in seconds, so it labels a budget of pairs per iteration with one retrieved
-# example, and stage 2 sends it only the uncertain band (the best RM's rejections are discarded).
-DEMO_CURATION = {"judges": "local", "judge_budget": 24, "local_judge_examples": 1,
-                 "stage2_band": 0.05, "stage2_judge_disagreements": False}
+# The demo's curation: simulated humans, the local SmolLM2 judge in stage 1. A 135M model on 2 CPU
+# cores reads a ~1k-token prompt in seconds, so it labels a budget of pairs per iteration with one
+# retrieved example; stage 2 keeps the gold-RM check and lets the best RM decide the rest (with
+# judges it took over 10 minutes here). Any of these is a `--param settings=...` away.
+DEMO_CURATION = {"judges": "local", "judge_budget": 24, "local_judge_examples": 1, "stage2_judges": False}
 
 
 def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[str], sizes: Sequence[str],

@@ -49,6 +49,7 @@ class CurationSettings:
     local_judge_examples: int = 2  # retrieved gold examples in the local judge's prompt (a small model's context)
     stage2_band: float = 0.1  # |p_best - 0.5| <= band goes to the judges in stage 2
     stage2_judge_disagreements: bool = True  # pairs the best RM rejects also go to the judges (the paper)
+    stage2_judges: bool = True  # False: stage 2 decides uncertain pairs by the best RM alone
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -225,7 +226,8 @@ def stage2_shard(pool: str | Path, models: str | Path, state: str | Path, shard:
     best, gold = load_scorer(models / "best_rm", embedder), load_scorer(models / "gold_rm", embedder)
     examples = ExampleRetriever(list(read_pairs(latest_iteration(state) / "gold")), embedder)
     config = Stage2Config(band=settings.stage2_band, judge_disagreements=settings.stage2_judge_disagreements)
-    flt = Stage2Filter(best, gold, config, judges=make_judges(settings), examples=examples)
+    flt = Stage2Filter(best, gold, config, judges=make_judges(settings) if settings.stage2_judges else None,
+                       examples=examples)
     return flt.run(pool, out, only=[shard], progress=False)
 
 
