@@ -7,7 +7,6 @@ Each area of the library owns its commands in `rewardops/<area>/commands.py`, wh
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import typer
 
@@ -18,15 +17,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-AREAS = ("data", "training", "evaluation", "curation", "tracking", "k8s", "pipelines_cli")
+AREAS = ("data", "training", "evaluation", "curation", "tracking", "pipelines")
 
 
 def _register_areas() -> None:
     for area in AREAS:
-        name = f"rewardops.{area}.commands" if area != "pipelines_cli" else "rewardops.pipelines_cli"
-        if importlib.util.find_spec(name) is None:
-            continue  # that area has no commands yet
-        importlib.import_module(name).register(app)
+        importlib.import_module(f"rewardops.{area}.commands").register(app)
 
 
 _register_areas()

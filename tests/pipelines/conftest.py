@@ -18,7 +18,7 @@ def compiled(tmp_path_factory) -> dict[str, dict]:
     """Every pipeline compiled once to IR YAML and parsed."""
     from pipeline_ir import load_ir
 
-    from rewardops.pipelines_cli import compile_all
+    from rewardops.pipelines.commands import compile_all
 
     out = tmp_path_factory.mktemp("ir")
     return {path.stem: load_ir(path) for path in compile_all(out)}

@@ -154,7 +154,7 @@ def test_end_to_end_runs_curation_then_train_evaluate_register_per_size(compiled
 @pytest.mark.parametrize("name", ["data", "curation", "training-suite", "evaluation", "end-to-end"])
 def test_cluster_pipelines_give_every_task_the_charts_configmap_and_s3_secret_env(compiled, name):
     pytest.importorskip("kfp.kubernetes", reason="the Kubernetes env needs the kfp-kubernetes package")
-    from pipelines.resources import CLIENT_CONFIGMAP, CLIENT_ENV, S3_KEYS, S3_SECRET
+    from rewardops.pipelines.resources import CLIENT_CONFIGMAP, CLIENT_ENV, S3_KEYS, S3_SECRET
 
     ir = compiled[name]
     executors = ir["platforms"]["kubernetes"]["deploymentSpec"]["executors"]

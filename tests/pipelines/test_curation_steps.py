@@ -14,7 +14,7 @@ import pytest
 
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
 from rewardops.data.world import generate_world
-from rewardops.k8s.curation_steps import (
+from rewardops.curation.steps import (
     CurationSettings,
     make_judges,
     merge_curated,

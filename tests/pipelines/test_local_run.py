@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rewardops.cli import app
-from rewardops.k8s.dataversion import content_hash, data_version
-from rewardops.pipelines_cli import build_pipeline, prepare_params, run_local
+from rewardops.tracking.dataversion import content_hash, data_version
+from rewardops.pipelines.commands import build_pipeline, prepare_params, run_local
 
 
 def _rows(shared_data: Path, n: int) -> list[str]:
@@ -80,7 +80,7 @@ def test_run_command_refuses_bad_parameters_before_running(tmp_path, isolated_ca
 def test_local_runs_share_one_prepared_mlflow_store(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from rewardops.pipelines_cli import prepare_tracking_store
+    from rewardops.pipelines.commands import prepare_tracking_store
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     prepare_tracking_store(uri, artifact_root=tmp_path / "mlartifacts")

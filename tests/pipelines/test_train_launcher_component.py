@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "k8s"))
 from test_launcher import FAILURE, LOG, NS, OOM_LOG, SUCCESS, KubeStandIn  # noqa: E402
 
-from components.train_launcher import train_launcher  # noqa: E402
+from rewardops.pipelines.components.train_launcher import train_launcher  # noqa: E402
 
 
 def kubeconfig(path: Path, server: str) -> Path:

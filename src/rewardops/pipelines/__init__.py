@@ -1,55 +1,5 @@
-"""The RewardOps pipelines (KFP v2), by name, with the checks `rewardops pipelines submit` runs.
+"""The KFP shell: components (`components/`), pipelines (one module each), and their CLI (`commands`).
 
-| name           | what                                                                  |
-|----------------|-----------------------------------------------------------------------|
-| data           | ingest -> preprocess (runs locally in seconds)                        |
-| curation       | seed annotation -> stage-1 iterations -> stage 2 fanned out per shard |
-| training-suite | ParallelFor over catalog sizes, each a TrainJob with its nodes / GPUs |
-| evaluation     | benchmarks for one model                                              |
-| end-to-end     | curation -> training suite (TrainJobs) -> evaluation -> registry      |
-| demo           | end-to-end on the generated world, demo sizes trained in-process     |
+Everything here calls the library (`rewardops.data`, `.curation`, `.training`, `.evaluation`,
+`.tracking`, `.k8s`); nothing in the library imports this package. `registry` lists the pipelines.
 """
-
-from __future__ import annotations
-
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-from pipelines import curation, data, end_to_end, evaluation, training_suite
-from pipelines.resources import fast_task_config
-
-
-@dataclass(frozen=True)
-class PipelineEntry:
-    name: str
-    build: Callable[..., Any]  # (**options) -> the @dsl.pipeline function
-    description: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    cluster: bool = True  # tasks get the chart's ConfigMap / Secret env (pipelines.resources.cluster_env)
-
-
-PIPELINES: dict[str, PipelineEntry] = {
-    "data": PipelineEntry("data", data.build, "ingest -> preprocess"),
-    "curation": PipelineEntry("curation", curation.build, "two-stage curation", options={"iterations": 2}),
-    "training-suite": PipelineEntry("training-suite", training_suite.build, "every catalog size as a TrainJob"),
-    "evaluation": PipelineEntry("evaluation", evaluation.build, "benchmarks for one model"),
-    "end-to-end": PipelineEntry("end-to-end", lambda **o: end_to_end.build(local=False, **o),
-                                "curation -> TrainJob suite -> evaluation -> registry", options={"iterations": 2}),
-    "demo": PipelineEntry("demo", lambda **o: end_to_end.build(local=True, **o),
-                          "the end-to-end pipeline on the generated world, demo sizes in-process",
-                          options={"iterations": 2}, cluster=False),
-}
-
-
-def get(name: str) -> PipelineEntry:
-    if name not in PIPELINES:
-        raise KeyError(f"unknown pipeline {name!r}; choose one of: {', '.join(PIPELINES)}")
-    return PIPELINES[name]
-
-
-def build(name: str, **options: Any) -> Any:
-    """The `@dsl.pipeline` function of pipeline `name` (built now, with `options`)."""
-    entry = get(name)
-    with fast_task_config(cluster=entry.cluster):
-        return entry.build(**{**entry.options, **options})

@@ -65,7 +65,7 @@ def _uri(params: Mapping[str, Any], key: str) -> list[str]:
 
 
 def _settings(params: Mapping[str, Any]) -> list[str]:
-    from rewardops.k8s.curation_steps import CurationSettings
+    from rewardops.curation.steps import CurationSettings
 
     try:
         CurationSettings.from_json(str(params.get("settings") or ""))

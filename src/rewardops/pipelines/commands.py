@@ -7,21 +7,18 @@
 
 Both `run` and `submit` check the parameters first (pipelines/checks.py) and stop with every
 problem listed. `--data PATH` (repeatable) computes `data_version` (DVC hash or content hash,
-`rewardops.k8s.dataversion`) and, for pipelines that read `sources`, sets those too.
+`rewardops.tracking.dataversion`) and, for pipelines that read `sources`, sets those too.
 
-The pipeline and component definitions live in the repository's `pipelines/` and `components/`
-folders; this module finds them from REWARDOPS_ROOT, the working directory or the package's
-source checkout.
+The pipeline and component definitions live beside this module (`rewardops.pipelines` and
+`rewardops.pipelines.components`).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import time
 import warnings
@@ -38,23 +35,10 @@ class PipelineParamError(ValueError):
     """Parameters a pipeline cannot run with; the message lists every problem."""
 
 
-# -- finding the pipelines package -------------------------------------------------------------
-def project_root() -> Path:
-    candidates = [os.environ.get("REWARDOPS_ROOT"), Path.cwd(), *Path.cwd().parents,
-                  Path(__file__).resolve().parents[2]]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "pipelines" / "__init__.py").is_file() and (
-                Path(candidate) / "components" / "__init__.py").is_file():
-            return Path(candidate).resolve()
-    raise FileNotFoundError("cannot find the pipelines/ and components/ folders: run from the RewardOps repository "
-                            "or set REWARDOPS_ROOT to it")
+def load_pipelines():  # noqa: ANN201 - the registry module
+    from rewardops.pipelines import registry
 
-
-def load_pipelines():  # noqa: ANN201 - the `pipelines` package
-    root = str(project_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module("pipelines")
+    return registry
 
 
 # -- parameters --------------------------------------------------------------------------------
@@ -87,7 +71,7 @@ DEMO_CURATION = {"judges": "local", "judge_budget": 24, "local_judge_examples": 
 def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[str], sizes: Sequence[str],
                    local: bool) -> dict[str, Any]:
     """Fill `data_version` / `sources` from `--data`, `plan` from `--sizes`, then check everything."""
-    from rewardops.k8s.dataversion import data_version
+    from rewardops.tracking.dataversion import data_version
     from rewardops.k8s.trainjob import TrainJobConfigError, size_plan
 
     inputs = pipeline_inputs(func)
@@ -121,8 +105,7 @@ def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[
     unknown = sorted(set(params) - set(inputs))
     if unknown:
         problems.append(f"unknown parameter(s) {', '.join(unknown)}; {name} takes: {', '.join(sorted(inputs))}")
-    load_pipelines()  # puts the repository's pipelines/ on sys.path
-    checks = importlib.import_module("pipelines.checks")
+    from rewardops.pipelines import checks
     merged = {k: spec.default for k, spec in inputs.items() if spec.default is not None}
     merged.update(params)
     checked = checks.check(name, merged, local=local)

@@ -3,11 +3,11 @@
 from kfp import dsl
 from kfp.dsl import Dataset
 
-from components.annotate import annotate
-from components.shards import curation_models, list_shards, merge_shards
-from components.stage1_iteration import stage1_iteration
-from components.stage2_filter import stage2_filter
-from pipelines.resources import sized
+from rewardops.pipelines.components.annotate import annotate
+from rewardops.pipelines.components.shards import curation_models, list_shards, merge_shards
+from rewardops.pipelines.components.stage1_iteration import stage1_iteration
+from rewardops.pipelines.components.stage2_filter import stage2_filter
+from rewardops.pipelines.resources import sized
 
 
 def curate(dataset, data_version, iterations: int, gold_n, silver_n, pool_shards, settings):

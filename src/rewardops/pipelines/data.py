@@ -4,9 +4,9 @@ from typing import List
 
 from kfp import dsl
 
-from components.ingest import ingest
-from components.preprocess import preprocess
-from pipelines.resources import sized
+from rewardops.pipelines.components.ingest import ingest
+from rewardops.pipelines.components.preprocess import preprocess
+from rewardops.pipelines.resources import sized
 
 
 def build():

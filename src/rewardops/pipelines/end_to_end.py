@@ -11,15 +11,15 @@ from typing import List
 
 from kfp import dsl
 
-from components.evaluate import evaluate
-from components.generate import generate
-from components.ingest import ingest
-from components.preprocess import preprocess
-from components.register import register
-from components.train import train
-from components.train_launcher import train_launcher
-from pipelines.curation import curate
-from pipelines.resources import sized, with_gpu
+from rewardops.pipelines.components.evaluate import evaluate
+from rewardops.pipelines.components.generate import generate
+from rewardops.pipelines.components.ingest import ingest
+from rewardops.pipelines.components.preprocess import preprocess
+from rewardops.pipelines.components.register import register
+from rewardops.pipelines.components.train import train
+from rewardops.pipelines.components.train_launcher import train_launcher
+from rewardops.pipelines.curation import curate
+from rewardops.pipelines.resources import sized, with_gpu
 from rewardops.k8s.trainjob import size_plan
 
 

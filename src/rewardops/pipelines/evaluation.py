@@ -5,8 +5,8 @@ from typing import List
 from kfp import dsl
 from kfp.dsl import Model
 
-from components.evaluate import evaluate
-from pipelines.resources import sized, with_gpu
+from rewardops.pipelines.components.evaluate import evaluate
+from rewardops.pipelines.resources import sized, with_gpu
 
 
 def build():

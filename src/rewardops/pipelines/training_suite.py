@@ -5,8 +5,8 @@ from typing import List
 from kfp import dsl
 from kfp.dsl import Dataset
 
-from components.train_launcher import train_launcher
-from pipelines.resources import sized
+from rewardops.pipelines.components.train_launcher import train_launcher
+from rewardops.pipelines.resources import sized
 from rewardops.k8s.trainjob import size_plan
 
 

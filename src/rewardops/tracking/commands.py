@@ -151,7 +151,7 @@ def data_seed_split(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Curation seed: the gold seed (verified), the silver seed and the pool (the KFP `annotate` step's code)."""
-    from rewardops.k8s.curation_steps import CurationSettings, seed_split
+    from rewardops.curation.steps import CurationSettings, seed_split
 
     kind, _, rate = annotator.partition(":")
     try:

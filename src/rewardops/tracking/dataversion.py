@@ -81,10 +81,8 @@ def content_hash(path: str | os.PathLike[str]) -> str:
 
 def dvc_version(path: str | os.PathLike[str], repo: str | os.PathLike[str] | None = None) -> str | None:
     """`dvc:<md5>` when `path` is a DVC-tracked output, else None."""
-    try:
-        from rewardops.tracking.lineage import data_dvc_hash
-    except ImportError:
-        return None
+    from rewardops.tracking.lineage import data_dvc_hash
+
     digest = data_dvc_hash(path, repo)
     return f"dvc:{digest}" if digest else None
 

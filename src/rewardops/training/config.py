@@ -1,6 +1,6 @@
 """The training configuration: a catalog entry plus overrides, checked before the first step.
 
-`resolve_config(size, overrides)` reads `training/catalog.yaml`, applies the optional profile
+`resolve_config(size, overrides)` reads the catalog (`rewardops/training/catalog.yaml`), applies the optional profile
 (`dev`: linear decay with warmup, global batch 256, the development LR) and `key=value`
 overrides, and returns a `TrainConfig`. `validate(config, world_size)` turns every impossible
 setting into a `ConfigError` whose message says what to change.
@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CATALOG_PATH = Path(os.environ.get("REWARDOPS_CATALOG", REPO_ROOT / "training" / "catalog.yaml"))
-DEEPSPEED_DIR = CATALOG_PATH.parent / "deepspeed"
+# The catalog and the DeepSpeed configs are package data of this module (REWARDOPS_CATALOG overrides).
+PACKAGE_DIR = Path(__file__).resolve().parent
+CATALOG_PATH = Path(os.environ.get("REWARDOPS_CATALOG", PACKAGE_DIR / "catalog.yaml"))
+DEEPSPEED_DIR = PACKAGE_DIR / "deepspeed"
 SCHEDULES = ("constant", "linear")
 TRUNCATION = ("truncate", "drop")
 ATTENTION = ("auto", "segments", "varlen")

@@ -5,8 +5,3 @@ built from infra/Dockerfile.component); `train_launcher` starts TrainJobs that r
 image (`training_image()`, infra/Dockerfile.training). Each component takes `data_version` (the
 DVC hash or content hash of its input data) so KFP's cache key changes when the data does.
 """
-
-STEPS = (
-    "generate", "ingest", "preprocess", "annotate", "stage1_iteration", "list_shards", "stage2_filter",
-    "merge_shards", "curation_models", "train", "train_launcher", "evaluate", "register",
-)

@@ -18,8 +18,8 @@ def annotate(
     settings: str = "",
 ):
     """Human (or simulated-human) verification of the gold seed; `settings` is CurationSettings JSON."""
-    from rewardops.k8s.curation_steps import CurationSettings, seed_split
-    from rewardops.k8s.steps import begin_step, dataset_dir, log_metrics
+    from rewardops.curation.steps import CurationSettings, seed_split
+    from rewardops.pipelines.steps import begin_step, dataset_dir, log_metrics
 
     begin_step("annotate", data_version)
     counts = seed_split(dataset.path, dataset_dir(state), gold_n, silver_n, CurationSettings.from_json(settings),

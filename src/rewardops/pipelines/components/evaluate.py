@@ -26,7 +26,7 @@ def evaluate(
 
     from rewardops.evaluation.benchmarks import parse_names
     from rewardops.evaluation.runner import EvalConfig, run_eval
-    from rewardops.k8s.steps import begin_step, log_metrics
+    from rewardops.pipelines.steps import begin_step, log_metrics
 
     begin_step("evaluate", data_version)
     # A TrainJob-trained model is in object storage, reachable as its registered MLflow version;

@@ -17,7 +17,7 @@ def generate(
 ):
     """`rewardops generate`: n world pairs, `noise` of them with flipped labels."""
     from rewardops.data.commands import generate_to
-    from rewardops.k8s.steps import begin_step, dataset_dir, finish_dataset, log_metrics, report_totals
+    from rewardops.pipelines.steps import begin_step, dataset_dir, finish_dataset, log_metrics, report_totals
 
     # The world is a pure function of (n, noise, seed): that triple is its version.
     version = f"world:n={n},noise={noise},seed={seed}"

@@ -23,7 +23,7 @@ def ingest(
     re-run this step: KFP's cache key sees the source paths, not their bytes.
     """
     from rewardops.data.ingest import ingest as run_ingest
-    from rewardops.k8s.steps import begin_step, dataset_dir, finish_dataset, log_metrics, report_totals
+    from rewardops.pipelines.steps import begin_step, dataset_dir, finish_dataset, log_metrics, report_totals
 
     begin_step("ingest", data_version)
     report = run_ingest(sources, dataset_dir(dataset), fmt=fmt or None, strict=strict)

@@ -21,7 +21,7 @@ def preprocess(
     """`rewardops preprocess` over the input Dataset; `decontaminate` lists benchmark prompt files."""
     from rewardops.data.decontaminate import load_prompts
     from rewardops.data.preprocess import preprocess as run_preprocess
-    from rewardops.k8s.steps import begin_step, dataset_dir, finish_dataset, log_metrics, report_totals
+    from rewardops.pipelines.steps import begin_step, dataset_dir, finish_dataset, log_metrics, report_totals
 
     begin_step("preprocess", data_version)
     prompts = list(load_prompts(decontaminate)) if decontaminate else None

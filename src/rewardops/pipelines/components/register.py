@@ -21,7 +21,7 @@ def register(
 
     from mlflow.tracking import MlflowClient
 
-    from rewardops.k8s.steps import begin_step, log_metrics
+    from rewardops.pipelines.steps import begin_step, log_metrics
     from rewardops.tracking.mlflow_tracker import resolve_tracking_uri
     from rewardops.tracking.registry import promote_champion, set_version_score
 

@@ -14,7 +14,7 @@ def list_shards(state: Input[Dataset], data_version: str) -> List[int]:
     from pathlib import Path
 
     from rewardops.data.shards import shard_paths
-    from rewardops.k8s.steps import begin_step
+    from rewardops.pipelines.steps import begin_step
 
     begin_step("list-shards", data_version)
     return list(range(len(shard_paths(Path(state.path) / "pool"))))
@@ -23,8 +23,8 @@ def list_shards(state: Input[Dataset], data_version: str) -> List[int]:
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def curation_models(state: Input[Dataset], data_version: str, models: Output[Model], settings: str = ""):
     """The best RM (final silver, selected on final gold) and the gold RM, trained once for all shards."""
-    from rewardops.k8s.curation_steps import CurationSettings, final_models
-    from rewardops.k8s.steps import begin_step
+    from rewardops.curation.steps import CurationSettings, final_models
+    from rewardops.pipelines.steps import begin_step
 
     begin_step("curation-models", data_version)
     info = final_models(state.path, models.path, CurationSettings.from_json(settings))
@@ -42,9 +42,9 @@ def merge_shards(
 ):
     """The curated training set (stage 1's final gold + silver, then stage 2's kept pairs) and
     stage 2's recycled (flipped) pairs."""
-    from rewardops.k8s.curation_steps import merge_curated
-    from rewardops.k8s.curation_steps import merge_shards as merge
-    from rewardops.k8s.steps import begin_step, dataset_dir, finish_dataset, log_metrics
+    from rewardops.curation.steps import merge_curated
+    from rewardops.curation.steps import merge_shards as merge
+    from rewardops.pipelines.steps import begin_step, dataset_dir, finish_dataset, log_metrics
 
     begin_step("merge-shards", data_version)
     paths = [p.path for p in parts]

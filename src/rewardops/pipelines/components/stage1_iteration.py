@@ -17,9 +17,9 @@ def stage1_iteration(
 ):
     """Adds `stage1/iter-<iteration>` to the curation state: an RM trained on silver and selected on
     gold, error-driven retrieval from the pool, human verification and LLM judging."""
-    from rewardops.k8s.curation_steps import CurationSettings
-    from rewardops.k8s.curation_steps import stage1_iteration as run_iteration
-    from rewardops.k8s.steps import begin_step, log_metrics
+    from rewardops.curation.steps import CurationSettings
+    from rewardops.curation.steps import stage1_iteration as run_iteration
+    from rewardops.pipelines.steps import begin_step, log_metrics
 
     begin_step(f"stage1-iteration-{iteration}", data_version)
     values = run_iteration(state.path, next_state.path, iteration, CurationSettings.from_json(settings))

@@ -19,8 +19,8 @@ def stage2_filter(
     discarded pairs are also written flipped to `recycled`."""
     from pathlib import Path
 
-    from rewardops.k8s.curation_steps import CurationSettings, stage2_shard
-    from rewardops.k8s.steps import begin_step
+    from rewardops.curation.steps import CurationSettings, stage2_shard
+    from rewardops.pipelines.steps import begin_step
 
     begin_step(f"stage2-shard-{shard}", data_version)
     summary = stage2_shard(Path(state.path) / "pool", models.path, state.path, shard, filtered.path,

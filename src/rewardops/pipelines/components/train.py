@@ -23,7 +23,7 @@ def train(
     exported Hugging Face model. Multi-node sizes go through `train_launcher` instead."""
     import os
 
-    from rewardops.k8s.steps import begin_step, log_metrics
+    from rewardops.pipelines.steps import begin_step, log_metrics
     from rewardops.training.config import parse_overrides, resolve_config
     from rewardops.training.trainer import train as run_train
 

@@ -34,7 +34,7 @@ def train_launcher(
     import re
 
     from rewardops.k8s.launcher import PrintReporter, TrainJobLauncher, api_client
-    from rewardops.k8s.steps import begin_step, log_metrics
+    from rewardops.pipelines.steps import begin_step, log_metrics
     from rewardops.k8s.trainjob import S3Credentials, build_trainjob, request_for_size
 
     begin_step(f"train-launcher-{size}", data_version)
