@@ -17,6 +17,7 @@ from rewardops.data.preprocess import preprocess
 from rewardops.data.report import read_report
 from rewardops.data.schema import PAIR_SCHEMA, Message, PreferencePair
 from rewardops.data.shards import read_pairs, write_pairs
+from rewardops.outputs import OutputError
 
 BENCH_PROMPT = ("Explain why the quick brown fox jumps over the lazy dog while the "
                 "farmer counts seven sleepy sheep near the old red barn at dawn")
@@ -155,8 +156,12 @@ def test_structural_check_in_preprocess(tmp_path: Path) -> None:
 
 def test_output_folder_must_differ_from_input(tmp_path: Path) -> None:
     write_pairs([pair(0, "q")], tmp_path / "in")
-    with pytest.raises(ValueError, match="must differ"):
+    before = sorted(p.name for p in (tmp_path / "in").iterdir())
+    with pytest.raises(OutputError, match="is the input"):
         preprocess(tmp_path / "in", tmp_path / "in")
+    with pytest.raises(OutputError, match="sits inside the input"):
+        preprocess(tmp_path / "in", tmp_path / "in" / "pp")
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == before
 
 
 def test_conservation_through_ingest_and_preprocess_on_every_fixture(shared_data: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from rewardops.data.readers import FORMATS
 from rewardops.data.report import RunReport
 from rewardops.data.schema import PreferencePair
 from rewardops.data.validation import DEFAULT_MAX_ROW_BYTES, ValidationError
+from rewardops.outputs import OutputError
 
 console = Console(stderr=True)
 FORMAT_NAMES = ", ".join(FORMATS)
@@ -85,26 +86,25 @@ def load_world_generator():  # noqa: ANN201 - the generator's own signature
 def generate_to(out: str | Path, n: int, noise: float, seed: int, shard_size: int = 100_000,
                 show_progress: bool = True) -> RunReport:
     """Generate `n` world pairs into shards under `out`, with report.json."""
-    from rewardops.data.ingest import clear_shards
     from rewardops.data.shards import ShardWriter
+    from rewardops.outputs import atomic_output
 
     generate_world = load_world_generator()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    clear_shards(out)
     report = RunReport(stage="generate", info={"n": n, "noise": noise, "seed": seed})
-    with _progress(True) as bar, ShardWriter(out, shard_size=shard_size) as writer:
-        task = bar.add_task("generating", total=n, visible=show_progress)
-        pairs: Iterator[PreferencePair] = generate_world(n, noise=noise, seed=seed)
-        for i, pair in enumerate(pairs, start=1):
-            writer.write(pair)
-            counts = report.source(pair.source)
-            counts.rows_in += 1
-            counts.kept += 1
-            if i % 1000 == 0:
-                bar.update(task, completed=i)
-        bar.update(task, completed=writer.count)
-    report.write(out)
+    with atomic_output(out, kind="dataset") as tmp:
+        with _progress(True) as bar, ShardWriter(tmp, shard_size=shard_size) as writer:
+            task = bar.add_task("generating", total=n, visible=show_progress)
+            pairs: Iterator[PreferencePair] = generate_world(n, noise=noise, seed=seed)
+            for i, pair in enumerate(pairs, start=1):
+                writer.write(pair)
+                counts = report.source(pair.source)
+                counts.rows_in += 1
+                counts.kept += 1
+                if i % 1000 == 0:
+                    bar.update(task, completed=i)
+            bar.update(task, completed=writer.count)
+        report.write(tmp)
     return report
 
 
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         try:
             report = generate_to(out, n, noise, seed, shard_size)
-        except RuntimeError as e:
+        except (RuntimeError, OutputError) as e:
             raise _fail(str(e)) from None
         _finish(report, out, "generate", started)
 
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
                                     shard_size=shard_size, progress=progress)
             except ValidationError as e:
                 raise _fail(f"strict mode: {e}") from None
-            except (FileNotFoundError, ValueError) as e:
+            except (FileNotFoundError, ValueError, OutputError) as e:
                 raise _fail(str(e)) from None
         _finish(report, out, "ingest", started)
 
@@ -182,6 +182,6 @@ def register(app: typer.Typer) -> None:
                 report = run_preprocess(inputs, out, prompts=prompts, n=ngram, dedup=not no_dedup,
                                         shard_size=shard_size, progress=lambda k: bar.advance(task, k),
                                         expected_pairs=max(total, 1))
-        except (FileNotFoundError, ValueError) as e:
+        except (FileNotFoundError, ValueError, OutputError) as e:
             raise _fail(str(e)) from None
         _finish(report, out, "preprocess", started)

@@ -9,20 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rewardops.data.readers import expand_sources, read_source, source_name
+from rewardops.data.readers import expand_sources, is_local, read_source, source_name
 from rewardops.data.report import RunReport
-from rewardops.data.shards import SHARD_GLOB, ShardWriter
+from rewardops.data.shards import ShardWriter
 from rewardops.data.validation import DEFAULT_MAX_ROW_BYTES, Quarantine
+from rewardops.outputs import atomic_output
 
 QUARANTINE_FILE = "quarantine.jsonl"
 ProgressFn = Callable[[str, int], None]  # (source, rows since the last call)
 PROGRESS_EVERY = 1_000
-
-
-def clear_shards(out_dir: Path) -> None:
-    """Old shards from an earlier run in the same folder would silently join the new dataset."""
-    for old in out_dir.glob(SHARD_GLOB):
-        old.unlink()
 
 
 def ingest(
@@ -39,30 +34,30 @@ def ingest(
     In strict mode the first bad row raises `ValidationError` (file, row, reason).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clear_shards(out)
     files = expand_sources([str(s) for s in srcs])
     report = RunReport(stage="ingest", info={"inputs": files, "format": fmt, "strict": strict})
-    with ShardWriter(out, shard_size=shard_size) as writer, Quarantine(out / QUARANTINE_FILE, strict) as quarantine:
-        for src in files:
-            name = source_name(src)
-            counts = report.source(name)
-            pending = 0
-            for result in read_source(src, fmt=fmt, max_row_bytes=max_row_bytes, source=name):
-                counts.rows_in += 1
-                if result.pair is not None:
-                    writer.write(result.pair)
-                    counts.kept += 1
-                else:
-                    assert result.error is not None
-                    quarantine.add(result.source_file, result.row, result.error, result.raw)
-                    counts.quarantined[result.error.reason.value] += 1
-                pending += 1
-                if progress is not None and pending >= PROGRESS_EVERY:
+    local_inputs = [s for s in [*map(str, srcs), *files] if is_local(s)]
+    with atomic_output(out, inputs=local_inputs, kind="dataset") as tmp:
+        with ShardWriter(tmp, shard_size=shard_size) as writer, Quarantine(tmp / QUARANTINE_FILE, strict) as quarantine:
+            for src in files:
+                name = source_name(src)
+                counts = report.source(name)
+                pending = 0
+                for result in read_source(src, fmt=fmt, max_row_bytes=max_row_bytes, source=name):
+                    counts.rows_in += 1
+                    if result.pair is not None:
+                        writer.write(result.pair)
+                        counts.kept += 1
+                    else:
+                        assert result.error is not None
+                        quarantine.add(result.source_file, result.row, result.error, result.raw)
+                        counts.quarantined[result.error.reason.value] += 1
+                    pending += 1
+                    if progress is not None and pending >= PROGRESS_EVERY:
+                        progress(name, pending)
+                        pending = 0
+                if progress is not None and pending:
                     progress(name, pending)
-                    pending = 0
-            if progress is not None and pending:
-                progress(name, pending)
-    report.info["quarantine_file"] = str(out / QUARANTINE_FILE)
-    report.write(out)
+        report.info["quarantine_file"] = str(out / QUARANTINE_FILE)
+        report.write(tmp)
     return report

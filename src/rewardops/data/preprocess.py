@@ -24,12 +24,13 @@ import pyarrow.parquet as pq
 
 from rewardops.data.decontaminate import DEFAULT_N, Decontaminator
 from rewardops.data.dedup import DigestSet, combine_keys, role_codes
-from rewardops.data.ingest import QUARANTINE_FILE, clear_shards
+from rewardops.data.ingest import QUARANTINE_FILE
 from rewardops.data.report import RunReport
 from rewardops.data.schema import PAIR_SCHEMA
 from rewardops.data.shards import shard_paths
 from rewardops.data.texthash import TextBatch
 from rewardops.data.validation import Quarantine, Reason, RowError
+from rewardops.outputs import atomic_output
 
 DROPPED_FILE = "dropped.jsonl"
 ProgressFn = Callable[[int], None]  # rows done since the last call
@@ -118,7 +119,9 @@ def preprocess(
     in_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     shards = []
     for src in in_list:
-        found = shard_paths(src)
+        found = shard_paths(src, verify=False)
+        if found and Path(src).is_dir():
+            found = shard_paths(src)  # a dataset folder must be a complete, verified output
         if not found:
             raise FileNotFoundError(
                 f"{src}: no part-*.parquet shards (an input must be a dataset written by ingest, "
@@ -126,10 +129,6 @@ def preprocess(
             )
         shards.extend(found)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if any(s.resolve().parent == out.resolve() for s in shards):
-        raise ValueError(f"{out}: the output folder must differ from the input folder")
-    clear_shards(out)
     decon = Decontaminator(prompts, n=n) if prompts is not None else None
     seen = DigestSet(2 * expected_pairs)  # stays under half full without growing
     report = RunReport(stage="preprocess", info={
@@ -138,20 +137,21 @@ def preprocess(
         "dedup": dedup,
         "decontamination": None if decon is None else {"n": n, "prompts": len(decon.prompts), "prompt_ngrams": len(decon)},
     })
-    writer = BatchShardWriter(out, shard_size)
-    with Quarantine(out / QUARANTINE_FILE) as quarantine, open(out / DROPPED_FILE, "w", encoding="utf-8") as dropped:
-        for shard in shards:
-            row0 = 0
-            for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size):
-                table = pa.Table.from_batches([batch])
-                _process_batch(table, shard, row0, decon, seen if dedup else None, report, writer, quarantine, dropped)
-                row0 += table.num_rows
-                if progress is not None:
-                    progress(table.num_rows)
-    writer.close()
-    report.info["dedup_table_bytes"] = seen.nbytes
-    report.info["prompt_index_bytes"] = 0 if decon is None else decon.nbytes
-    report.write(out)
+    with atomic_output(out, inputs=in_list, kind="dataset") as tmp:
+        writer = BatchShardWriter(tmp, shard_size)
+        with Quarantine(tmp / QUARANTINE_FILE) as quarantine, open(tmp / DROPPED_FILE, "w", encoding="utf-8") as dropped:
+            for shard in shards:
+                row0 = 0
+                for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size):
+                    table = pa.Table.from_batches([batch])
+                    _process_batch(table, shard, row0, decon, seen if dedup else None, report, writer, quarantine, dropped)
+                    row0 += table.num_rows
+                    if progress is not None:
+                        progress(table.num_rows)
+        writer.close()
+        report.info["dedup_table_bytes"] = seen.nbytes
+        report.info["prompt_index_bytes"] = 0 if decon is None else decon.nbytes
+        report.write(tmp)
     return report
 
 

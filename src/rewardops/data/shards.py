@@ -1,30 +1,48 @@
 """Parquet shards of preference pairs, read and written in bounded memory.
 
-A dataset is a folder of `part-00000.parquet`, `part-00001.parquet`, ... all with PAIR_SCHEMA.
-Writers flush every `batch_size` pairs and roll to a new shard every `shard_size` pairs, so
-memory is bounded by the batch, never by the dataset.
+A dataset is a folder of `part-00000.parquet`, `part-00001.parquet`, ... all with PAIR_SCHEMA,
+plus `_manifest.json` (rewardops.outputs). Writers flush every `batch_size` pairs and roll to a new
+shard every `shard_size` pairs, so memory is bounded by the batch, never by the dataset.
+
+Writers are atomic: a `ShardWriter` handed a folder of its own writes into a temporary sibling and
+swaps it into place with its manifest on a clean close (an exception leaves the old folder as it
+was); handed the temporary folder of an open `atomic_output` itself, it writes straight into it
+and the enclosing `atomic_output` seals the whole folder (a subfolder of it is a dataset of its
+own, with its own manifest). Readers (`shard_paths`,
+`iter_batches`, `read_pairs`, `count_pairs`) verify the manifest first and refuse a folder without
+a valid one (`IncompleteOutputError`, naming the folder and the command that repairs it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rewardops.data.schema import PAIR_SCHEMA, PreferencePair, pairs_to_table
+from rewardops.outputs import atomic_output, is_staging, verify_output
 
 SHARD_GLOB = "part-*.parquet"
+DATASET_KIND = "dataset"
 
 
-def shard_paths(path: str | Path) -> list[Path]:
-    """The shards of a dataset folder (or the single file given), in order."""
+def shard_paths(path: str | Path, verify: bool = True) -> list[Path]:
+    """The shards of a dataset folder (or the single file given), in order.
+
+    A folder must be a complete output (`rewardops.outputs.verify_output`); `verify=False` is for
+    writers looking into their own staging folder only."""
     p = Path(path)
     if p.is_file():
         return [p]
     if not p.is_dir():
         raise FileNotFoundError(f"{p}: no such dataset folder or Parquet file")
+    if verify:
+        manifest = verify_output(p)
+        names = sorted(f["path"] for f in manifest["files"] if "/" not in f["path"] and Path(f["path"]).match(SHARD_GLOB))
+        return [p / n for n in names]
     return sorted(p.glob(SHARD_GLOB))
 
 
@@ -37,9 +55,16 @@ class ShardWriter:
         shard_size: int = 100_000,
         batch_size: int = 4_096,
         prefix: str = "part",
+        inputs: Iterable[str | Path] = (),
     ) -> None:
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.final_dir = Path(out_dir)
+        self._stack = ExitStack()
+        if is_staging(self.final_dir):
+            self.out_dir = self.final_dir
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        else:  # our own atomic output: written into a temporary sibling, swapped in by close()
+            self.out_dir = self._stack.enter_context(atomic_output(self.final_dir, inputs=inputs, kind=DATASET_KIND))
+        self._closed = False
         self.shard_size = shard_size
         self.batch_size = batch_size
         self.prefix = prefix
@@ -75,25 +100,54 @@ class ShardWriter:
                 self._writer = None
 
     def close(self) -> list[Path]:
-        self._flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if not self.paths:  # an empty dataset is still a valid dataset
-            path = self.out_dir / f"{self.prefix}-00000.parquet"
-            pq.write_table(PAIR_SCHEMA.empty_table(), path)
-            self.paths.append(path)
+        """Finish the last shard and (for a folder of its own) swap the dataset into place."""
+        if self._closed:
+            return self.paths
+        try:
+            self._flush()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            if not self.paths:  # an empty dataset is still a valid dataset
+                path = self.out_dir / f"{self.prefix}-00000.parquet"
+                pq.write_table(PAIR_SCHEMA.empty_table(), path)
+                self.paths.append(path)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        self._stack.close()  # commits an own atomic output
+        self.paths = [self.final_dir / p.name for p in self.paths]
         return self.paths
+
+    def abort(self) -> None:
+        """Drop what was written: the output folder stays as it was before this writer."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - the half-written shard is discarded anyway
+                pass
+            self._writer = None
+        self._buffer = []
+        self._stack.__exit__(RuntimeError, RuntimeError("shard writer aborted"), None)
 
     def __enter__(self) -> "ShardWriter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
-def write_pairs(pairs: Iterable[PreferencePair], out_dir: str | Path, shard_size: int = 100_000) -> list[Path]:
-    with ShardWriter(out_dir, shard_size=shard_size) as w:
+def write_pairs(pairs: Iterable[PreferencePair], out_dir: str | Path, shard_size: int = 100_000,
+                inputs: Iterable[str | Path] = ()) -> list[Path]:
+    """Write a complete dataset folder (atomically, with its manifest) and return its shards."""
+    with ShardWriter(out_dir, shard_size=shard_size, inputs=inputs) as w:
         w.write_all(pairs)
     return w.paths
 
