@@ -70,7 +70,8 @@ def apply_human_verdict(pair: PreferencePair, chosen_better: bool, who: str) -> 
     return out
 
 
-def _task(pair: PreferencePair, seed: int) -> dict[str, Any]:
+def label_studio_task(pair: PreferencePair, seed: int) -> dict[str, Any]:
+    """One Label Studio task for a pair (A/B order from `seed` and the pair id; the mapping in the data)."""
     a_is_chosen = unit("label-studio", seed, pair.id) < 0.5
     a, b = (pair.chosen, pair.rejected) if a_is_chosen else (pair.rejected, pair.chosen)
     attrs = "\n".join(f"{k}: {v}" for k, v in pair.attributes().items() if v) or "(none)"
@@ -88,13 +89,16 @@ def _task(pair: PreferencePair, seed: int) -> dict[str, Any]:
     }
 
 
+_task = label_studio_task  # the old private name (tests/curation/test_human.py uses it)
+
+
 def export_label_studio(pairs: Sequence[PreferencePair], out_dir: str | Path, seed: int = 0) -> tuple[Path, Path]:
     """Write `tasks.json` (import it into a project) and `label_config.xml` (the project's labeling
     interface). Returns both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks_path, config_path = out / "tasks.json", out / "label_config.xml"
-    tasks_path.write_text(json.dumps([_task(p, seed) for p in pairs], ensure_ascii=False, indent=1))
+    tasks_path.write_text(json.dumps([label_studio_task(p, seed) for p in pairs], ensure_ascii=False, indent=1))
     config_path.write_text(LABEL_CONFIG)
     return tasks_path, config_path
 
@@ -107,7 +111,8 @@ class ImportResult:
     counts: Counter = field(default_factory=Counter)
 
 
-def _choice_of(annotation: dict[str, Any], where: str) -> str | None:
+def choice_of(annotation: dict[str, Any], where: str) -> str | None:
+    """The preference choice of one Label Studio annotation (None: no choice in its result)."""
     for item in annotation.get("result") or []:
         if item.get("from_name") == "preference" and item.get("type") == "choices":
             choices = (item.get("value") or {}).get("choices") or []
@@ -148,7 +153,7 @@ def import_label_studio(export_path: str | Path, pairs: Sequence[PreferencePair]
             if ann.get("was_cancelled"):
                 res.counts["cancelled_annotations"] += 1
                 continue
-            choice = _choice_of(ann, f"{where} annotation #{k}")
+            choice = choice_of(ann, f"{where} annotation #{k}")
             if choice is not None:
                 votes[choice] += 1
                 annotators.append(str(ann.get("completed_by", "?")))
@@ -229,7 +234,7 @@ class TerminalAnnotator:
 
         out: list[bool | None] = []
         for n, p in enumerate(pairs):
-            t = _task(p, self.seed)["data"]
+            t = label_studio_task(p, self.seed)["data"]
             c = self.console
             c.rule(f"[bold]{n + 1}/{len(pairs)}  {p.id}")
             c.print(Panel(t["attributes"], title="attributes"))
