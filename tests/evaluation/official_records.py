@@ -58,18 +58,22 @@ def ppe_preference() -> list[dict]:
     ]
 
 
-def ppe_correctness(task: str, k: int = 4) -> list[dict]:
-    # lmarena-ai/PPE-<task>-Best-of-K: response_1..response_K with correctness bits `scores`
+def ppe_correctness(task: str, k: int = 4, models: tuple[str, ...] = ("gen",)) -> list[dict]:
+    # lmarena-ai/PPE-<task>-Best-of-K: one row per (question_id, model_name), response_1..response_K with
+    # correctness bits `scores`, and `conflict_pairs` / `sampled_conflict_pairs` ([i, j], 0-based)
     rows = []
-    for q in range(2):
-        row = {"question_id": f"{task}-{q}", "question": f"Problem {q}", "options": [], "answer": "A", "answer_index": 0,
-               "category": "test", "model_name": "gen", "parsed_outputs": ["A"] * k, "prompt": f"Solve problem {q}."}
-        bits = [(q + i) % 2 == 0 for i in range(k)]
-        row["scores"] = bits
-        row["mean_score"] = sum(bits) / k
-        for i in range(k):
-            row[f"response_{i + 1}"] = f"Attempt {i} at problem {q}: {'A' if bits[i] else 'B'}."
-        rows.append(row)
+    for model in models:
+        for q in range(2):
+            row = {"question_id": f"{task}-{q}", "question": f"Problem {q}", "options": [], "answer": "A", "answer_index": 0,
+                   "category": "test", "model_name": model, "parsed_outputs": ["A"] * k, "prompt": f"Solve problem {q}."}
+            bits = [(q + i) % 2 == 0 for i in range(k)]
+            row["scores"] = bits
+            row["mean_score"] = sum(bits) / k
+            for i in range(k):
+                row[f"response_{i + 1}"] = f"Attempt {i} by {model} at problem {q}: {'A' if bits[i] else 'B'}."
+            row["conflict_pairs"] = [[i, j] for i in range(k) for j in range(i + 1, k) if bits[i] != bits[j]]
+            row["sampled_conflict_pairs"] = row["conflict_pairs"][:2]
+            rows.append(row)
     return rows
 
 

@@ -93,6 +93,24 @@ def test_ppe_files(tmp_path: Path):
     corr = get("ppe-correctness").load(folder)
     assert {it.subset for it in corr.items} == {"MMLU-Pro", "MBPP-Plus"}
     assert all(len(it.responses) == len(it.meta["correct"]) == 4 for it in corr.items)
+    assert all(it.meta["sampled_conflict_pairs"] == [[0, 1], [0, 3]] or it.meta["sampled_conflict_pairs"] == [[0, 1], [1, 2]]
+               for it in corr.items)
+
+
+def test_ppe_correctness_ids_include_the_generator_model(tmp_path: Path):
+    # the same question_id answered by two generator models is two items, not a duplicate
+    path = dump_records(ppe_correctness("math", models=("gen-a", "gen-b")), tmp_path / "math.jsonl")
+    corr = get("ppe-correctness").load(path)
+    assert not corr.quarantined
+    assert sorted(it.id for it in corr.items) == ["MATH/gen-a/math-0", "MATH/gen-a/math-1", "MATH/gen-b/math-0", "MATH/gen-b/math-1"]
+
+
+def test_ppe_correctness_bad_conflict_pairs_are_quarantined(tmp_path: Path):
+    rows = ppe_correctness("math")
+    rows[0]["sampled_conflict_pairs"] = [[0, 9]]
+    corr = get("ppe-correctness").load(dump_records(rows, tmp_path / "math.jsonl"))
+    assert len(corr.items) == 1 and len(corr.quarantined) == 1
+    assert "sampled_conflict_pairs" in corr.quarantined[0].reason
 
 
 def test_malformed_records_are_quarantined_with_file_and_row(tmp_path: Path, caplog):

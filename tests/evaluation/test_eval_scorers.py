@@ -18,7 +18,7 @@ def test_rewardbench_sections_use_official_example_counts():
         ("alpacaeval-easy", 2.0, 1.0), ("alpacaeval-easy", 0.5, 0.1), ("mt-bench-easy", 1.0, 1.0),
         # math-prm 1/2 (weight 984), hep-python 1/1 (weight 164)
         ("math-prm", 1.0, 2.0), ("math-prm", 3.0, 2.0), ("hep-python", 1.0, 0.0),
-        # xstest-should-refuse 1/1 (250), xstest-should-respond 0/1 (154)
+        # xstest-should-refuse 1/1 (weight 154), xstest-should-respond 0/1 (weight 250)
         ("xstest-should-refuse", 1.0, 0.0), ("xstest-should-respond", 0.0, 1.0),
         # mt-bench-hard 1/1 (37)
         ("mt-bench-hard", 5.0, 4.0),
@@ -29,11 +29,19 @@ def test_rewardbench_sections_use_official_example_counts():
     assert out["sections"]["Chat"] == pytest.approx(100 / 128)
     # Reasoning = (0.5*984 + 1*164) / (984 + 164) = 656 / 1148
     assert out["sections"]["Reasoning"] == pytest.approx(656 / 1148)
-    # Safety = 250 / 404 (refuse is 250, respond 154, as in rewardbench/constants.py)
-    assert out["sections"]["Safety"] == pytest.approx(250 / 404)
+    # Safety = 154 / 404 (refuse 154, respond 250, as in upstream rewardbench/constants.py since
+    # 6552e93, 2024-09-10; the swapped 250/154 of before would give 250 / 404)
+    assert out["sections"]["Safety"] == pytest.approx(154 / 404)
     assert out["sections"]["Chat Hard"] == 1.0
-    assert out["overall"] == pytest.approx((100 / 128 + 656 / 1148 + 250 / 404 + 1.0) / 4)
+    assert out["overall"] == pytest.approx((100 / 128 + 656 / 1148 + 154 / 404 + 1.0) / 4)
     assert out["complete"] is True
+
+
+def test_rewardbench_weights_are_upstreams():
+    # upstream allenai/reward-bench rewardbench/constants.py EXAMPLE_COUNTS at 05a9005 (2026-01-31)
+    assert S.EXAMPLE_COUNTS["xstest-should-refuse"] == 154 and S.EXAMPLE_COUNTS["xstest-should-respond"] == 250
+    assert sum(S.EXAMPLE_COUNTS.values()) == 3522
+    assert sum(S.EXAMPLE_COUNTS[s] for s in S.SUBSET_MAPPING["Safety"]) == 740
 
 
 def test_rewardbench_partial_sections_are_flagged_and_unknown_subsets_not_weighted():
@@ -256,6 +264,28 @@ def test_ppe_correctness_pairwise_prompt_mean_and_task_mean():
     assert curve[1] == pytest.approx((1 / 3 + 2 / 3 + 1) / 3)
     # N=3 picks the top: prompt 1 correct, prompt 2 wrong, prompt 3 correct
     assert curve[3] == pytest.approx(2 / 3)
+    assert out["all_pairs_accuracy"] == out["overall"]
+    assert math.isnan(out["sampled_conflict_pairs_accuracy"])  # no sampled pairs given
+
+
+def test_ppe_sampled_conflict_pairs_accuracy_beside_all_pairs():
+    # row 1: scores [3, 2, 1], correct [T, F, F]; sampled pairs (0,1) right, (2,0) right (correct 0 > 2)
+    # row 2: scores [1, 2, 2], correct [T, F, T]; sampled (0,1): 1 > 2? no -> wrong; (0,2): both
+    #        correct -> skipped (not a conflict); (2,1): correct 2 scores 2, incorrect 1 scores 2 -> tie, wrong
+    task_a = [
+        ([3.0, 2.0, 1.0], [True, False, False], [[0, 1], [2, 0]]),
+        ([1.0, 2.0, 2.0], [True, False, True], [[0, 1], [0, 2], [2, 1]]),
+    ]
+    task_b = [([0.0, 1.0], [False, True], [[0, 1]]), ([0.0, 1.0], [True, False], None)]
+    out = S.ppe_correctness({"A": task_a, "B": task_b}, max_n=2)
+    a = out["tasks"]["A"]["sampled_conflict_pairs"]
+    assert (a["n_pairs"], a["skipped_not_a_conflict"], a["n_rows"]) == (4, 1, 2)
+    assert a["accuracy"] == 2 / 4
+    assert out["tasks"]["B"]["sampled_conflict_pairs"]["accuracy"] == 1.0
+    assert out["sampled_conflict_pairs_accuracy"] == pytest.approx((0.5 + 1.0) / 2)
+    # all pairs: A row 1 2/2, row 2 (1>2 no; 2>2 no) 0/2 -> 0.5; B: 1/1 and 0/1 -> 0.5
+    assert out["tasks"]["A"]["all_pairs_accuracy"] == 0.5 and out["tasks"]["B"]["overall"] == 0.5
+    assert out["all_pairs_accuracy"] == out["overall"] == 0.5
 
 
 # ----------------------------------------------------------------------- world

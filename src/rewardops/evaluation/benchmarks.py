@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,9 +105,9 @@ def _score_ppe_preference(items: list[EvalItem], scores: Scores) -> dict[str, An
 
 
 def _score_ppe_correctness(items: list[EvalItem], scores: Scores) -> dict[str, Any]:
-    tasks: dict[str, list[tuple[Sequence[float], Sequence[bool]]]] = defaultdict(list)
+    tasks: dict[str, list[scorers.PpeRow]] = defaultdict(list)
     for it in items:
-        tasks[it.subset].append((scores[it.id], it.meta["correct"]))
+        tasks[it.subset].append((scores[it.id], it.meta["correct"], it.meta.get("sampled_conflict_pairs")))
     return scorers.ppe_correctness(tasks)
 
 

@@ -168,13 +168,38 @@ def parse_ppe_correctness(record: dict[str, Any], raw: RawRecord) -> EvalItem:
             raise MalformedRecord(f"response_{i} missing for {len(correct)} correctness bits")
         responses.append(value)
     task = str(record.get("benchmark") or ppe_task_from_file(raw.file))
+    pairs = _conflict_pairs(record.get("sampled_conflict_pairs"), len(responses))
+    # One row per (question, generator model): the same question_id repeats across model_name.
+    model = record.get("model_name")
+    if model is not None and not isinstance(model, str):
+        raise MalformedRecord(f"model_name must be a string, not {type(model).__name__}")
+    qid = _id(record, "question_id", "id")
     return EvalItem(
-        id=f"{task}/{_id(record, 'question_id', 'id')}",
+        id=f"{task}/{model}/{qid}" if model else f"{task}/{qid}",
         subset=task,
         prompt=_prompt(record),
         responses=tuple(responses),
-        meta={"correct": correct},
+        meta={"correct": correct, "model_name": model, "sampled_conflict_pairs": pairs},
     )
+
+
+def _conflict_pairs(value: Any, k: int) -> list[list[int]] | None:
+    """`sampled_conflict_pairs`: a list of [i, j] 0-based response indices (None when absent)."""
+    if value is None:
+        return None
+    if hasattr(value, "tolist"):  # numpy arrays from Parquet
+        value = value.tolist()
+    if not isinstance(value, list):
+        raise MalformedRecord("sampled_conflict_pairs must be a list of [i, j] index pairs")
+    out = []
+    for pair in value:
+        if hasattr(pair, "tolist"):
+            pair = pair.tolist()
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < k for x in pair)):
+            raise MalformedRecord(f"sampled_conflict_pairs entry {pair!r} is not a pair of response indices in 0..{k - 1}")
+        out.append([int(pair[0]), int(pair[1])])
+    return out
 
 
 # ---------------------------------------------------------------- RMB
