@@ -63,6 +63,15 @@ def _finish(report: RunReport, out: Path, title: str, started: float) -> None:
     stdout.print(summary_table(report, f"{title} ({time.perf_counter() - started:.1f}s)"))
     if (reasons := reasons_table(report)) is not None:
         stdout.print(reasons)
+    if (hits := report.info.get("contaminated_by_benchmark")) is not None:
+        table = Table(title="contaminated pairs, by benchmark")
+        table.add_column("benchmark")
+        table.add_column("prompts", justify="right")
+        table.add_column("pairs dropped", justify="right")
+        per = (report.info.get("decontamination") or {}).get("prompts_per_benchmark", {})
+        for name, k in hits.items():
+            table.add_row(name, f"{per.get(name, 0):,}", f"{k:,}")
+        stdout.print(table)
     console.print(f"wrote {out}/ (report: {out / 'report.json'})")
 
 
@@ -71,25 +80,14 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def load_world_generator():  # noqa: ANN201 - the generator's own signature
-    """`rewardops.data.world.generate_world`, or a clear error when it is not installed."""
-    try:
-        from rewardops.data.world import generate_world
-    except ImportError as e:
-        raise RuntimeError(
-            "the preference-world generator (rewardops.data.world.generate_world) is not available "
-            f"in this installation: {e}"
-        ) from e
-    return generate_world
-
-
 def generate_to(out: str | Path, n: int, noise: float, seed: int, shard_size: int = 100_000,
                 show_progress: bool = True) -> RunReport:
     """Generate `n` world pairs into shards under `out`, with report.json."""
     from rewardops.data.shards import ShardWriter
     from rewardops.outputs import atomic_output
 
-    generate_world = load_world_generator()
+    from rewardops.data.world import generate_world
+
     out = Path(out)
     report = RunReport(stage="generate", info={"n": n, "noise": noise, "seed": seed})
     with atomic_output(out, kind="dataset") as tmp:
@@ -121,7 +119,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         try:
             report = generate_to(out, n, noise, seed, shard_size)
-        except (RuntimeError, OutputError) as e:
+        except OutputError as e:
             raise _fail(str(e)) from None
         _finish(report, out, "generate", started)
 
@@ -162,21 +160,43 @@ def register(app: typer.Typer) -> None:
         inputs: Annotated[list[Path], typer.Argument(help="Dataset folders (or shard files) to pre-process.")],
         out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
         decontaminate: Annotated[Optional[list[Path]], typer.Option("--decontaminate", help="Benchmark prompt files or folders (text: one per line; JSON/JSONL/Parquet records). Repeatable.")] = None,
+        decontaminate_benchmarks: Annotated[Optional[str], typer.Option("--decontaminate-benchmarks", help="Decontaminate against these benchmarks' prompts, read as `rewardops eval` reads them: 'all', 'all+world' or a comma list (rewardbench, rewardbench2, ppe-preference, ppe-correctness, rmb, rm-bench, judgebench, world).")] = None,
+        data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="With --decontaminate-benchmarks: the folder holding one sub-folder per benchmark (as for `rewardops eval --data-dir`).")] = None,
+        benchmark_source: Annotated[Optional[list[str]], typer.Option("--benchmark-source", help="With --decontaminate-benchmarks: NAME=PATH_OR_HF_ID for one benchmark (as `rewardops eval --source`). Repeatable.")] = None,
+        world_n: Annotated[int, typer.Option("--world-n", min=1, help="With 'world' among the benchmarks and no world/ folder: the held-out generated items, as `rewardops eval --world-n`.")] = 256,
         ngram: Annotated[int, typer.Option("--ngram", min=1, help="n-gram length for decontamination.")] = 13,
         no_dedup: Annotated[bool, typer.Option("--no-dedup", help="Skip exact de-duplication.")] = False,
         shard_size: Annotated[int, typer.Option("--shard-size", min=1)] = 100_000,
     ) -> None:
         """Structural check, global exact dedup and 13-gram decontamination, streamed over shards."""
         from rewardops.data.decontaminate import load_prompts
+        from rewardops.data.preprocess import PROMPT_FILES
         from rewardops.data.preprocess import preprocess as run_preprocess
         from rewardops.data.shards import count_pairs
 
         started = time.perf_counter()
+        if (data_dir is not None or benchmark_source) and not decontaminate_benchmarks:
+            raise _fail("--data-dir and --benchmark-source only go with --decontaminate-benchmarks NAME,...")
         try:
             total = sum(count_pairs(p) for p in inputs)
-            prompts = list(load_prompts(decontaminate)) if decontaminate else None
+            prompts: dict[str, list[str]] | None = None
+            if decontaminate:
+                prompts = {PROMPT_FILES: list(load_prompts(decontaminate))}
+            if decontaminate_benchmarks:
+                # CLI glue (this module is registered by rewardops.cli): the benchmark prompts are
+                # read by the evaluation loaders; the data library itself never imports evaluation.
+                from rewardops.evaluation.items import MissingBenchmarkData
+                from rewardops.evaluation.prompts import benchmark_prompts, parse_sources
+
+                try:
+                    found = benchmark_prompts(decontaminate_benchmarks, data_dir=data_dir,
+                                              sources=parse_sources(benchmark_source or []), world_n=world_n)
+                except MissingBenchmarkData as e:
+                    raise _fail(f"--decontaminate-benchmarks: {e}") from None
+                prompts = {**(prompts or {}), **found.prompts}
             if prompts is not None:
-                console.print(f"decontaminating against {len(prompts):,} benchmark prompts ({ngram}-grams)")
+                counts = ", ".join(f"{k} {len(v):,}" for k, v in prompts.items())
+                console.print(f"decontaminating against benchmark prompts ({ngram}-grams): {counts}")
             with _progress(True) as bar:
                 task = bar.add_task("preprocessing", total=total)
                 report = run_preprocess(inputs, out, prompts=prompts, n=ngram, dedup=not no_dedup,

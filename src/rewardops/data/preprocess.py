@@ -12,7 +12,8 @@ contaminated pair; for contaminated ones, which prompt matched) and `report.json
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -103,19 +104,55 @@ def _with_lineage(table: pa.Table, step: str) -> pa.Table:
     return table.set_column(idx, PAIR_SCHEMA.field("lineage"), lineage)
 
 
+PROMPT_FILES = "prompt files"  # the label of prompts given as a plain list (from --decontaminate files)
+
+
+@dataclass
+class LabelledPrompts:
+    """Distinct benchmark prompts and, for each, the benchmarks it belongs to."""
+
+    prompts: list[str]
+    labels: list[tuple[str, ...]]
+    per_label: dict[str, int]  # benchmark -> its distinct prompts
+
+    @classmethod
+    def build(cls, prompts: Iterable[str] | Mapping[str, Iterable[str]]) -> "LabelledPrompts":
+        groups = prompts.items() if isinstance(prompts, Mapping) else [(PROMPT_FILES, prompts)]
+        index: dict[str, int] = {}
+        texts: list[str] = []
+        labels: list[list[str]] = []
+        per_label: dict[str, int] = {}
+        for label, group in groups:
+            per_label.setdefault(label, 0)
+            for text in group:
+                i = index.get(text)
+                if i is None:
+                    i = index[text] = len(texts)
+                    texts.append(text)
+                    labels.append([])
+                if label not in labels[i]:
+                    labels[i].append(label)
+                    per_label[label] += 1
+        return cls(texts, [tuple(x) for x in labels], per_label)
+
+
 def preprocess(
     inputs: str | Path | Sequence[str | Path],
     out_dir: str | Path,
-    prompts: Iterable[str] | None = None,
+    prompts: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
     n: int = DEFAULT_N,
     dedup: bool = True,
     batch_size: int = 4_096,
     shard_size: int = 100_000,
     progress: ProgressFn | None = None,
     expected_pairs: int = 1 << 16,
+    report_info: Mapping[str, Any] | None = None,
 ) -> RunReport:
-    """Structural check, then dedup, then decontamination against `prompts` (any iterable of
-    benchmark prompt strings: from `load_prompts(files)` or an evaluation loader)."""
+    """Structural check, then dedup, then decontamination against `prompts`: an iterable of
+    benchmark prompt strings (from `load_prompts(files)`), or a mapping benchmark name -> its
+    prompts (`rewardops.evaluation.prompts.benchmark_prompts`), which makes the report count the
+    contaminated pairs per benchmark (`contaminated_by_benchmark`; a pair whose matched prompt
+    belongs to several benchmarks counts for each). `report_info` is added to report.json."""
     in_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     shards = []
     for src in in_list:
@@ -129,13 +166,19 @@ def preprocess(
             )
         shards.extend(found)
     out = Path(out_dir)
-    decon = Decontaminator(prompts, n=n) if prompts is not None else None
+    labelled = LabelledPrompts.build(prompts) if prompts is not None else None
+    decon = Decontaminator(labelled.prompts, n=n) if labelled is not None else None
     seen = DigestSet(2 * expected_pairs)  # stays under half full without growing
+    hits: Counter[str] = Counter({label: 0 for label in (labelled.per_label if labelled else {})})
     report = RunReport(stage="preprocess", info={
         "inputs": [str(s) for s in in_list],
         "shards_in": len(shards),
         "dedup": dedup,
-        "decontamination": None if decon is None else {"n": n, "prompts": len(decon.prompts), "prompt_ngrams": len(decon)},
+        "decontamination": None if decon is None or labelled is None else {
+            "n": n, "prompts": len(decon.prompts), "prompt_ngrams": len(decon),
+            "prompts_per_benchmark": dict(labelled.per_label),
+        },
+        **(report_info or {}),
     })
     with atomic_output(out, inputs=in_list, kind="dataset") as tmp:
         writer = BatchShardWriter(tmp, shard_size)
@@ -144,13 +187,16 @@ def preprocess(
                 row0 = 0
                 for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size):
                     table = pa.Table.from_batches([batch])
-                    _process_batch(table, shard, row0, decon, seen if dedup else None, report, writer, quarantine, dropped)
+                    _process_batch(table, shard, row0, decon, seen if dedup else None, report, writer, quarantine,
+                                   dropped, labelled, hits)
                     row0 += table.num_rows
                     if progress is not None:
                         progress(table.num_rows)
         writer.close()
         report.info["dedup_table_bytes"] = seen.nbytes
         report.info["prompt_index_bytes"] = 0 if decon is None else decon.nbytes
+        if labelled is not None:
+            report.info["contaminated_by_benchmark"] = dict(sorted(hits.items()))
         report.write(tmp)
     return report
 
@@ -240,6 +286,8 @@ def _process_batch(
     writer: BatchShardWriter,
     quarantine: Quarantine,
     dropped: IO[str],
+    labelled: LabelledPrompts | None = None,
+    hits: Counter[str] | None = None,
 ) -> None:
     sources = table.column("source").combine_chunks()
     _count_by_source(report, sources, np.ones(table.num_rows, bool), "rows_in")
@@ -250,7 +298,10 @@ def _process_batch(
     _count_by_source(report, sources, d.duplicate, "duplicates")
     _log_dropped(dropped, table, shard, row0, d.duplicate, "duplicate")
     _count_by_source(report, sources, d.contaminated, "contaminated")
-    _log_dropped(dropped, table, shard, row0, d.contaminated, "contaminated", decon, d.prompt_of)
+    _log_dropped(dropped, table, shard, row0, d.contaminated, "contaminated", decon, d.prompt_of, labelled)
+    if labelled is not None and hits is not None and d.contaminated.any():
+        for p in d.prompt_of[d.contaminated].tolist():
+            hits.update(labelled.labels[p])
     _count_by_source(report, sources, d.keep, "kept")
     if d.keep.any():
         kept = table.filter(pa.array(d.keep)) if not d.keep.all() else table
@@ -266,6 +317,7 @@ def _log_dropped(
     reason: str,
     decon: Decontaminator | None = None,
     prompt_of: np.ndarray | None = None,
+    labelled: LabelledPrompts | None = None,
 ) -> None:
     rows = np.flatnonzero(mask)
     if not len(rows):
@@ -281,5 +333,22 @@ def _log_dropped(
         if decon is not None and prompt_of is not None:
             p = int(prompt_of[i])
             line += f', "prompt_index": {p}, "prompt": {json.dumps(decon.prompts[p][:200])}'
+            if labelled is not None:
+                line += f', "benchmarks": {json.dumps(list(labelled.labels[p]))}'
         lines.append(line + "}\n")
     fh.write("".join(lines))
+
+
+def warm_up() -> None:
+    """Load (or compile) the numba kernels now rather than on the first batch (lives here, above
+    texthash, dedup and decontaminate, so that none of them imports another's user)."""
+    from rewardops.data.dedup import pair_keys
+    from rewardops.data.schema import MESSAGE_TYPE
+    from rewardops.data.texthash import KERNELS
+
+    if KERNELS is None:
+        return
+    texts = pa.array(["warm up these kernels", "caf\u00e9 na\u00efve \U0001f60a"])
+    Decontaminator(["warm up these kernels"], n=2).match_texts(texts)
+    conv = pa.array([[{"role": "user", "content": "hi"}]] * 2, pa.list_(MESSAGE_TYPE))
+    DigestSet(16).add_batch(pair_keys(conv, texts, texts))

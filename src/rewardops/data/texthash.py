@@ -10,7 +10,7 @@ bytes of an Arrow string array:
 - runs combine into text hashes, texts into pair keys, tokens into n-gram hashes the same way.
 
 Two backends compute identical values: numba kernels (`_kernels.py`, one pass over the bytes;
-used when numba is installed and REWARDOPS_NO_NUMBA is unset) and numpy (prefix sums with B's
+used unless REWARDOPS_NO_NUMBA is set) and numpy (prefix sums with B's
 inverse mod 2^64, `segment_poly`). ASCII texts, the bulk, are read from Arrow's buffer as bytes;
 the others are NFKC-normalised once in Python (and lowercased for tokens) and passed as UTF-32
 code points, with `\\w`/whitespace tables built from Python's own `re`/`str.isspace`, so Unicode
@@ -45,13 +45,11 @@ _WORD[95] = True  # "_"
 
 
 def _load_kernels() -> ModuleType | None:
-    """The numba kernels, unless numba is missing or REWARDOPS_NO_NUMBA is set."""
+    """The numba kernels (numba is a declared dependency), unless REWARDOPS_NO_NUMBA is set."""
     if os.environ.get("REWARDOPS_NO_NUMBA"):
         return None
-    try:
-        from rewardops.data import _kernels
-    except ImportError:
-        return None
+    from rewardops.data import _kernels
+
     return _kernels
 
 
@@ -323,17 +321,3 @@ def ngram_hashes(tok: np.ndarray, text_of: np.ndarray, n: int, backend: str | No
         h += tok[k : k + m]
     valid = text_of[:m] == text_of[n - 1 :]
     return mix64(h[valid]), text_of[:m][valid]
-
-
-def warm_up() -> None:
-    """Load (or compile) the numba kernels now rather than on the first batch."""
-    if KERNELS is None:
-        return
-    from rewardops.data.decontaminate import Decontaminator
-    from rewardops.data.dedup import DigestSet, pair_keys
-    from rewardops.data.schema import MESSAGE_TYPE
-
-    texts = pa.array(["warm up these kernels", "caf\u00e9 na\u00efve \U0001f60a"])
-    Decontaminator(["warm up these kernels"], n=2).match_texts(texts)
-    conv = pa.array([[{"role": "user", "content": "hi"}]] * 2, pa.list_(MESSAGE_TYPE))
-    DigestSet(16).add_batch(pair_keys(conv, texts, texts))

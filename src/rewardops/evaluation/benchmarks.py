@@ -8,7 +8,6 @@ or a Hugging Face dataset id (several ids comma-separated, e.g. the five PPE-Cor
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -230,14 +229,8 @@ def load_world(source: str | Path | None, n: int = 512, noise: float = 0.0, seed
 
         items = [_world_item(p) for p in read_pairs(source)]
         return LoadedBenchmark(items=items, files=[str(s) for s in shard_paths(source)])
-    try:
-        world_module = importlib.import_module("rewardops.data.world")
-        generate_world, world_split = world_module.generate_world, world_module.world_split
-    except (ImportError, AttributeError) as exc:
-        raise MissingBenchmarkData(
-            f"world: no pair dataset at {source} and rewardops.data.world is unavailable ({exc}); "
-            "write held-out pairs with `rewardops.data.shards.write_pairs` and pass that folder"
-        ) from exc
+    from rewardops.data.world import generate_world, world_split
+
     items: list[EvalItem] = []
     start, chunk = 0, max(64, 12 * n)
     while len(items) < n and start < 200 * max(n, 1) + 10_000:

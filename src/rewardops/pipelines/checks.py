@@ -65,12 +65,15 @@ def _uri(params: Mapping[str, Any], key: str) -> list[str]:
 
 
 def _settings(params: Mapping[str, Any]) -> list[str]:
-    from rewardops.curation.steps import CurationSettings
+    from rewardops.curation.settings import CurationSettings
 
     try:
-        CurationSettings.from_json(str(params.get("settings") or ""))
+        settings = CurationSettings.parse(params.get("settings") or "")
     except (ValueError, TypeError) as exc:
         return [f"settings: {exc}"]
+    if settings.annotator.partition(":")[0] == "terminal":
+        return [f"settings: annotator {settings.annotator!r} needs a person at a terminal, which a pipeline step does "
+                "not have; use annotator labelstudio, or simulated:ERR on generated data (the `demo` profile)"]
     return []
 
 
@@ -86,12 +89,20 @@ def _benchmarks(params: Mapping[str, Any], key: str = "benchmarks") -> list[str]
     return []
 
 
+def _eval_sources(params: Mapping[str, Any], key: str = "eval_sources") -> list[str]:
+    bad = [v for v in params.get(key) or [] if "=" not in str(v) or not str(v).split("=", 1)[0].strip()]
+    return [f"{key}: {v!r} is not NAME=PATH_OR_HF_ID" for v in bad]
+
+
 def check(name: str, params: Mapping[str, Any], local: bool = False) -> list[str]:
     """Every reason `params` cannot work for pipeline `name` (`local`: a kfp.local run)."""
     problems = _data_version(params)
     if name == "data":
         if not params.get("sources"):
             problems.append("sources is missing: the files or folders to ingest")
+        if params.get("benchmarks"):
+            problems += _benchmarks(params)
+        problems += _eval_sources(params)
     elif name == "curation":
         problems += ([] if local else _uri(params, "dataset_uri")) + _settings(params)
     elif name == "training-suite":

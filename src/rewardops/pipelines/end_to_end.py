@@ -18,7 +18,7 @@ from rewardops.pipelines.components.preprocess import preprocess
 from rewardops.pipelines.components.register import register
 from rewardops.pipelines.components.train import train
 from rewardops.pipelines.components.train_launcher import train_launcher
-from rewardops.pipelines.curation import curate
+from rewardops.pipelines.curation import DEFAULT_ITERATIONS, curate
 from rewardops.pipelines.resources import sized, with_gpu
 from rewardops.k8s.trainjob import size_plan
 
@@ -40,7 +40,7 @@ def _train_evaluate_register(dataset, data_version, item, local, output_root, pr
           "light", cache=False)
 
 
-def build(local: bool = False, iterations: int = 2, sizes: list[str] | None = None):
+def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list[str] | None = None):
     if sizes is not None:
         default_plan = size_plan(sizes)
     elif local:
@@ -49,7 +49,8 @@ def build(local: bool = False, iterations: int = 2, sizes: list[str] | None = No
         default_plan = size_plan(demo=True)[:2]
     else:
         default_plan = size_plan()
-    default_pool_shards = 2 if local else 8
+    # the demo's curation is the `demo` settings profile (compiled in as the parameter's default)
+    default_settings = "demo" if local else ""
     name = "rewardops-demo" if local else "rewardops-end-to-end"
 
     @dsl.pipeline(name=name, description="Curation -> training suite -> evaluation -> registry.")
@@ -59,10 +60,7 @@ def build(local: bool = False, iterations: int = 2, sizes: list[str] | None = No
         world_n: int = 1000,
         world_noise: float = 0.1,
         world_seed: int = 0,
-        gold_n: int = 64,
-        silver_n: int = 256,
-        pool_shards: int = default_pool_shards,
-        settings: str = "",
+        settings: str = default_settings,
         plan: List[dict] = default_plan,
         profile: str = "final",
         max_steps: int = 0,
@@ -75,8 +73,10 @@ def build(local: bool = False, iterations: int = 2, sizes: list[str] | None = No
             raw = sized(generate(n=world_n, noise=world_noise, seed=world_seed), "data")
         else:
             raw = sized(ingest(sources=sources, data_version=data_version), "data")
-        clean = sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version), "data")
-        merged = curate(clean.outputs["dataset"], data_version, iterations, gold_n, silver_n, pool_shards, settings)
+        # decontaminated against the prompts of every benchmark this run evaluates on (issue #11)
+        clean = sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version, benchmarks=benchmarks,
+                                 benchmark_sources=eval_sources, world_n=eval_world_n), "data")
+        merged = curate(clean.outputs["dataset"], data_version, iterations, settings)
         with dsl.ParallelFor(items=plan, name="sizes") as item:
             _train_evaluate_register(merged.outputs["curated"], data_version, item, local, output_root, profile,
                                      max_steps, benchmarks, eval_sources, eval_world_n)
