@@ -6,7 +6,8 @@
 # 1. creates the kind cluster of infra/kind-cluster.yaml (skipped if it exists);
 # 2. installs Kubeflow Trainer (controller + runtimes) and Kubeflow Pipelines (standalone);
 # 3. builds the RewardOps images (component, mlflow, CPU training) and loads them into kind;
-# 4. creates the namespace (restricted Pod Security) and the Secrets with random credentials;
+# 4. creates the namespace (restricted Pod Security) and the Secrets with random credentials:
+#    MinIO root (MinIO pod only), the clients' least-privilege S3 pair, PostgreSQL, MLflow auth;
 # 5. installs charts/rewardops with infra/values-kind.yaml and runs `helm test`.
 #
 # Re-running is safe: every step is idempotent. Options (environment variables):
@@ -119,13 +120,23 @@ ensure_secret() {  # ensure_secret NAMESPACE NAME KEY=VALUE...: create once, nev
   local args=(); for kv in "$@"; do args+=("--from-literal=$kv"); done
   "$KUBECTL" -n "$ns" create secret generic "$name" "${args[@]}" >/dev/null && echo "secret $ns/$name created"
 }
-S3_KEY="rewardops-$(random | cut -c1-12)"; S3_SECRET="$(random)"
-ensure_secret "$NAMESPACE" rewardops-s3 "AWS_ACCESS_KEY_ID=$S3_KEY" "AWS_SECRET_ACCESS_KEY=$S3_SECRET"
+# MinIO's root user: read by the MinIO pod alone (its bootstrap container creates the buckets and
+# the clients' user). Never copied anywhere.
+ensure_secret "$NAMESPACE" rewardops-minio-root "MINIO_ROOT_USER=root-$(random | cut -c1-12)" "MINIO_ROOT_PASSWORD=$(random)"
+# The clients' key pair: a MinIO user limited to the RewardOps buckets and prefixes.
+ensure_secret "$NAMESPACE" rewardops-s3 "AWS_ACCESS_KEY_ID=rewardops-$(random | cut -c1-12)" "AWS_SECRET_ACCESS_KEY=$(random)"
 ensure_secret "$NAMESPACE" rewardops-postgresql "password=$(random)"
-# KFP pipeline pods run in namespace kubeflow: they need the same S3 key pair there.
-"$KUBECTL" -n "$NAMESPACE" get secret rewardops-s3 -o json \
-  | python3 -c 'import json,sys; s=json.load(sys.stdin); print(json.dumps({"apiVersion":"v1","kind":"Secret","type":"Opaque","metadata":{"name":"rewardops-s3","namespace":"kubeflow"},"data":s["data"]}))' \
-  | "$KUBECTL" apply -f - >/dev/null
+# MLflow basic-auth: the admin account and CSRF key (MLflow server only), the clients' account.
+ensure_secret "$NAMESPACE" rewardops-mlflow-server "admin-username=admin" "admin-password=$(random)" \
+  "flask-secret-key=$(random)"
+ensure_secret "$NAMESPACE" rewardops-mlflow-client "MLFLOW_TRACKING_USERNAME=rewardops-pipelines" \
+  "MLFLOW_TRACKING_PASSWORD=$(random)"
+# KFP pipeline pods run in namespace kubeflow: they need the clients' Secrets there (never the root).
+for secret in rewardops-s3 rewardops-mlflow-client; do
+  "$KUBECTL" -n "$NAMESPACE" get secret "$secret" -o json \
+    | python3 -c 'import json,sys; s=json.load(sys.stdin); print(json.dumps({"apiVersion":"v1","kind":"Secret","type":"Opaque","metadata":{"name":s["metadata"]["name"],"namespace":"kubeflow"},"data":s["data"]}))' \
+    | "$KUBECTL" apply -f - >/dev/null
+done
 
 # 5. the chart -----------------------------------------------------------------------------
 say "installing charts/rewardops into $NAMESPACE"
@@ -137,5 +148,7 @@ say "RewardOps is up"
 cat <<EOF
   Kubeflow Pipelines UI:  $KUBECTL -n kubeflow port-forward svc/ml-pipeline-ui 8080:80
   MLflow UI:              $KUBECTL -n $NAMESPACE port-forward svc/rewardops-mlflow 5000:5000
-  Submit a pipeline:      .venv/bin/rewardops submit end-to-end --host http://localhost:8080
+  Submit a pipeline:      .venv/bin/rewardops submit end-to-end --host http://localhost:8080 --service-account rewardops-pipeline
+  MLflow login:           $KUBECTL -n $NAMESPACE get secret rewardops-mlflow-client -o jsonpath='{.data.MLFLOW_TRACKING_PASSWORD}' | base64 -d
+                          (user rewardops-pipelines; export MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD for the CLI)
 EOF

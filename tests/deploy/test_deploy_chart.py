@@ -54,9 +54,11 @@ def test_expected_objects_are_rendered(rendered: tuple[str, list[dict]]) -> None
     label, docs = rendered
     kinds = {name_of(d) for d in docs}
     for expected in ("Deployment/rewardops-mlflow", "Service/rewardops-mlflow", "Role/rewardops-launcher",
-                     "RoleBinding/rewardops-launcher", "ServiceAccount/rewardops-launcher",
+                     "RoleBinding/rewardops-launcher", "ServiceAccount/rewardops-pipeline",
                      "ClusterTrainingRuntime/rewardops-deepspeed", "ClusterTrainingRuntime/rewardops-torch",
                      "NetworkPolicy/rewardops-mlflow", "NetworkPolicy/rewardops-training",
+                     "NetworkPolicy/rewardops-default-deny", "NetworkPolicy/rewardops-dns",
+                     "Job/rewardops-mlflow-db-upgrade", "Job/rewardops-mlflow-users",
                      "ConfigMap/rewardops-client"):
         assert expected in kinds, f"{label}: {expected} missing from {sorted(kinds)}"
     if label == "production":
@@ -65,7 +67,7 @@ def test_expected_objects_are_rendered(rendered: tuple[str, list[dict]]) -> None
         assert not any(k.startswith(("StatefulSet/rewardops-minio", "StatefulSet/rewardops-postgresql")) for k in kinds)
     else:
         assert "StatefulSet/rewardops-minio" in kinds and "StatefulSet/rewardops-postgresql" in kinds
-        assert "Job/rewardops-minio-buckets" in kinds
+        assert "ConfigMap/rewardops-minio-policy" in kinds
         assert "Deployment/rewardops-judge" not in kinds
 
 
@@ -129,7 +131,11 @@ def test_launcher_role_is_limited_to_trainjobs_and_node_logs() -> None:
     assert not any("*" in verbs for verbs in grants.values())
     binding = _by_name(docs, "RoleBinding/rewardops-launcher")
     subjects = {(s["name"], s["namespace"]) for s in binding["subjects"]}
-    assert subjects == {("rewardops-launcher", NAMESPACE), ("pipeline-runner", "kubeflow")}
+    # Only the chart's dedicated pipeline account, in the release namespace and KFP's namespace.
+    assert subjects == {("rewardops-pipeline", NAMESPACE), ("rewardops-pipeline", "kubeflow")}
+    accounts = {(d["metadata"]["name"], d["metadata"].get("namespace", NAMESPACE)) for d in docs
+                if d["kind"] == "ServiceAccount"}
+    assert subjects <= accounts, "the chart creates every account it binds"
     assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
 
 
@@ -164,13 +170,14 @@ def test_network_policies_isolate_the_database() -> None:
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {
         "app.kubernetes.io/name": "rewardops", "app.kubernetes.io/instance": "rewardops",
-        "app.kubernetes.io/component": "mlflow"}}}]
+        "app.kubernetes.io/component": component}}} for component in ("mlflow", "mlflow-db-upgrade")]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     mlflow = _by_name(docs, "NetworkPolicy/rewardops-mlflow")
     peers = mlflow["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}} in peers
-    # Every long-running pod is selected by some NetworkPolicy.
-    selectors = [p["spec"]["podSelector"]["matchLabels"] for p in docs if p["kind"] == "NetworkPolicy"]
+    # Every long-running pod is selected by some NetworkPolicy of its own (besides the default deny).
+    selectors = [p["spec"]["podSelector"]["matchLabels"] for p in docs
+                 if p["kind"] == "NetworkPolicy" and p["spec"]["podSelector"].get("matchLabels")]
     for doc in docs:
         if doc["kind"] in {"Deployment", "StatefulSet"}:
             labels = doc["spec"]["template"]["metadata"]["labels"]

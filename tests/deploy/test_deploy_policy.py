@@ -48,7 +48,7 @@ def test_policy_covers_every_workload(templates: tuple[str, list[PodTemplate]]) 
     assert "ClusterTrainingRuntime/rewardops-deepspeed" in owners
     if label == "all-on":
         assert {"Deployment/rewardops-judge", "StatefulSet/rewardops-minio", "StatefulSet/rewardops-postgresql",
-                "Job/rewardops-minio-buckets", "Pod/rewardops-test"} <= owners
+                "Job/rewardops-mlflow-db-upgrade", "Job/rewardops-mlflow-users", "Pod/rewardops-test"} <= owners
 
 
 def test_pod_security_context(templates: tuple[str, list[PodTemplate]]) -> None:

@@ -136,8 +136,80 @@ seccompProfile:
 {{- default (include "rewardops.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
-{{- define "rewardops.launcherServiceAccountName" -}}
-{{- default (printf "%s-launcher" (include "rewardops.fullname" .)) .Values.launcher.serviceAccount.name -}}
+{{/* The service account pipeline steps run as (release namespace and clientNamespaces). */}}
+{{- define "rewardops.pipelineServiceAccountName" -}}
+{{- default (printf "%s-pipeline" (include "rewardops.fullname" .)) .Values.pipelines.serviceAccount.name -}}
+{{- end -}}
+
+{{/* Cluster-scoped names are release-scoped: two releases never collide. */}}
+{{- define "rewardops.deepspeedRuntimeName" -}}
+{{- printf "%s-deepspeed" (include "rewardops.fullname" .) -}}
+{{- end -}}
+
+{{- define "rewardops.torchRuntimeName" -}}
+{{- printf "%s-torch" (include "rewardops.fullname" .) -}}
+{{- end -}}
+
+{{/* MLflow client credentials (MLflow's client reads these two variables itself). */}}
+{{- define "rewardops.mlflowClientEnv" -}}
+{{- if and .Values.mlflow.enabled (eq .Values.mlflow.auth.mode "oauth2-proxy") }}
+- name: MLFLOW_TRACKING_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.mlflow.auth.clientCredentialsSecret }}
+      key: MLFLOW_TRACKING_TOKEN
+{{- else if and .Values.mlflow.enabled (eq .Values.mlflow.auth.mode "basic-auth") }}
+- name: MLFLOW_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.mlflow.auth.clientCredentialsSecret }}
+      key: MLFLOW_TRACKING_USERNAME
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.mlflow.auth.clientCredentialsSecret }}
+      key: MLFLOW_TRACKING_PASSWORD
+{{- end }}
+{{- end -}}
+
+{{/* MLflow's database URL as env (MLFLOW_BACKEND_STORE_URI), never in the manifest. */}}
+{{- define "rewardops.mlflowDatabaseEnv" -}}
+{{- if .Values.postgresql.enabled }}
+- name: MLFLOW_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.postgresql.auth.existingSecret }}
+      key: {{ .Values.postgresql.auth.passwordKey }}
+# $(MLFLOW_DB_PASSWORD) is expanded by the kubelet; the password never enters the manifest.
+- name: MLFLOW_BACKEND_STORE_URI
+  value: {{ printf "postgresql+psycopg2://%s:$(MLFLOW_DB_PASSWORD)@%s-postgresql:5432/%s" .Values.postgresql.username (include "rewardops.fullname" .) .Values.postgresql.database | quote }}
+{{- else }}
+- name: MLFLOW_BACKEND_STORE_URI
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.mlflow.backendStore.external.existingSecret }}
+      key: {{ .Values.mlflow.backendStore.external.dsnKey }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The object-store policy of the clients' key pair: read/write on the MLflow artifact prefix, the
+DVC prefix and the checkpoint bucket, list on those buckets, nothing else. The MinIO bootstrap
+applies it as a MinIO policy; for AWS it is the IAM policy the README shows.
+*/}}
+{{- define "rewardops.s3Policy" -}}
+{{- $b := .Values.objectStore.buckets -}}
+{{- $objects := list (printf "arn:aws:s3:::%s/%s/*" $b.artifacts .Values.mlflow.artifactsPrefix) (printf "arn:aws:s3:::%s/dvc/*" $b.dvc) (printf "arn:aws:s3:::%s/*" $b.checkpoints) -}}
+{{- $buckets := list (printf "arn:aws:s3:::%s" $b.artifacts) (printf "arn:aws:s3:::%s" $b.dvc) (printf "arn:aws:s3:::%s" $b.checkpoints) -}}
+{{- $policy := dict "Version" "2012-10-17" "Statement" (list
+  (dict "Sid" "ListRewardOpsBuckets" "Effect" "Allow" "Action" (list "s3:ListBucket" "s3:GetBucketLocation" "s3:ListBucketMultipartUploads") "Resource" $buckets)
+  (dict "Sid" "ReadWriteRewardOpsPrefixes" "Effect" "Allow" "Action" (list "s3:GetObject" "s3:PutObject" "s3:DeleteObject" "s3:AbortMultipartUpload" "s3:ListMultipartUploadParts") "Resource" $objects)) -}}
+{{- toPrettyJson $policy -}}
+{{- end -}}
+
+{{/* Pods labelled so may reach networkPolicy.externalEgress. */}}
+{{- define "rewardops.externalEgressLabel" -}}
+rewardops.io/external-egress: "true"
 {{- end -}}
 
 {{/* Checks on values the schema cannot express with a useful message ----------------- */}}
@@ -200,15 +272,27 @@ Keys that name a Secret or a key inside one (existingSecret, passwordKey, ...) d
   {{- fail "\nobjectStore.existingSecret is required (a Secret with the S3 key pair), unless objectStore.useWorkloadIdentity=true." -}}
 {{- end -}}
 {{- if and .Values.minio.enabled .Values.objectStore.useWorkloadIdentity -}}
-  {{- fail "\nminio.enabled=true needs a key pair for its root user: set objectStore.useWorkloadIdentity=false and objectStore.existingSecret." -}}
+  {{- fail "\nminio.enabled=true needs a key pair for its clients (a MinIO user): set objectStore.useWorkloadIdentity=false and objectStore.existingSecret." -}}
+{{- end -}}
+{{- if and .Values.minio.enabled (eq .Values.objectStore.existingSecret .Values.minio.auth.rootSecret) -}}
+  {{- fail (printf "\nobjectStore.existingSecret=%s is MinIO's root Secret (minio.auth.rootSecret): that would hand MinIO's root credentials to every pipeline step and training pod. Create a separate Secret with a key pair for the least-privilege MinIO user (the MinIO bootstrap creates that user and its bucket-scoped policy) and set objectStore.existingSecret to it; the root Secret stays with the MinIO pod only." .Values.objectStore.existingSecret) -}}
+{{- end -}}
+{{- $shared := list "pipeline-runner" "default" "default-editor" "default-viewer" "ml-pipeline" "ml-pipeline-ui" "kubeflow-pipelines-profile-controller" -}}
+{{- range $i, $s := .Values.launcher.extraSubjects -}}
+  {{- if or (has $s.name $shared) (hasPrefix "system:" $s.name) -}}
+    {{- fail (printf "\nlauncher.extraSubjects[%d]: %s/%s is a shared service account: binding the launcher Role to it lets every pod running as it create TrainJobs (and read pod logs) in %s. Run pipeline steps as the chart's dedicated account instead (pipelines.serviceAccount, created in each of clientNamespaces; submit with --service-account), or bind an account used by RewardOps alone." $i $s.namespace $s.name $.Release.Namespace) -}}
+  {{- end -}}
+{{- end -}}
+{{- if and (eq .Values.profile "production") (eq .Values.mlflow.auth.mode "none") -}}
+  {{- fail "\nmlflow.auth.mode=none with profile=production: the MLflow tracking server (runs, registry, model artifacts) would accept anyone who can reach it. Use mlflow.auth.mode=basic-auth (Secrets mlflow.auth.serverSecret and mlflow.auth.clientCredentialsSecret) or oauth2-proxy." -}}
+{{- end -}}
+{{- if and .Values.mlflow.enabled (eq .Values.mlflow.auth.mode "oauth2-proxy") (not .Values.mlflow.auth.oauth2Proxy.extraArgs) -}}
+  {{- fail "\nmlflow.auth.mode=oauth2-proxy needs mlflow.auth.oauth2Proxy.extraArgs naming your identity provider, e.g. [--provider=oidc, --oidc-issuer-url=https://idp.example.com, --email-domain=example.com]." -}}
 {{- end -}}
 {{- if and (not .Values.minio.enabled) (not .Values.objectStore.endpoint) (not .Values.objectStore.useWorkloadIdentity) -}}
   {{- /* AWS S3 with a key pair: allowed, nothing to check. */ -}}
 {{- end -}}
 {{- if and .Values.mlflow.ingress.enabled (not .Values.mlflow.ingress.host) -}}
   {{- fail "\nmlflow.ingress.enabled=true needs mlflow.ingress.host." -}}
-{{- end -}}
-{{- if and .Values.trainingRuntimes.deepspeed.enabled .Values.trainingRuntimes.torch.enabled (eq .Values.trainingRuntimes.deepspeed.name .Values.trainingRuntimes.torch.name) -}}
-  {{- fail "\ntrainingRuntimes.deepspeed.name and trainingRuntimes.torch.name must differ." -}}
 {{- end -}}
 {{- end -}}

@@ -7,6 +7,7 @@ metadata:
     rewardops.io/role: training
     app.kubernetes.io/part-of: rewardops
     app.kubernetes.io/instance: {{ $root.Release.Name }}
+    {{- include "rewardops.externalEgressLabel" $root | nindent 4 }}
 spec:
   {{- with $t.serviceAccountName }}
   serviceAccountName: {{ . }}
@@ -58,6 +59,9 @@ spec:
         - name: REWARDOPS_CHECKPOINT_URI
           value: {{ printf "s3://%s/checkpoints" $root.Values.objectStore.buckets.checkpoints | quote }}
         {{- include "rewardops.s3Env" $root | trim | nindent 8 }}
+        {{- with include "rewardops.mlflowClientEnv" $root | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with $t.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
