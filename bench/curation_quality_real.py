@@ -1,0 +1,340 @@
+"""Curation quality on REAL preference data with labels flipped on purpose (issue #14 item 6).
+
+The pool: UltraFeedback-binarized sample (train, 1,000; its labels come from GPT-4 ratings) plus
+the Anthropic hh-rlhf harmless-base test set (2,312; human labels), from ../shared/data. No
+simulated annotator or judge reads any truth here:
+
+1. a gold set of 200 pairs is drawn at random and keeps its original (human/dataset) label: it
+   stands for the pairs people verified in stage 1;
+2. 25% of the remaining pool is flipped on purpose (seeded); the flips are the "truth" we score
+   against (a flipped pair is a wrong label);
+3. per RM kind, the two stage-2 RMs are trained as the library trains them:
+   - best RM: trained on the noisy pool itself, 2-fold cross-fitted so every pool pair is scored by
+     a model that never saw it, the checkpoint selected on gold, temperature-calibrated on gold
+     (`rewardops.curation.rms.fit_temperature`);
+   - gold RM: trained on gold minus a 25% calibration split, calibrated on that split;
+4. stage 2 is the library's `Stage2Filter.process_batch` with its recycling gate (both calibrated
+   RMs must reverse a pair with confidence `recycle_confidence`; gold is protected) and NO judges
+   (the best RM decides the uncertain band: no LLM judge runs at this scale on 2 shared CPU cores);
+5. cleanlab's `find_label_issues` runs on the same calibrated best-RM probabilities.
+
+Reported per RM: precision/recall of the discarded set against the flipped pairs, noise (share of
+wrong labels) in the pool, in kept, in kept + recycled, and in kept + every discarded pair
+flipped (the old ungated recycling), and cleanlab's precision/recall and the noise left after
+removing its issues. "Curation must never make the data worse" is checked as
+noise(kept + recycled) <= noise(pool).
+
+RMs: hashed (bag-of-words BT), embedding (all-MiniLM-L6-v2 features + MLP BT) on the whole pool;
+smollm2 (SmolLM2-135M fine-tuned as a BT reward model with the real trainer,
+catalog size demo-smollm2-135m) on a bounded random subset of the pool (`--smollm2-pool`, CPU).
+
+    .venv/bin/python bench/curation_quality_real.py --rms hashed,embedding,smollm2
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def load_real(max_per_source: int | None = None) -> list:
+    from rewardops.data.readers import map_conversational, map_hh_rlhf
+    from rewardops.data.schema import Message, PreferencePair
+
+    out = []
+
+    def add(cand, source: str, row: int) -> None:
+        conv = [Message(str(r), str(c)) for r, c in cand.conversation]
+        if not conv or not isinstance(cand.chosen, str) or not isinstance(cand.rejected, str):
+            return
+        if not cand.chosen.strip() or not cand.rejected.strip() or cand.chosen.strip() == cand.rejected.strip():
+            return  # a few identical or empty responses: no preference to learn or to flip
+        out.append(PreferencePair(id=f"{source}-{row:05d}", source=source, conversation=conv, chosen=cand.chosen,
+                                  rejected=cand.rejected, truth_chosen_better=True, lineage=["bench:real"]))
+
+    with open(SHARED / "ultrafeedback-sample" / "train_clean.jsonl") as fh:
+        for i, line in enumerate(fh):
+            if max_per_source and i >= max_per_source:
+                break
+            rec = json.loads(line)
+            if isinstance(rec.get("chosen"), str):  # this sample: plain prompt / chosen / rejected strings
+                from rewardops.data.validation import Candidate
+
+                cand = Candidate([("user", rec["prompt"])], rec["chosen"], rec["rejected"])
+            else:
+                cand = map_conversational(rec)
+            add(cand, "ultrafeedback", i)
+    with gzip.open(SHARED / "hh-rlhf" / "harmless-base-test.jsonl.gz", "rt") as fh:
+        for i, line in enumerate(fh):
+            if max_per_source and i >= max_per_source:
+                break
+            try:
+                cand = map_hh_rlhf(json.loads(line))
+            except Exception:  # noqa: BLE001 - the 4 rows with an empty chosen transcript
+                continue
+            add(cand, "hh-harmless", i)
+    return out
+
+
+def split_and_flip(pairs: list, gold_n: int, noise: float, seed: int) -> tuple[list, list]:
+    rng = random.Random(seed)
+    pairs = list(pairs)
+    rng.shuffle(pairs)
+    gold, pool = pairs[:gold_n], pairs[gold_n:]
+    flip = set(rng.sample(range(len(pool)), round(noise * len(pool))))
+    noisy = []
+    for i, p in enumerate(pool):
+        if i in flip:
+            q = p.flipped()
+            q.label_source = "original"
+            q.lineage = ["bench:real", "bench:flipped_on_purpose"]
+            noisy.append(q)
+        else:
+            noisy.append(p)
+    return gold, noisy
+
+
+def prf(flagged: set[str], wrong: set[str]) -> dict[str, float]:
+    tp = len(flagged & wrong)
+    return {"flagged": len(flagged), "precision": tp / len(flagged) if flagged else float("nan"),
+            "recall": tp / len(wrong) if wrong else float("nan")}
+
+
+def noise(pairs) -> float:
+    return float(np.mean([not p.truth_chosen_better for p in pairs])) if pairs else float("nan")
+
+
+def cleanlab_issues(pairs, probs, seed: int) -> set[str]:
+    """cleanlab.filter.find_label_issues on a two-class view (a random half shown swapped so both
+    classes occur; the given label is always the listed chosen)."""
+    from cleanlab.filter import find_label_issues
+
+    rng = np.random.default_rng(seed)
+    swap = rng.random(len(pairs)) < 0.5
+    p = np.asarray(probs, dtype=float)
+    p_first = np.where(swap, 1 - p, p)
+    pred = np.clip(np.stack([p_first, 1 - p_first], axis=1), 1e-6, 1 - 1e-6)
+    mask = find_label_issues(labels=swap.astype(int), pred_probs=pred)
+    return {pr.id for pr, m in zip(pairs, mask) if m}
+
+
+class Table:
+    def __init__(self, probs: dict[str, float], name: str) -> None:
+        self.probs, self.name = probs, name
+
+    def score_pairs(self, pairs):
+        return [self.probs[p.id] for p in pairs]
+
+
+def make_fit(kind: str, args, work: Path):
+    """(silver, selection gold) -> a PairScorer, for one RM kind."""
+    if kind == "hashed":
+        from rewardops.curation.cheap_rm import HashedBTTrainer
+
+        return lambda silver, gold: HashedBTTrainer(seed=args.seed).fit(silver, gold)
+    if kind == "embedding":
+        from rewardops.curation.cheap_rm import EmbeddingBTTrainer
+        from rewardops.curation.retrieval import SentenceTransformerEmbedder
+
+        embedder = CachedEmbedder(SentenceTransformerEmbedder())
+        return lambda silver, gold: EmbeddingBTTrainer(embedder, seed=args.seed).fit(silver, gold)
+    if kind == "smollm2":
+        from rewardops.curation.adapters import TransformerRMTrainer
+        from rewardops.data.shards import write_pairs
+
+        counter = iter(range(1000))
+
+        def fit(silver, gold):
+            d = work / f"smollm2-{next(counter)}"
+            write_pairs(silver, d / "silver")
+            if gold:
+                write_pairs(gold, d / "gold")
+            trainer = TransformerRMTrainer("demo-smollm2-135m", overrides={
+                "max_length": args.smollm2_max_length, "micro_batch_tokens": 2 * args.smollm2_max_length,
+                "global_batch": 16, "lr": 5e-5, "data_subset": None})
+            return trainer.train(d / "silver", d / "gold" if gold else None, d / "rm")
+
+        return fit
+    raise ValueError(kind)
+
+
+class CachedEmbedder:
+    """Embeds each distinct text once (the cross-fitted RMs see the same texts several times)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.cache = inner, inner.name, {}
+
+    def embed(self, texts):
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            for t, v in zip(todo, self.inner.embed(todo)):
+                self.cache[t] = v
+        return np.stack([self.cache[t] for t in texts]) if texts else self.inner.embed([])
+
+
+def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
+    from rewardops.curation.rms import CalibratedScorer, calibration_split, fit_temperature
+    from rewardops.curation.stage2 import Stage2Config, Stage2Filter, unordered_key
+
+    t0 = time.time()
+    fit = make_fit(kind, args, work)
+    # best RM: 2-fold cross-fit on the noisy pool, selected and calibrated on gold
+    rng = random.Random(args.seed + 1)
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    folds = [set(order[: len(order) // 2]), set(order[len(order) // 2:])]
+    best_probs: dict[str, float] = {}
+    temps, gold_acc = [], []
+    for k in range(2):
+        train = [pool[i] for i in range(len(pool)) if i not in folds[k]]
+        held = [pool[i] for i in sorted(folds[k])]
+        scorer = fit(train, gold)
+        g = scorer.score_pairs(gold)
+        t = fit_temperature(g)
+        temps.append(t)
+        gold_acc.append(float(np.mean(np.asarray(g) > 0.5)))
+        for p, v in zip(held, CalibratedScorer(scorer, t).score_pairs(held)):
+            best_probs[p.id] = v
+    # gold RM: gold minus a calibration split, calibrated on it
+    g_train, g_cal = calibration_split(gold, 0.25, args.seed)
+    gold_rm = fit(g_train, [])
+    t_gold = fit_temperature(gold_rm.score_pairs(g_cal))
+    gold_cal = CalibratedScorer(gold_rm, t_gold)
+
+    cfg_kw = {"band": args.band}
+    if "recycle_confidence" in Stage2Config.__dataclass_fields__:
+        cfg_kw["recycle_confidence"] = args.recycle_confidence
+    config = Stage2Config(**cfg_kw)
+    kw = {}
+    import inspect
+
+    if "protected" in inspect.signature(Stage2Filter).parameters:
+        kw["protected"] = ({p.id for p in gold}, {unordered_key(p) for p in gold})
+    flt = Stage2Filter(Table(best_probs, f"{kind}-best"), gold_cal, config, judges=None, **kw)
+    counters: Counter = Counter()
+    sets: dict[str, list] = {"kept": [], "discarded": [], "recycled": [], "no_verdict": []}
+    for name, pair in flt.process_batch([p for p in pool], counters):
+        sets[name].append(pair)
+    wrong = {p.id for p in pool if not p.truth_chosen_better}
+    discarded_ids = {p.id for p in sets["discarded"]}
+    cl = cleanlab_issues(pool, [best_probs[p.id] for p in pool], args.seed)
+    flipped_all = [p.flipped() for p in sets["discarded"]]
+    res = {
+        "rm": kind, "pool": len(pool), "gold": len(gold), "seconds": round(time.time() - t0, 1),
+        "best_rm_gold_accuracy_by_fold": gold_acc, "best_rm_temperature_by_fold": temps,
+        "gold_rm_temperature": t_gold, "gold_rm_calibration_pairs": len(g_cal),
+        "best_rm_accuracy_on_pool_truth": float(np.mean([(best_probs[p.id] > 0.5) == p.truth_chosen_better for p in pool])),
+        "counts": {k: len(v) for k, v in sets.items()},
+        "counters": {k: v for k, v in counters.items() if k.startswith(("recycle", "gold_rm", "best_rm_agrees", "no_judges"))},
+        "discarded": prf(discarded_ids, wrong),
+        "noise_pool": noise(pool),
+        "noise_kept": noise(sets["kept"]),
+        "noise_recycled": noise(sets["recycled"]),
+        "noise_kept_plus_recycled": noise(sets["kept"] + sets["recycled"]),
+        "noise_kept_plus_all_discarded_flipped": noise(sets["kept"] + flipped_all),
+        "cleanlab": {**prf(cl, wrong), "noise_after_removing": noise([p for p in pool if p.id not in cl])},
+        "stage2_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+    }
+    res["never_worse"] = bool(res["noise_kept_plus_recycled"] <= res["noise_pool"])
+    return res
+
+
+def fmt(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+
+def markdown(results: list[dict], meta: dict) -> str:
+    lines = [
+        "# Curation quality on real data (issue #14 item 6)",
+        "",
+        f"Generated by `bench/curation_quality_real.py` on {meta['date']} ({meta['host']}). Pool: UltraFeedback-sample "
+        f"train + hh-rlhf harmless-base test ({meta['pairs']} usable pairs); gold {meta['gold']} pairs with their "
+        f"original labels; {meta['noise']:.0%} of the remaining pool flipped on purpose (seed {meta['seed']}). "
+        "Stage 2 = the library's `Stage2Filter` (gold RM must agree; best RM decides the uncertain band, no LLM judges), "
+        f"band {meta['band']}, recycling gate recycle_confidence {meta['recycle_confidence']} on temperature-calibrated "
+        "probabilities; cleanlab `find_label_issues` on the same calibrated best-RM probabilities.",
+        "",
+        "| RM | pool | best-RM acc. (pool truth) | discarded: n / precision / recall | cleanlab: n / precision / recall | "
+        "noise pool | noise kept | recycled (noise) | noise kept+recycled | noise kept+ALL discarded flipped | "
+        "cleanlab: noise left | never worse |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        d, c = r["discarded"], r["cleanlab"]
+        lines.append(
+            f"| {r['rm']} | {r['pool']} | {fmt(r['best_rm_accuracy_on_pool_truth'])} | {d['flagged']} / {fmt(d['precision'])} / "
+            f"{fmt(d['recall'])} | {c['flagged']} / {fmt(c['precision'])} / {fmt(c['recall'])} | {fmt(r['noise_pool'])} | "
+            f"{fmt(r['noise_kept'])} | {r['counts']['recycled']} ({fmt(r['noise_recycled'])}) | "
+            f"{fmt(r['noise_kept_plus_recycled'])} | {fmt(r['noise_kept_plus_all_discarded_flipped'])} | "
+            f"{fmt(c['noise_after_removing'])} | {'yes' if r['never_worse'] else '**NO**'} |")
+    lines += ["", "Per RM details (gold accuracy of the cross-fitted best RMs, temperatures, seconds) are in "
+              "`bench/results/curation_real.json`.", ""]
+    lines += meta.get("notes", [])
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rms", default="hashed,embedding,smollm2")
+    ap.add_argument("--gold", type=int, default=200)
+    ap.add_argument("--noise", type=float, default=0.25)
+    ap.add_argument("--band", type=float, default=0.1)
+    ap.add_argument("--recycle-confidence", type=float, default=0.9)
+    ap.add_argument("--smollm2-pool", type=int, default=300, help="SmolLM2 runs on this many pool pairs (CPU bound)")
+    ap.add_argument("--smollm2-max-length", type=int, default=384)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-per-source", type=int, default=None, help="smoke runs only")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "curation_real.md")
+    args = ap.parse_args()
+
+    import platform
+
+    import torch
+
+    torch.set_num_threads(2)
+    pairs = load_real(args.max_per_source)
+    gold, pool = split_and_flip(pairs, args.gold, args.noise, args.seed)
+    print(f"{len(pairs)} real pairs: gold {len(gold)}, pool {len(pool)} ({noise(pool):.3f} flipped)", file=sys.stderr)
+    json_out = args.out.with_suffix(".json")
+    done = {}
+    if json_out.is_file():
+        prev = json.loads(json_out.read_text())
+        if prev.get("seed") == args.seed and prev.get("pairs") == len(pairs):
+            done = {r["rm"]: r for r in prev.get("results", [])}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="curation-real-") as tmp:
+        for kind in args.rms.split(","):
+            sub = pool
+            if kind == "smollm2" and args.smollm2_pool < len(pool):
+                sub = random.Random(args.seed + 7).sample(pool, args.smollm2_pool)
+            print(f"== {kind}: pool {len(sub)}", file=sys.stderr)
+            r = run_rm(kind, gold, sub, args, Path(tmp))
+            print(json.dumps(r, indent=1, default=float), file=sys.stderr)
+            done[kind] = r
+            results = [done[k] for k in ("hashed", "embedding", "smollm2") if k in done]
+            meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": f"{platform.machine()}, "
+                    f"{torch.get_num_threads()} torch threads, CPU only", "pairs": len(pairs), "gold": len(gold),
+                    "noise": args.noise, "seed": args.seed, "band": args.band,
+                    "recycle_confidence": args.recycle_confidence,
+                    "notes": [f"- smollm2: SmolLM2-135M fine-tuned on CPU, so bounded to a random {args.smollm2_pool}-pair "
+                              f"subset of the pool (max length {args.smollm2_max_length} tokens, 1 epoch per fold); the "
+                              "gold set is the same 200 pairs."]}
+            json_out.write_text(json.dumps({"seed": args.seed, "pairs": len(pairs), "results": results, "meta": meta},
+                                           indent=1, default=float))
+            args.out.write_text(markdown(results, meta))
+
+
+if __name__ == "__main__":
+    main()
