@@ -70,7 +70,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
     checkpoint_dir: str | None = None  # local path or s3://bucket/prefix; default <out>/checkpoints
     keep_checkpoints: int = 2
-    resume: bool = True  # continue from the newest checkpoint in checkpoint_dir when one exists
+    # true: continue from the newest complete checkpoint of this run (same data and math settings);
+    # "force": even if its fingerprint differs; false: start over (rewardops.training.checkpoint)
+    resume: bool | str = True
     log_every: int = 1
     eval_data: str | None = None
     eval_pairs: int = 512
@@ -135,6 +137,8 @@ def _coerce(key: str, value: Any) -> Any:
                 return True
             if text.lower() in ("0", "false", "no", "off"):
                 return False
+            if key == "resume" and text.lower() == "force":
+                return "force"
             raise ValueError(text)
         if kind.startswith("int"):
             return int(float(text)) if "e" in text.lower() else int(text)
@@ -237,6 +241,8 @@ def validate(config: TrainConfig, world_size: int | None = None, check_paths: bo
         problems.append(f"trainable_layers={config.trainable_layers}: use a count >= 0, or none to train everything")
     if config.max_steps is not None and config.max_steps < 1:
         problems.append(f"max_steps={config.max_steps}: must be at least 1")
+    if config.resume not in (True, False, "force"):
+        problems.append(f"resume={config.resume!r}: use true, false or force")
     if not config.out:
         problems.append("no output folder: pass --out DIR")
     if problems:

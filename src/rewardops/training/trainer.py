@@ -28,8 +28,10 @@ import torch
 import torch.distributed as dist
 
 from rewardops.training.attention import PackedRewardModel, resolve_backend, use_packed_attention
-from rewardops.training.checkpoint import CheckpointStore, open_store, step_tag
-from rewardops.training.config import TrainConfig, deepspeed_config, validate
+from rewardops.training.checkpoint import (
+    CheckpointStore, Parts, harden_deepspeed, open_store, resume_checkpoint, run_fingerprint, save_checkpoint,
+)
+from rewardops.training.config import ConfigError, TrainConfig, deepspeed_config, validate
 from rewardops.training.data import EncodedPair, PairEncoder, PairSource, epoch_order
 from rewardops.training.export import export_model, gathered_state_dict
 from rewardops.training.loss import PairStats, bradley_terry_loss
@@ -195,19 +197,28 @@ def next_global_batch(state: TrainState, n_pairs: int, config: TrainConfig) -> n
     return idx
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def require_usable_pairs(source: PairSource, encoder: PairEncoder, config: TrainConfig, chunk: int = 256) -> None:
+    """ConfigError unless some pair survives the over-length / identical-pair policy: an empty or
+    all-filtered dataset fails before step 1 (and registers nothing). Scans in epoch order and stops
+    at the first usable pair, so a normal dataset costs one chunk."""
+    n = len(source)
+    if n == 0:
+        raise ConfigError(
+            f"data={config.data}: the dataset has no pairs, nothing to train (and nothing is registered); "
+            "check the report and quarantine of the step that wrote it (ingest, preprocess or curation)"
+        )
+    probe = PairEncoder(encoder.tokenizer, config.max_length, config.truncation, config.drop_identical, None)
+    order = epoch_order(n, config.seed, 0)
+    for start in range(0, n, chunk):
+        idx = [int(i) for i in order[start : start + chunk]]
+        if probe.encode_many(idx, source.take(idx)):
+            return
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(probe.counts.items()) if k.startswith("dropped"))
+    raise ConfigError(
+        f"data={config.data}: all {n} pairs are filtered out before training ({reasons}); nothing to train "
+        "(and nothing is registered): set truncation=truncate or raise max_length for over-length pairs, "
+        "drop_identical=false for identical responses, or fix the data"
+    )
 
 
 class Trainer:
@@ -236,7 +247,9 @@ class Trainer:
         self.encoder = PairEncoder(
             self.tokenizer, config.max_length, config.truncation, config.drop_identical, config.margin_key
         )
+        require_usable_pairs(self.source, self.encoder, config)
         self.total_steps = total_steps(config, len(self.source))
+        self.fingerprint = run_fingerprint(config, total_steps=self.total_steps, world=self.env.world, dtype=self.dtype)
         self.state = TrainState()
         self.store: CheckpointStore = open_store(config.checkpoint_location, self.out / ".checkpoint-staging" / f"rank{self.env.rank}")
         self._build_engine()
@@ -261,6 +274,7 @@ class Trainer:
             self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
                 model=self.module, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
             )
+            harden_deepspeed(self.engine)  # its checkpoints are read with weights_only=True
             self.wrapped = self.engine
         else:
             self.module.to(env.device)
@@ -279,45 +293,27 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
 
+    def _parts(self) -> Parts:
+        return Parts(self.module.model, self.optimizer, self.scheduler, self.engine, self.env.rank,
+                     self.env.is_main, lambda: _barrier(self.env), self.env.device)
+
     def save_checkpoint(self) -> str:
-        tag = step_tag(self.state.step)
-        path = self.store.write_dir(tag)
-        if self.engine is not None:
-            self.engine.save_checkpoint(str(path), tag="ds")
-        elif self.env.is_main:
-            torch.save(self.module.model.state_dict(), path / "model.pt")
-            torch.save(self.optimizer.state_dict(), path / "optimizer.pt")
-            torch.save(self.scheduler.state_dict(), path / "scheduler.pt")
-        torch.save(_rng_state(), path / f"rng-rank{self.env.rank}.pt")
-        if self.env.is_main:
-            (path / "state.json").write_text(self.state.to_json())
-            (path / "config.json").write_text(self.config.to_json())
-        self.store.commit(tag)
-        _barrier(self.env)
-        if self.env.is_main:
-            self.store.mark_latest(tag)
-            for old in self.store.tags()[: -max(self.config.keep_checkpoints, 1)]:
-                self.store.delete(old)
-        _barrier(self.env)
-        return tag
+        """No pickle, atomic, `latest` last (rewardops.training.checkpoint)."""
+        return save_checkpoint(self.store, self.state.step, self._parts(), state=json.loads(self.state.to_json()),
+                               config=self.config.to_dict(), fingerprint=self.fingerprint,
+                               keep=self.config.keep_checkpoints)
 
     def maybe_resume(self) -> str | None:
+        """The newest complete checkpoint of this run (its fingerprint must match unless resume=force)."""
+        if self.env.is_main:
+            self.store.clean_partial()
         if not self.config.resume:
             return None
-        tag = self.store.latest()
-        if tag is None:
+        found = resume_checkpoint(self.store, self._parts(), self.fingerprint, force=self.config.resume == "force")
+        if found is None:
             return None
-        path = self.store.fetch(tag)
-        if self.engine is not None:
-            self.engine.load_checkpoint(str(path), tag="ds", load_optimizer_states=True, load_lr_scheduler_states=True)
-        else:
-            self.module.model.load_state_dict(torch.load(path / "model.pt", map_location=self.env.device))
-            self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.env.device))
-            self.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
-        rng = path / f"rng-rank{self.env.rank}.pt"
-        if rng.exists():
-            _set_rng_state(torch.load(rng, weights_only=False))
-        self.state = TrainState(**json.loads((path / "state.json").read_text()))
+        tag, state = found
+        self.state = TrainState(**state)
         self.encoder.counts.update(self.state.counts)
         return tag
 
