@@ -100,12 +100,11 @@ def test_unreadable_data(tmp_path, pairs_dir):
         validate(_demo(tmp_path, tmp_path / "missing"), world_size=1)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ConfigError, match="no part-\\*.parquet shards"):
+    with pytest.raises(ConfigError, match="data=.*empty: not a complete output, it has no _manifest.json"):
         validate(_demo(tmp_path, empty), world_size=1)
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "part-00000.parquet").write_text("not parquet")
-    with pytest.raises(ConfigError, match="part-00000.parquet: unreadable Parquet shard"):
+    bad = tmp_path / "bad.parquet"  # a single file is read as it is (no manifest to vouch for it)
+    bad.write_text("not parquet")
+    with pytest.raises(ConfigError, match="bad.parquet: unreadable Parquet shard"):
         validate(_demo(tmp_path, bad), world_size=1)
 
 
@@ -145,3 +144,30 @@ def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path, pairs_dir):
     assert "ZeRO stage 3 needs DeepSpeed" in result.output
     listing = CliRunner().invoke(app, ["train-sizes"])
     assert listing.exit_code == 0 and "llama-3.1-8b-40m" in listing.output and "demo-smollm2-135m" in listing.output
+
+
+def test_overrides_are_a_mapping_over_profile_and_size():
+    c = resolve_config("qwen3-8b", {"lr": 2e-6, "zero_stage": 3}, profile="dev")
+    assert (c.lr, c.zero_stage, c.global_batch, c.schedule) == (2e-6, 3, 256, "linear")
+    # the demo sizes' own lr / global batch hold under the dev profile; nothing repeats them per profile
+    demo = resolve_config("demo-tiny-qwen3", profile="dev")
+    assert (demo.lr, demo.global_batch, demo.schedule) == (1e-3, 16, "linear")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        resolve_config("demo-tiny-qwen3", ["lr=1e-5"])
+    with pytest.raises(ConfigError, match="choose the size with --size"):
+        resolve_config("demo-tiny-qwen3", {"size": "qwen3-8b"})
+    with pytest.raises(ConfigError, match="unknown training setting 'dev_lr'"):
+        resolve_config("demo-tiny-qwen3", {"dev_lr": 1e-5})
+
+
+def test_a_resolved_config_round_trips_through_json_once():
+    from rewardops.training.config import config_from_json
+
+    c = resolve_config("qwen3-0.6b", {"lr": 5e-6, "out": "s3://b/o", "run_tags": {"rewardops.trainjob": "rm-x"}},
+                       profile="dev")
+    back = config_from_json(c.to_json())
+    assert back == c
+    with pytest.raises(ConfigError, match="--config-json: unknown training setting 'lr_rate'"):
+        config_from_json('{"size": "x", "backbone": "y", "lr_rate": 1}')
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config_from_json("{lr: 1}")

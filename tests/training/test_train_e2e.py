@@ -29,7 +29,7 @@ from rewardops.training.packing import pack
 from rewardops.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCH = REPO / "training" / "launch.py"
+REWARDOPS = Path(sys.executable).parent / "rewardops"  # the console script: the pod command of every TrainJob
 STEPS = 6
 COMMON = {
     "global_batch": 16,
@@ -64,7 +64,7 @@ def _spawn(out: Path, data: Path, world: int, extra: dict, port: int) -> list[su
             "WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1",
         }
-        cmd = [sys.executable, str(LAUNCH), "--size", "demo-tiny-qwen3", "--data", str(data), "--out", str(out),
+        cmd = [str(REWARDOPS), "train", "--size", "demo-tiny-qwen3", "--data", str(data), "--out", str(out),
                "--no-progress", *_sets(extra)]
         log = open(out.parent / f"{out.name}-rank{rank}.log", "w")
         procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))

@@ -37,7 +37,7 @@ class EngineScorer:
 
 
 class TransformerRMTrainer:
-    """Trains with `rewardops.training.train` on the silver folder; the gold folder is the
+    """Trains with `rewardops.training.run` on the silver folder; the gold folder is the
     trainer's eval set (its final accuracy is recorded). The trainer keeps one final export, so
     checkpoint selection by gold accuracy happens across `select_epochs` candidate runs of
     1..N epochs (N=1: no selection)."""
@@ -51,16 +51,15 @@ class TransformerRMTrainer:
         self.last_history: list[float] = []
 
     def train(self, silver_dir: Path, gold_dir: Path | None, out_dir: Path) -> RewardScorer:
-        from rewardops.training.config import resolve_config
-        from rewardops.training.trainer import train
+        from rewardops import training
 
         best: tuple[float, EngineScorer] | None = None
         self.last_history = []
         for epochs in range(1, self.select_epochs + 1):
             out = Path(out_dir) / (f"epochs-{epochs}" if self.select_epochs > 1 else "")
-            cfg = resolve_config(self.size, {"mlflow": False, **self.overrides, "data": str(silver_dir), "out": str(out),
-                                             "epochs": epochs, "resume": False})
-            result = train(cfg, progress=False)
+            cfg = training.load_config(self.size, {"mlflow": False, **self.overrides, "data": str(silver_dir),
+                                                   "out": str(out), "epochs": epochs, "resume": False})
+            result = training.run(cfg)
             if result.export_dir is None:
                 raise RuntimeError(f"{out}: the trainer exported no model")
             scorer = EngineScorer(result.export_dir, device=self.device)

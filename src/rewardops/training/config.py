@@ -1,9 +1,21 @@
 """The training configuration: a catalog entry plus overrides, checked before the first step.
 
-`resolve_config(size, overrides)` reads the catalog (`rewardops/training/catalog.yaml`), applies the optional profile
-(`dev`: linear decay with warmup, global batch 256, the development LR) and `key=value`
-overrides, and returns a `TrainConfig`. `validate(config, world_size)` turns every impossible
-setting into a `ConfigError` whose message says what to change.
+`load_config(size, overrides, profile)` reads the catalog (`rewardops/training/catalog.yaml`) and
+returns a `TrainConfig`. Precedence, lowest first (the torchtune way: YAML values, then dotted
+keys from the command line):
+
+    catalog `defaults` < catalog `profiles[profile]` < the size's entry
+      < the size's own `profiles[profile]` < `overrides` (a mapping)
+
+so a profile (`dev`: linear decay with warmup, global batch 256, LR 4e-6) sets `lr` explicitly,
+a size that needs another dev LR says so under its own `profiles:`, and the demo sizes, whose
+entries set their own `lr`, need not repeat it per profile.
+
+Overrides are a mapping everywhere (the KFP pipelines' `overrides: dict` parameter, curation, the
+pod). `parse_overrides(["lr=1e-5"])` turns the CLI's `--set key=value` strings into that mapping
+once. A resolved config travels to a pod once, as JSON (`TrainConfig.to_json()` ->
+`rewardops train --config-json ...` -> `config_from_dict`). `validate(config, world_size)` turns
+every impossible setting into a `ConfigError` whose message says what to change.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,7 +50,6 @@ class TrainConfig:
     data: str = ""
     out: str = ""
     lr: float = 3e-6
-    dev_lr: float | None = None
     schedule: str = "constant"  # constant (final runs) | linear (decay with warmup, dev runs)
     warmup_ratio: float = 0.0
     global_batch: int = 10240  # preference pairs per optimizer step, over all ranks
@@ -85,6 +97,7 @@ class TrainConfig:
     released_as: str | None = None
     demo: bool = False
     profile: str = "final"
+    run_tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags (KFP run id, TrainJob name)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,7 +106,9 @@ class TrainConfig:
 
     @property
     def model_name(self) -> str:
-        return self.register_name or f"rewardops-rm-{self.size}"
+        from rewardops.naming import registered_model_name
+
+        return self.register_name or registered_model_name(self.size)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -161,26 +176,33 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def resolve_config(
+def load_config(
     size: str,
-    overrides: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
     profile: str = "final",
     catalog: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """The catalog entry `size` with the profile and overrides applied."""
+    """The catalog entry `size` with the profile and the overrides mapping applied (see the module docstring)."""
     catalog = catalog or load_catalog()
     sizes = catalog["sizes"]
     if size not in sizes:
         raise ConfigError(f"unknown size {size!r}; the catalog has: {', '.join(sizes)}")
-    merged: dict[str, Any] = {**catalog.get("defaults", {}), **(sizes[size] or {})}
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ConfigError(f"overrides must be a mapping of setting -> value, got {type(overrides).__name__}: {overrides!r}")
+    entry = dict(sizes[size] or {})
+    own_profiles = entry.pop("profiles", None) or {}
+    merged: dict[str, Any] = dict(catalog.get("defaults", {}))
     if profile != "final":
         profiles = catalog.get("profiles", {})
         if profile not in profiles:
             raise ConfigError(f"unknown profile {profile!r}; use final or one of: {', '.join(profiles)}")
-        merged.update(profiles[profile])
-        if merged.get("dev_lr") is not None:
-            merged["lr"] = merged["dev_lr"]
+        merged.update(profiles[profile] or {})
+    merged.update(entry)
+    merged.update(own_profiles.get(profile) or {})
     merged.update(overrides or {})
+    for fixed in ("size", "profile"):
+        if fixed in (overrides or {}):
+            raise ConfigError(f"overrides set {fixed}={overrides[fixed]!r}; choose the {fixed} with --{fixed} instead")
     merged["size"], merged["profile"] = size, profile
     values = {k: _coerce(k, v) for k, v in merged.items()}
     if "backbone" not in values:
@@ -188,8 +210,37 @@ def resolve_config(
     return TrainConfig(**values)
 
 
+# The name the library used before `load_config`; kept because benches and tests call it.
+resolve_config = load_config
+
+
+def config_from_dict(values: Mapping[str, Any], source: str = "--config-json") -> TrainConfig:
+    """A resolved config (as `TrainConfig.to_dict()` wrote it) back into a `TrainConfig`, every key checked."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: expected a JSON object of training settings, got {type(values).__name__}")
+    missing = [k for k in ("size", "backbone") if k not in values]
+    if missing:
+        raise ConfigError(f"{source}: a resolved training config needs {', '.join(missing)}; write it with "
+                          "rewardops.training.load_config(...).to_json()")
+    try:
+        return TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def config_from_json(text: str, source: str = "--config-json") -> TrainConfig:
+    try:
+        values = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: not valid JSON ({exc}); pass the output of TrainConfig.to_json()") from exc
+    return config_from_dict(values, source)
+
+
 def world_size_from_env() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """The world size the launcher variables describe (rewardops.training.distributed.discover)."""
+    from rewardops.training.distributed import discover
+
+    return discover().world_size
 
 
 def validate(config: TrainConfig, world_size: int | None = None, check_paths: bool = True) -> None:
@@ -259,9 +310,11 @@ def _check_data(path: str, name: str) -> None:
 
     if not path:
         raise ConfigError(f"no {name} folder: pass --data DIR (a folder of part-*.parquet shards)")
+    from rewardops.outputs import OutputError
+
     try:
         shards = shard_paths(path)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, OutputError) as exc:  # missing, or not a complete verified dataset folder
         raise ConfigError(f"{name}={path}: {exc}") from exc
     if not shards:
         raise ConfigError(f"{name}={path}: no part-*.parquet shards in this folder; write pairs with rewardops.data.shards")

@@ -4,7 +4,8 @@ Default store: MLFLOW_TRACKING_URI if set, else an embedded SQLite file `<out>/m
 artifacts in `<out>/mlartifacts`. Logged: the full resolved config as params, the step metrics
 (loss, accuracy, margin, reward mean/std, LR, real tokens/s, padding waste, MFU on GPU), system
 metrics (CPU, RSS, GPU memory), a loss/accuracy PNG, the over-length counts, and the exported
-model with the transformers flavor, registered as `rewardops-rm-<size>` with alias `candidate`.
+model as the serving pyfunc (rewardops.tracking.rewardmodel), registered as `rewardops-rm-<size>`
+with alias `candidate`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from rewardops.training.config import TrainConfig
 
 
 def tracking_uri_for(config: TrainConfig) -> str:
-    return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(config.out).resolve() / 'mlflow.db'}"
+    from rewardops.tracking.uri import resolve_tracking_uri
+
+    return resolve_tracking_uri(config.tracking_uri, home=config.out)
 
 
 @contextmanager
@@ -34,8 +37,10 @@ def open_tracker(config: TrainConfig, is_main: bool) -> Iterator[Any]:
     if uri.startswith("sqlite:///") and restore is None:
         os.environ["REWARDOPS_MLFLOW_ARTIFACTS"] = str(Path(config.out).resolve() / "mlartifacts")
     try:
-        tags = {"rewardops.stage": "training", "rewardops.size": config.size, "rewardops.backbone": config.backbone, "rewardops.data.path": str(config.data)}
-        with start_tracker(config.experiment, f"train-{config.size}", tracking_uri=uri, tags=tags) as tracker:
+        tags = {"rewardops.stage": "training", "rewardops.size": config.size, "rewardops.backbone": config.backbone, "rewardops.data.path": str(config.data),
+                **config.run_tags}
+        # runs are named by size; MLflow's own system metrics (CPU, memory, GPU) are on
+        with start_tracker(config.experiment, config.size, tracking_uri=uri, tags=tags, system_metrics=True) as tracker:
             yield tracker
     finally:
         if restore is None:

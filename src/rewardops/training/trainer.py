@@ -33,6 +33,7 @@ from rewardops.training.checkpoint import (
 )
 from rewardops.training.config import ConfigError, TrainConfig, deepspeed_config, validate
 from rewardops.training.data import EncodedPair, PairEncoder, PairSource, epoch_order
+from rewardops.training.distributed import Launch, discover, export_torch_env, rendezvous, restore_env
 from rewardops.training.export import export_model, gathered_state_dict
 from rewardops.training.loss import PairStats, bradley_terry_loss
 from rewardops.training.metrics import non_embedding_params, peak_flops, system_metrics, throughput_metrics
@@ -45,6 +46,8 @@ class DistEnv:
     world: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    launch: Launch = field(default_factory=lambda: Launch("none"))
+    previous_env: dict[str, str | None] = field(default_factory=dict)  # torch variables before we set them
 
     @property
     def is_main(self) -> bool:
@@ -80,33 +83,39 @@ class TrainResult:
     eval: dict[str, Any] | None = None
     run_id: str | None = None
     registered_version: int | None = None
+    launch: dict[str, Any] = field(default_factory=dict)  # launcher, world_size, ranks_per_node, nodes
+    rank: int = 0
 
 
-def init_distributed(config: TrainConfig) -> DistEnv:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+def init_distributed(config: TrainConfig, launch: Launch | None = None) -> DistEnv:
+    """The process group for the launch `rewardops.training.distributed.discover()` found (see there)."""
+    launch = rendezvous(launch or discover())
     cuda = torch.cuda.is_available()
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    device = torch.device("cuda", launch.local_rank) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
     if config.deepspeed and not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    if (world > 1 or config.deepspeed) and not dist.is_initialized():
+    previous: dict[str, str | None] = {}
+    if (launch.world_size > 1 or config.deepspeed) and not dist.is_initialized():
         backend = "nccl" if cuda else "gloo"
-        if world == 1:  # DeepSpeed wants a process group even for one process
-            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-            os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
-            os.environ.setdefault("RANK", "0")
-            os.environ.setdefault("LOCAL_RANK", "0")
-            os.environ.setdefault("WORLD_SIZE", "1")
+        # env:// rendezvous from the discovered launch (DeepSpeed wants a process group even for one process)
+        previous = export_torch_env(launch)
         if config.deepspeed:
             import deepspeed
 
-            deepspeed.init_distributed(dist_backend=backend)
+            deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
         else:
             dist.init_process_group(backend=backend)
-    return DistEnv(rank, world, local_rank, device)
+    return DistEnv(launch.rank, launch.world_size, launch.local_rank, device, launch, previous)
+
+
+def shutdown_distributed(env: DistEnv) -> None:
+    """Leave the process group and put torch's variables back (a process may train again, as curation does)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    restore_env(env.previous_env)
 
 
 def _barrier(env: DistEnv) -> None:
@@ -225,8 +234,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, progress: bool = True) -> None:
         self.config = config
         self.progress = progress
-        validate(config)  # before any process group or model: bad input fails fast
-        self.env = init_distributed(config)
+        launch = discover()  # launcher variables missing or contradicting: a message before step 1
+        validate(config, world_size=launch.world_size)  # before any process group or model: bad input fails fast
+        self.env = init_distributed(config, launch)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.out = Path(config.out)
@@ -439,7 +449,8 @@ class Trainer:
                 if c.checkpoint_every and step % c.checkpoint_every == 0 and step < self.total_steps:
                     self.save_checkpoint()
         self.save_checkpoint()
-        result = TrainResult(self.out, self.state.step, history, dict(self.encoder.counts))
+        result = TrainResult(self.out, self.state.step, history, dict(self.encoder.counts),
+                             launch=self.env.launch.record(), rank=self.env.rank)
         if c.eval_data:
             result.eval = self.evaluate(c.eval_data, c.eval_pairs)
             if env.is_main:
@@ -457,7 +468,8 @@ class Trainer:
         sd = gathered_state_dict(module.model, self.config.zero_stage if self.config.deepspeed else 0)
         out = None
         if self.env.is_main:
-            meta = {"config": self.config.to_dict(), "state": self.state.__dict__, "backend": self.backend}
+            meta = {"config": self.config.to_dict(), "state": self.state.__dict__, "backend": self.backend,
+                    **self.env.launch.record()}
             out = export_model(module.model, self.tokenizer, self.out / "model", sd, meta)
         _barrier(self.env)
         return out
@@ -505,15 +517,24 @@ def _progress(enabled: bool, total: int, start: int, resumed: str | None) -> Any
 
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
-    """Train, evaluate, export and track one run (every rank calls this)."""
+    """Train, evaluate, export and track one run, keeping the process group (`rewardops.training.run`
+    is the entry that also leaves it)."""
+    return finish_run(Trainer(config, progress=progress))
+
+
+def finish_run(trainer: Trainer) -> TrainResult:
+    """Everything after the Trainer is built: MLflow around fit, evaluation, export and registration."""
     from rewardops.training.tracking import open_tracker, finish_tracking
 
-    trainer = Trainer(config, progress=progress)
+    config = trainer.config
     with open_tracker(config, trainer.env.is_main) as tracker:
         if tracker is not None:
             tracker.log_params(config.to_dict())
             tracker.log_params({
                 "resolved.world_size": trainer.env.world,
+                "resolved.ranks_per_node": trainer.env.launch.local_world_size,
+                "resolved.nodes": trainer.env.launch.nodes,
+                "resolved.launcher": trainer.env.launch.launcher,
                 "resolved.dtype": trainer.dtype,
                 "resolved.attention_backend": trainer.backend,
                 "resolved.total_steps": trainer.total_steps,

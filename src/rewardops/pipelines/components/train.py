@@ -1,7 +1,5 @@
 """train: train one catalog size in this task's own process (CPU demo sizes, or a single GPU node)."""
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -15,31 +13,33 @@ def train(
     data_version: str,
     model: Output[Model],
     metrics: Output[Metrics],
-    overrides: List[str] = [],
+    overrides: dict = {},
     profile: str = "final",
     max_steps: int = 0,
+    run_id: str = "",
 ):
-    """`rewardops train --size SIZE` on the Dataset; the Model folder holds checkpoints and the
-    exported Hugging Face model. Multi-node sizes go through `train_launcher` instead."""
+    """`rewardops.training.run` for `size` on the Dataset, `overrides` (any TrainConfig setting, e.g.
+    {"lr": 1e-5}) applied over the catalog; the Model folder holds checkpoints and the exported
+    Hugging Face model. Multi-node sizes go through `train_launcher` instead."""
     import os
 
+    from rewardops import training
     from rewardops.pipelines.steps import begin_step, log_metrics
-    from rewardops.training.config import parse_overrides, resolve_config
-    from rewardops.training.trainer import train as run_train
 
-    begin_step(f"train-{size}", data_version)
-    settings = parse_overrides(list(overrides))
-    settings.update({"data": dataset.path, "out": model.path})
+    begin_step(f"train-{size}", data_version, run_id=run_id)
+    settings = {**dict(overrides), "data": dataset.path, "out": model.path}
     if max_steps > 0:
         settings["max_steps"] = max_steps
-    config = resolve_config(size, settings, profile=profile)
-    result = run_train(config, progress=False)
+    if run_id:
+        settings["run_tags"] = {**settings.get("run_tags", {}), "rewardops.pipeline.run_id": run_id}
+    config = training.load_config(size, settings, profile=profile)
+    result = training.run(config)
     last = result.history[-1] if result.history else {}
     model.metadata.update({
         "size": size, "backbone": config.backbone, "data_version": data_version, "steps": result.steps,
         "export_dir": os.path.relpath(result.export_dir, model.path) if result.export_dir else "",
         "mlflow_run_id": result.run_id or "", "registered_model": config.model_name,
-        "registered_version": result.registered_version or 0,
+        "registered_version": result.registered_version or 0, **result.launch,
     })
     log_metrics(metrics, {"steps": result.steps, **{k.replace("/", "_"): v for k, v in last.items()},
                           **({"eval_accuracy": result.eval["accuracy"]} if result.eval else {})})
