@@ -25,11 +25,14 @@ class MetricsLike(Protocol):
     def log_metric(self, metric: str, value: float) -> None: ...
 
 
-def begin_step(step: str, data_version: str) -> None:
-    """Tag everything this step logs (MLflow runs included) with the data version it works on."""
+def begin_step(step: str, data_version: str, run_id: str = "") -> None:
+    """Tag everything this step logs (MLflow runs included) with the data version it works on and,
+    when given, the KFP run (`dsl.PIPELINE_JOB_ID_PLACEHOLDER` passed in as the `run_id` input)."""
     if not data_version:
         raise ValueError(f"step {step}: data_version is empty; pass the DVC hash or content hash of the input data")
     os.environ["REWARDOPS_DATA_DVC_HASH"] = data_version
+    if run_id:
+        os.environ["REWARDOPS_PIPELINE_RUN_ID"] = run_id
     os.environ.setdefault("REWARDOPS_PIPELINE_STEP", step)
     print(f"[{step}] data version {data_version}", flush=True)
 
