@@ -21,6 +21,10 @@ def A(text: str) -> dict:  # noqa: N802
     return {"role": "assistant", "content": text}
 
 
+DEEP: object = 0
+for _ in range(70):
+    DEEP = [DEEP]
+
 # (line in the JSONL file, the reason it must be quarantined for; None = a good row)
 CONVERSATIONAL_ROWS: list[tuple[object, str | None]] = [
     ({"chosen": [U("q"), A("good")], "rejected": [U("q"), A("bad")]}, None),
@@ -38,6 +42,8 @@ CONVERSATIONAL_ROWS: list[tuple[object, str | None]] = [
     ({"chosen": "not a list", "rejected": [U("q"), A("b")]}, "malformed_record"),
     ({"chosen": [U("q"), A("\udc80 lone surrogate")], "rejected": [U("q"), A("b")]}, "invalid_utf8"),
     ([1, 2, 3], "malformed_record"),
+    ({"chosen": [U("q"), A("nul \x00 inside")], "rejected": [U("q"), A("b")]}, "nul_character"),
+    ({"chosen": [U("q"), A("a")], "rejected": [U("q"), A("b")], "x": DEEP}, "too_deeply_nested"),
 ]
 
 
@@ -71,7 +77,8 @@ def test_every_reason_is_quarantined_with_file_row_and_reason(tmp_path: Path) ->
     got = {r["row"]: r["reason"] for r in q}
     assert got == {row: reason for row, reason in expected.items() if reason is not None}
     assert all(r["source_file"] == str(src) and r["detail"] for r in q)
-    assert {r.value for r in Reason} == set(got.values())  # every reason is exercised
+    # every reason is exercised (duplicate_id needs two sources: test_duplicate_ids_across_sources...)
+    assert {r.value for r in Reason} - {"duplicate_id"} == set(got.values())
     too_large = next(r for r in q if r["reason"] == "row_too_large")
     assert too_large["raw"] is not None and len(too_large["raw"]) <= 4096  # kept, truncated
 
@@ -133,3 +140,16 @@ def test_report_refuses_counts_that_do_not_add_up(tmp_path: Path) -> None:
         report.write(tmp_path)
     report.per_source["s"].quarantined["empty_content"] = 1
     assert json.loads(report.write(tmp_path).read_text())["quarantined"] == {"empty_content": 1}
+
+
+def test_duplicate_ids_across_sources_are_quarantined_not_written_twice(tmp_path: Path) -> None:
+    from rewardops.data.schema import Message, PreferencePair
+    from rewardops.data.shards import write_pairs
+
+    pairs = [PreferencePair(id=f"p{i}", source="s", conversation=[Message("user", f"q{i}")], chosen="a", rejected="b")
+             for i in range(4)]
+    write_pairs(pairs, tmp_path / "one")
+    write_pairs(pairs[2:], tmp_path / "two")  # a different dataset holding two of the same ids
+    report = ingest([tmp_path / "one", tmp_path / "two"], tmp_path / "out")
+    assert report.totals().kept == 4 and report.totals().quarantined == {"duplicate_id": 2}
+    assert sorted(p.id for p in read_pairs(tmp_path / "out")) == ["p0", "p1", "p2", "p3"]

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rewardops.data.readers import FORMATS
+from rewardops.data.readers import FORMATS, SourceFault
 from rewardops.data.report import RunReport
 from rewardops.data.schema import PreferencePair
 from rewardops.data.validation import DEFAULT_MAX_ROW_BYTES, ValidationError
@@ -131,6 +131,7 @@ def register(app: typer.Typer) -> None:
         strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad row instead of quarantining it.")] = False,
         max_row_bytes: Annotated[int, typer.Option("--max-row-bytes", min=1)] = DEFAULT_MAX_ROW_BYTES,
         shard_size: Annotated[int, typer.Option("--shard-size", min=1)] = 100_000,
+        keep_partial: Annotated[bool, typer.Option("--keep-partial", help="When a file is damaged (corrupt or truncated compression, unreadable Parquet, broken JSON), keep the rows read before the damage (listed in report.json's file_faults) instead of writing nothing.")] = False,
     ) -> None:
         """Read preference data, validate every row (bad rows go to quarantine.jsonl), write shards."""
         from rewardops.data.ingest import ingest as run_ingest
@@ -148,9 +149,12 @@ def register(app: typer.Typer) -> None:
 
             try:
                 report = run_ingest(src, out, fmt=format, strict=strict, max_row_bytes=max_row_bytes,
-                                    shard_size=shard_size, progress=progress)
+                                    shard_size=shard_size, progress=progress, keep_partial=keep_partial)
             except ValidationError as e:
-                raise _fail(f"strict mode: {e}") from None
+                raise _fail(f"strict mode: {e}; nothing was written") from None
+            except SourceFault as e:
+                raise _fail(f"{e}. Nothing was written to {out}; repair or remove the file, or rerun with "
+                            "--keep-partial to keep the rows read before the damage") from None
             except (FileNotFoundError, ValueError, OutputError) as e:
                 raise _fail(str(e)) from None
         _finish(report, out, "ingest", started)

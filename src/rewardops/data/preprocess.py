@@ -1,5 +1,8 @@
 """Pre-processing (spec §2.4): structural check, global exact dedup, 13-gram decontamination.
 
+The structural check is `rewardops.data.validation.check_pair`, the one ingest applies, run
+vectorised (`check_table`).
+
 Streams record batches over any number of input shards and writes the kept rows as new shards.
 Memory: one Arrow batch (`batch_size` rows) + the dedup `DigestSet` (16-32 bytes per distinct
 pair) + the prompt n-gram index (under ~100 bytes per distinct prompt n-gram: 3 MB for the 3,275
@@ -30,7 +33,7 @@ from rewardops.data.report import RunReport
 from rewardops.data.schema import PAIR_SCHEMA
 from rewardops.data.shards import shard_paths
 from rewardops.data.texthash import TextBatch
-from rewardops.data.validation import Quarantine, Reason, RowError
+from rewardops.data.validation import Quarantine, RowError, check_table
 from rewardops.outputs import atomic_output
 
 DROPPED_FILE = "dropped.jsonl"
@@ -201,27 +204,6 @@ def preprocess(
     return report
 
 
-def _structural_errors(chosen: pa.Array, rejected: pa.Array, chosen_runs: np.ndarray, rejected_runs: np.ndarray,
-                       none_turn: np.ndarray) -> list[tuple[int, RowError]]:
-    """Rows breaking §2.4's structural check: a None/empty answer, identical answers, a None turn."""
-    same = pc.fill_null(pc.equal(chosen, rejected), False).to_numpy(zero_copy_only=False)
-    chosen_null = chosen.is_null().to_numpy(zero_copy_only=False)
-    rejected_null = rejected.is_null().to_numpy(zero_copy_only=False)
-    bad = chosen_null | rejected_null | (chosen_runs == 0) | (rejected_runs == 0) | same | none_turn
-    errors = []
-    for i in np.flatnonzero(bad).tolist():
-        if chosen_null[i] or rejected_null[i]:
-            err = RowError(Reason.MISSING_CONTENT, f"{'chosen' if chosen_null[i] else 'rejected'} is None")
-        elif chosen_runs[i] == 0 or rejected_runs[i] == 0:
-            err = RowError(Reason.EMPTY_CONTENT, f"{'chosen' if chosen_runs[i] == 0 else 'rejected'} is empty")
-        elif same[i]:
-            err = RowError(Reason.IDENTICAL_RESPONSES, "chosen and rejected are the same text")
-        else:
-            err = RowError(Reason.MISSING_CONTENT, "a conversation turn's content is None")
-        errors.append((i, err))
-    return errors
-
-
 @dataclass
 class BatchDecision:
     """What pre-processing decides for each row of a batch (masks are over the batch's rows)."""
@@ -245,13 +227,10 @@ def decide_batch(table: pa.Table, decon: Decontaminator | None, seen: DigestSet 
     rejected = table.column("rejected").combine_chunks().cast(pa.string())
     n_turns = len(contents)
     texts = TextBatch(pa.concat_arrays([contents, chosen, rejected]))
-    hashes, n_runs = texts.normalized_hashes()
+    hashes, _ = texts.normalized_hashes()
     turn_row = np.repeat(np.arange(rows), np.diff(conv_off))
 
-    none_turn = np.zeros(rows, dtype=bool)
-    if contents.null_count:
-        none_turn[turn_row[contents.is_null().to_numpy(zero_copy_only=False)]] = True
-    errors = _structural_errors(chosen, rejected, n_runs[n_turns : n_turns + rows], n_runs[n_turns + rows :], none_turn)
+    errors = check_table(table)  # the structural check every entry applies (validation.check_pair)
     keep = np.ones(rows, dtype=bool)
     keep[[i for i, _ in errors]] = False
 

@@ -13,23 +13,31 @@ The format is detected from the first records of each source unless it is named.
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import io
 import json
+import os
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rewardops.data.schema import LabelSource, Message, PreferencePair
 from rewardops.data.validation import (
     DEFAULT_MAX_ROW_BYTES,
+    MAX_NESTING,
     Candidate,
     Reason,
     RowError,
     check_candidate,
+    check_pair,
+    nesting_depth,
 )
 
 
@@ -75,8 +83,39 @@ def file_tag(path: Path) -> str:
     return f"{path.parent.name}/{stem}" if path.parent.name else stem
 
 
+class SourceFault(ValueError):
+    """A file-level fault (corrupt or truncated compression, unreadable Parquet, an undecodable
+    encoding, broken JSON structure): it names the file and the last row read before it."""
+
+    def __init__(self, source_file: str, last_row: int, detail: str) -> None:
+        self.source_file, self.last_row, self.detail = source_file, last_row, detail
+        where = f"after row {last_row} (the last good row)" if last_row else "before its first row"
+        super().__init__(f"{source_file}: {detail}, {where}")
+
+
 def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+# Byte-order marks, longest first (UTF-32 LE starts with UTF-16 LE's mark).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def detect_encoding(path: Path) -> str:
+    """utf-8 (no mark), utf-8-sig, utf-16 or utf-32 (with a byte-order mark); anything else is a
+    per-file error: UTF-16/32 without a mark would be misread row by row."""
+    with _open_binary(path) as fh:
+        head = fh.read(4096)
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    if b"\x00" in head:
+        raise SourceFault(str(path), 0, "looks like UTF-16 or UTF-32 without a byte-order mark (NUL bytes); "
+                                        "re-save it as UTF-8 (or with a byte-order mark)")
+    return "utf-8"
 
 
 def _read_line(fh: IO[bytes], limit: int) -> tuple[bytes, bool]:
@@ -90,11 +129,23 @@ def _read_line(fh: IO[bytes], limit: int) -> tuple[bytes, bool]:
             return line, True
 
 
+def _read_text_line(fh: IO[str], limit: int) -> tuple[str, bool]:
+    line = fh.readline(limit + 1)
+    if len(line) <= limit or line.endswith("\n"):
+        return line, False
+    while True:
+        rest = fh.readline(1 << 20)
+        if not rest or rest.endswith("\n"):
+            return line, True
+
+
 def _parse_record(text: str, source_file: str, row: int, raw: Any) -> RawRow:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as e:
         return RawRow(source_file, row, error=RowError(Reason.UNPARSEABLE_LINE, str(e)), raw=raw)
+    except RecursionError:
+        return RawRow(source_file, row, error=RowError(Reason.TOO_DEEPLY_NESTED, "nested too deeply to parse"), raw=raw)
     return _as_record(record, source_file, row, raw)
 
 
@@ -102,12 +153,32 @@ def _as_record(record: Any, source_file: str, row: int, raw: Any) -> RawRow:
     if not isinstance(record, dict):
         err = RowError(Reason.MALFORMED_RECORD, f"a row must be an object, got {type(record).__name__}")
         return RawRow(source_file, row, error=err, raw=raw)
+    if nesting_depth(record) > MAX_NESTING:
+        err = RowError(Reason.TOO_DEEPLY_NESTED, f"nested deeper than {MAX_NESTING} levels")
+        return RawRow(source_file, row, error=err, raw=None if raw is record else raw)
     return RawRow(source_file, row, record=record, raw=raw if raw is not None else record)
 
 
-def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
-    """JSONL rows, streamed; blank lines carry no row and are skipped (line numbers still count)."""
+def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, encoding: str | None = None) -> Iterator[RawRow]:
+    """JSONL rows, streamed; blank lines carry no row and are skipped (line numbers still count).
+    UTF-8 is read line by line as bytes (a bad line is quarantined); UTF-16/32 with a byte-order
+    mark are decoded as a stream."""
     src = str(path)
+    encoding = encoding or detect_encoding(path)
+    if encoding in ("utf-16", "utf-32"):
+        with _open_binary(path) as raw_fh, io.TextIOWrapper(raw_fh, encoding=encoding, newline="") as fh:
+            lineno = 0
+            while True:
+                line, too_long = _read_text_line(fh, max_row_bytes)
+                if not line:
+                    return
+                lineno += 1
+                if too_long:
+                    yield RawRow(src, lineno, error=RowError(Reason.ROW_TOO_LARGE, f"line longer than {max_row_bytes} characters"),
+                                 raw=line[:1024])
+                    continue
+                if line.strip():
+                    yield _parse_record(line, src, lineno, line)
     with _open_binary(path) as fh:
         lineno = 0
         while True:
@@ -115,6 +186,8 @@ def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterat
             if not line:
                 return
             lineno += 1
+            if lineno == 1 and line.startswith(codecs.BOM_UTF8):
+                line = line[len(codecs.BOM_UTF8):]
             if too_long:
                 err = RowError(Reason.ROW_TOO_LARGE, f"line longer than {max_row_bytes} bytes")
                 yield RawRow(src, lineno, error=err, raw=line[:1024])
@@ -130,56 +203,157 @@ def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterat
 
 
 def _row_bytes(record: Any) -> int:
-    return len(json.dumps(record, ensure_ascii=False, default=str).encode("utf-8", errors="surrogateescape"))
+    # surrogatepass: a lone surrogate (a "\ud800" escape in JSON) must be measured, not crash
+    return len(json.dumps(record, ensure_ascii=False, default=str).encode("utf-8", errors="surrogatepass"))
+
+
+_WS = " \t\n\r"
+_JSON_TOKEN = re.compile(r'["\\\[\]{}]')
+
+
+def _skip_ws(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in _WS:
+        i += 1
+    return i
+
+
+def _skip_value(text: str, i: int) -> int:
+    """The end of the (syntactically balanced) JSON value starting at `i`, without parsing it:
+    used for a value too deeply nested for the parser, so the rows after it can still be read."""
+    depth = 0
+    in_string = False
+    n = len(text)
+    while i < n:
+        m = _JSON_TOKEN.search(text, i)
+        if m is None:
+            break
+        i = m.start()
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                in_string = False
+                if depth == 0:
+                    return i + 1
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+            if depth < 0:
+                return i
+        i += 1
+    raise ValueError("unbalanced brackets")
+
+
+def iter_json_list(text: str, src: str, max_row_bytes: int, start: int = 0) -> Iterator[RawRow]:
+    """The records of a JSON list in `text` (starting at its "["), one at a time: a record too
+    deeply nested to parse is quarantined and the next one read; broken list syntax is a
+    SourceFault naming the last good row."""
+    decoder = json.JSONDecoder()
+    i = _skip_ws(text, start)
+    if i >= len(text) or text[i] != "[":
+        raise SourceFault(src, 0, "expected a JSON list of records")
+    i = _skip_ws(text, i + 1)
+    row = 0
+    if i < len(text) and text[i] == "]":
+        i += 1
+    else:
+        while True:
+            row += 1
+            try:
+                record, end = decoder.raw_decode(text, i)
+            except RecursionError:
+                try:
+                    end = _skip_value(text, i)
+                except ValueError:
+                    raise SourceFault(src, row - 1, "broken JSON list (unbalanced brackets)") from None
+                yield RawRow(src, row, error=RowError(Reason.TOO_DEEPLY_NESTED, "nested too deeply to parse"),
+                             raw=text[i:i + 1024])
+            except json.JSONDecodeError as e:
+                raise SourceFault(src, row - 1, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
+            else:
+                size = _row_bytes(record)
+                if size > max_row_bytes:
+                    yield RawRow(src, row, error=RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}"))
+                elif _has_bad_bytes(record):
+                    yield RawRow(src, row, error=RowError(Reason.INVALID_UTF8, "record holds text that is not valid UTF-8"), raw=record)
+                else:
+                    yield _as_record(record, src, row, record)
+            i = _skip_ws(text, end)
+            if i < len(text) and text[i] == ",":
+                i = _skip_ws(text, i + 1)
+                continue
+            if i < len(text) and text[i] == "]":
+                i += 1
+                break
+            raise SourceFault(src, row, "broken JSON list (expected ',' or ']' after a record)")
+    if _skip_ws(text, i) != len(text):
+        raise SourceFault(src, row, "text after the end of the JSON list")
 
 
 def iter_json(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
     """A JSON list of records (or an object holding one list). A file that is not a JSON list is
     read as JSONL, so `.json` files that hold JSON lines work too."""
     src = str(path)
-    with _open_binary(path) as fh:
-        head = fh.read(4096).lstrip()
-    if not head.startswith((b"[", b"{")) or _looks_like_jsonl(path):
-        yield from iter_jsonl(path, max_row_bytes)
-        return
+    encoding = detect_encoding(path)
     with _open_binary(path) as fh:
         data = fh.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("utf-8", errors="surrogateescape")  # rows with bad bytes get flagged below
+    if encoding in ("utf-8", "utf-8-sig"):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", errors="surrogateescape")  # rows with bad bytes get flagged below
+        text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the list
+    else:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise SourceFault(src, 0, f"not valid {encoding} ({e.reason} at byte {e.start})") from None
+    del data
+    body = text.lstrip(_WS)
+    if not body.startswith(("[", "{")) or _first_line_is_object(body):
+        if encoding in ("utf-8", "utf-8-sig"):
+            yield from iter_jsonl(path, max_row_bytes, encoding="utf-8")
+        else:
+            yield from iter_jsonl(path, max_row_bytes, encoding=encoding)
+        return
+    if body.startswith("["):
+        yield from iter_json_list(text, src, max_row_bytes)
+        return
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{src}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from e
-    if isinstance(doc, dict):
-        lists = [v for v in doc.values() if isinstance(v, list)]
-        if len(lists) != 1:
-            raise ValueError(f"{src}: a JSON object must hold exactly one list of records")
-        doc = lists[0]
-    if not isinstance(doc, list):
-        raise ValueError(f"{src}: expected a JSON list of records")
-    for i, record in enumerate(doc, start=1):
+        raise SourceFault(src, 0, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
+    except RecursionError:
+        raise SourceFault(src, 0, "a JSON object nested too deeply to parse") from None
+    lists = [v for v in doc.values() if isinstance(v, list)]
+    if len(lists) != 1:
+        raise SourceFault(src, 0, "a JSON object must hold exactly one list of records")
+    for i, record in enumerate(lists[0], start=1):
         size = _row_bytes(record)
         if size > max_row_bytes:
-            err = RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}")
-            yield RawRow(src, i, error=err, raw=None)
-            continue
-        if _has_bad_bytes(record):
-            yield RawRow(src, i, error=RowError(Reason.INVALID_UTF8, "record holds bytes that are not UTF-8"), raw=record)
-            continue
-        yield _as_record(record, src, i, record)
+            yield RawRow(src, i, error=RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}"))
+        elif _has_bad_bytes(record):
+            yield RawRow(src, i, error=RowError(Reason.INVALID_UTF8, "record holds text that is not valid UTF-8"), raw=record)
+        else:
+            yield _as_record(record, src, i, record)
 
 
-def _looks_like_jsonl(path: Path) -> bool:
-    """A file whose first line is a complete JSON object is JSON lines."""
-    with _open_binary(path) as fh:
-        first = fh.readline(1 << 20).strip()
-    if not first.startswith(b"{"):
+def _first_line_is_object(body: str) -> bool:
+    """A text whose first line is a complete JSON object is JSON lines."""
+    first = body.split("\n", 1)[0].strip()
+    if not first.startswith("{"):
         return False
     try:
         json.loads(first)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, RecursionError):
         return False
     return True
 
@@ -237,6 +411,22 @@ def iter_hub(
         yield _as_record(record, src, i, record)
 
 
+def _guarded(rows: Iterator[RawRow], src: str) -> Iterator[RawRow]:
+    """Any failure of the container below a row (a corrupt or truncated gzip, an unreadable
+    Parquet file, a decoding error mid-stream) becomes one SourceFault naming the last good row."""
+    last = 0
+    try:
+        for row in rows:
+            last = row.row
+            yield row
+    except SourceFault:
+        raise
+    except (OSError, EOFError, zlib.error, UnicodeError, ValueError, KeyError, TypeError, RecursionError,
+            MemoryError, pa.ArrowException) as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise SourceFault(src, last, f"unreadable ({type(e).__name__}{': ' + detail[:300] if detail else ''})") from None
+
+
 def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
     """The rows of one source, whatever its container."""
     if not is_local(src):
@@ -245,26 +435,42 @@ def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -
     path = Path(src)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise SourceFault(str(path), 0, "is a folder, not a data file")
     name = path.name
     if name.endswith(".parquet"):
-        yield from iter_parquet(path, max_row_bytes)
+        yield from _guarded(iter_parquet(path, max_row_bytes), str(path))
     elif name.endswith((".jsonl", ".jsonl.gz")):
-        yield from iter_jsonl(path, max_row_bytes)
+        yield from _guarded(iter_jsonl(path, max_row_bytes), str(path))
     elif name.endswith((".json", ".json.gz")):
-        yield from iter_json(path, max_row_bytes)
+        yield from _guarded(iter_json(path, max_row_bytes), str(path))
     else:
         raise ValueError(f"{path}: unknown file type (expected .json, .jsonl, .jsonl.gz or .parquet)")
 
 
+def canonical_source(src: str) -> str:
+    """A source's identity: the real path of a local file (relative, absolute and symlinked
+    spellings are one source), `hf:<name>:<split>` for a hub dataset."""
+    if is_local(src):
+        return os.path.realpath(os.path.expanduser(src))
+    name, split = split_hub_id(src)
+    return f"hf:{name}:{split}"
+
+
 def expand_sources(srcs: list[str]) -> list[str]:
-    """Folders become their data files (sorted); files and hub ids pass through."""
+    """Folders become their data files (sorted); files and hub ids pass through. A folder written
+    by RewardOps (part-*.parquet shards) must be a complete, verified output."""
     out: list[str] = []
     for s in srcs:
         p = Path(s)
         if p.is_dir():
             shards = sorted(p.glob("part-*.parquet"))
-            if shards:  # a RewardOps dataset: its shards only, not its report or logs
-                out.extend(str(f) for f in shards if SHARD_NAME.fullmatch(f.name))
+            if shards:  # a RewardOps dataset: its verified shards only, not its report or logs
+                from rewardops.outputs import verify_output
+
+                manifest = verify_output(p)
+                names = sorted(f["path"] for f in manifest["files"] if SHARD_NAME.fullmatch(f["path"]))
+                out.extend(str(p / n) for n in names)
                 continue
             files = sorted(str(f) for f in p.rglob("*")
                            if f.is_file() and f.name.endswith(LOCAL_SUFFIXES) and f.name not in RUN_OUTPUTS)
@@ -514,15 +720,19 @@ def read_source(
     fmt: str | None = None,
     max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
     source: str | None = None,
+    id_prefix: str | None = None,
 ) -> Iterator[ReadResult]:
     """Every row of one source as a checked pair or an error, in order, streamed.
 
-    `fmt` names the format; None detects it from the first records.
+    `fmt` names the format; None detects it from the first records. Pair ids are
+    `<id_prefix>:<row>` (default: the file's `parent/stem`); rows of the `pairs` format keep theirs.
+    A file-level fault raises `SourceFault` (naming the file and the last good row).
     """
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     source = source or source_name(src)
-    id_prefix = file_tag(Path(src)) if is_local(src) and source != file_tag(Path(src)) else None
+    if id_prefix is None:
+        id_prefix = file_tag(Path(src)) if is_local(src) and source != file_tag(Path(src)) else None
     rows = iter_raw_rows(src, max_row_bytes)
     head: list[RawRow] = []
     if fmt is None:
@@ -535,10 +745,10 @@ def read_source(
             if not any(r.record is not None for r in head):
                 fmt = "plain"  # no readable record at all: every row is quarantined as it is
             else:
-                raise ValueError(
-                    f"{src}: cannot detect the format (keys of row {head[0].row}: "
-                    f"{sorted(next(r.record for r in head if r.record is not None))}); name it with --format "
-                    f"({', '.join(FORMATS)})"
+                first = next(r for r in head if r.record is not None)
+                raise SourceFault(str(src), 0,
+                    f"cannot detect the format (keys of row {first.row}: {sorted(first.record or {})}); "
+                    f"name it with --format ({', '.join(FORMATS)})"
                 )
     mapper = FORMATS[fmt]
 
@@ -554,8 +764,12 @@ def read_source(
         try:
             candidate = mapper(raw.record)
             check_candidate(candidate)
+            try:
+                pair = build_pair(candidate, source, raw.source_file, raw.row, fmt, id_prefix)
+            except (TypeError, ValueError, KeyError, AttributeError) as e:
+                raise RowError(Reason.MALFORMED_RECORD, f"fields of the wrong type: {e}") from None
+            check_pair(pair)  # the one structural check every entry applies
         except RowError as err:
             yield ReadResult(raw.source_file, raw.row, None, err, raw.raw)
             continue
-        pair = build_pair(candidate, source, raw.source_file, raw.row, fmt, id_prefix)
         yield ReadResult(raw.source_file, raw.row, pair, None, None)
