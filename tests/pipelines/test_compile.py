@@ -76,7 +76,20 @@ def test_data_pipeline_dag(compiled):
     assert set(tasks) == {"ingest", "preprocess"}
     raw = tasks["preprocess"]["inputs"]["artifacts"]["raw"]["taskOutputArtifact"]
     assert raw == {"outputArtifactKey": "dataset", "producerTask": "ingest"}
-    assert set(compiled["data"]["root"]["inputDefinitions"]["parameters"]) == {"sources", "data_version", "decontaminate"}
+    assert set(compiled["data"]["root"]["inputDefinitions"]["parameters"]) == {
+        "sources", "data_version", "decontaminate", "benchmarks", "eval_sources", "eval_data_dir", "eval_world_n"}
+    # decontamination follows evaluation: the benchmarks and their sources reach preprocess
+    params = tasks["preprocess"]["inputs"]["parameters"]
+    assert params["benchmarks"]["componentInputParameter"] == "benchmarks"
+    assert params["benchmark_sources"]["componentInputParameter"] == "eval_sources"
+
+
+def test_end_to_end_decontaminates_against_what_it_evaluates_on(compiled):
+    for name in ("end-to-end", "demo"):
+        params = compiled[name]["root"]["dag"]["tasks"]["preprocess"]["inputs"]["parameters"]
+        assert params["benchmarks"] == {"componentInputParameter": "benchmarks"}, name
+        assert params["benchmark_sources"] == {"componentInputParameter": "eval_sources"}, name
+        assert params["world_n"] == {"componentInputParameter": "eval_world_n"}, name
 
 
 def test_curation_chains_stage1_iterations_then_fans_stage2_out_over_shards(compiled):
