@@ -27,7 +27,7 @@ def truthful(rec: dict, truth_chosen_better: bool = True) -> str:
 
 
 def ledger(state, batch="iter-01") -> dict:
-    return json.loads((state / "labelstudio" / f"{batch}.json").read_text())
+    return json.loads((state / f"{batch}.ledger.json").read_text())
 
 
 def tagged(pairs, batch="iter-01"):
@@ -42,7 +42,7 @@ def test_stage1_opens_tasks_waits_for_people_and_records_who_labelled_what(tmp_p
     pool = toy_pairs(120, noise=0.3, seed=3, prefix="u")
     truth = {p.id: p.truth_chosen_better for p in pool}
     write_pairs(pool, tmp_path / "pool")
-    out = tmp_path / "s1"
+    out, led_dir = tmp_path / "s1", tmp_path / "ledger"
     alice, bob = labelstudio.person("alice@rewardops.test"), labelstudio.person("bob@rewardops.test")
 
     def loop(annotator):
@@ -52,11 +52,11 @@ def test_stage1_opens_tasks_waits_for_people_and_records_who_labelled_what(tmp_p
 
     # 1. the first run opens a project with the 4 tasks and stops: nothing written for iteration 1
     with pytest.raises(AnnotationsPending, match="0 of 4 pairs of iter-01 decided") as info:
-        loop(LabelStudioAnnotator(labelstudio.client(), out)).run(tmp_path / "gold", tmp_path / "silver",
+        loop(LabelStudioAnnotator(labelstudio.client(), led_dir)).run(tmp_path / "gold", tmp_path / "silver",
                                                                   tmp_path / "pool", out, progress=False)
     assert "--resume" in str(info.value)
     assert not (out / "iter-01" / "metrics.json").exists() and (out / "iter-00" / "metrics.json").exists()
-    led = ledger(out)
+    led = ledger(led_dir)
     assert len(led["tasks"]) == 4 and all(isinstance(t["task"], int) for t in led["tasks"].values())
     project = labelstudio.client().project(led["project"])
     assert f"rewardops-run: {led['run']}" in project["description"] and "Cannot decide" in project["label_config"]
@@ -74,9 +74,9 @@ def test_stage1_opens_tasks_waits_for_people_and_records_who_labelled_what(tmp_p
     bob.annotate(led["tasks"][ids[2]]["task"], CHOICE_UNDECIDABLE)
     bob.annotate(led["tasks"][ids[3]]["task"], CHOICE_A, cancelled=True)  # skipped: does not count
     with pytest.raises(AnnotationsPending, match="3 of 4"):
-        loop(LabelStudioAnnotator(labelstudio.client(), out, resume=True)).run(
+        loop(LabelStudioAnnotator(labelstudio.client(), led_dir, resume=True)).run(
             tmp_path / "gold", tmp_path / "silver", tmp_path / "pool", out, progress=False)
-    assert sum(bool(t["annotations"]) for t in ledger(out)["tasks"].values()) == 4  # incl. the skip, kept
+    assert sum(bool(t["annotations"]) for t in ledger(led_dir)["tasks"].values()) == 4  # incl. the skip, kept
 
     # 3. --wait: the loop polls; bob finishes while it waits (answered from the poll's sleep hook)
     polls = []
@@ -86,7 +86,7 @@ def test_stage1_opens_tasks_waits_for_people_and_records_who_labelled_what(tmp_p
         if len(polls) == 1:
             bob.annotate(led["tasks"][ids[3]]["task"], truthful(led["tasks"][ids[3]], truth[ids[3]]))
 
-    ann = LabelStudioAnnotator(labelstudio.client(), out, resume=True, wait_s=600, poll_s=5, sleep=people_finish)
+    ann = LabelStudioAnnotator(labelstudio.client(), led_dir, resume=True, wait_s=600, poll_s=5, sleep=people_finish)
     [report] = loop(ann).run(tmp_path / "gold", tmp_path / "silver", tmp_path / "pool", out, progress=False)
     assert polls == [5] and ann.last_counts["not_in_this_call"] == 0  # the resumed iteration asked the same pairs
     assert report.added_gold == 3 and report.undecidable == 1 and report.unreviewed == 0
@@ -146,7 +146,7 @@ def test_bad_input_is_a_clear_error_and_loses_nothing(tmp_path, labelstudio):
         LabelStudioAnnotator(admin, tmp_path / "fresh", resume=True)
 
     # the ledger pointed at a project of another run
-    path = mine / "labelstudio" / "iter-01.json"
+    path = mine / "iter-01.ledger.json"
     saved = path.read_text()
     path.write_text(saved.replace(f'"project": {ledger(mine)["project"]}', f'"project": {ledger(other)["project"]}'))
     with pytest.raises(LabelStudioError, match=r"is run \w+, batch iter-01; this is run"):

@@ -9,7 +9,7 @@ routes to humans (one batch per iteration: "iter-01", ...; "seed" for the gold s
 2. imports one task per pair not yet in the project (a pair already decided by people in an
    earlier batch of the same run is answered from that decision, not asked again);
 3. collects the annotations (Label Studio's JSON export), merging them into a ledger on disk
-   (`<state_dir>/labelstudio/<batch>.json`, written atomically): an annotation once seen is never
+   (`<ledger folder>/<batch>.ledger.json`, written atomically; the folder is `<output>.labelstudio/` beside the step's output): an annotation once seen is never
    forgotten, even if it is later deleted in Label Studio;
 4. when every pair has a decision, returns the answers and writes who labelled what (user id,
    email, time, choice) into each pair's lineage and `meta["human_annotations"]`; otherwise it
@@ -28,6 +28,8 @@ Connection: `LABEL_STUDIO_URL` and `LABEL_STUDIO_API_KEY` (a legacy token, sent 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -35,7 +37,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,17 +54,22 @@ from rewardops.curation.human import (
 from rewardops.data.schema import PreferencePair
 
 LEDGER_FORMAT = "rewardops-labelstudio/1"
+WAIT_S, POLL_S = 0.0, 10.0  # default: open the tasks and stop (no waiting); poll every 10 s when waiting
+LEDGER_SUFFIX = ".labelstudio"  # the ledger folder beside a step's output: `<out>.labelstudio/`
+LEDGER_EXT = ".ledger.json"  # <ledger folder>/<batch>.ledger.json; run.json there holds the run id
 ENV_URL, ENV_KEY = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 ANNOTATOR_NAME = "label-studio"
 _MARK = re.compile(r"^rewardops-(run|batch): *(\S+)$", re.M)
 
 
-class LabelStudioError(RuntimeError):
-    """Label Studio cannot be reached, refused a request, or holds something that does not match."""
+class LabelStudioError(ValueError):
+    """Label Studio cannot be reached, refused a request, or holds something that does not match
+    (bad input or configuration: the message says what to fix)."""
 
 
-class AnnotationsPending(LabelStudioError):
-    """Some pairs of the batch have no decision yet; nothing is lost: run again to collect them."""
+class AnnotationsPending(RuntimeError):
+    """Some pairs of the batch have no decision yet (not an error: people are not done). Nothing is
+    lost: run the same command again (`--resume`, or `--wait SECONDS`) to collect them."""
 
     def __init__(self, message: str, *, batch: str, project: int, url: str, done: int, total: int) -> None:
         super().__init__(message)
@@ -187,7 +194,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 def run_id(state_dir: str | Path) -> str:
     """This curation run's id (created on first use, then read back)."""
-    path = Path(state_dir) / "labelstudio" / "run.json"
+    path = Path(state_dir) / "run.json"
     if path.is_file():
         info = _read_json(path, "the Label Studio run file")
         if not isinstance(info, dict) or not isinstance(info.get("run"), str):
@@ -237,7 +244,7 @@ class LabelStudioAnnotator:
 
     name = ANNOTATOR_NAME
 
-    def __init__(self, client: LabelStudioClient, state_dir: str | Path, *, wait_s: float = 0.0, poll_s: float = 10.0,
+    def __init__(self, client: LabelStudioClient, state_dir: str | Path, *, wait_s: float = WAIT_S, poll_s: float = POLL_S,
                  min_annotations: int = 1, seed: int = 0, resume: bool = False, batch: str | None = None,
                  sleep: Callable[[float], None] = time.sleep, log: Callable[[str], None] | None = None) -> None:
         if wait_s < 0 or poll_s <= 0 or min_annotations < 1:
@@ -249,8 +256,8 @@ class LabelStudioAnnotator:
         self.batch = batch  # set by the caller for a named batch; else derived from the pairs
         self._sleep = sleep
         self._log = log or (lambda msg: None)
-        if resume and not (self.state_dir / "labelstudio" / "run.json").is_file():
-            raise LabelStudioError(f"{self.state_dir}: nothing to resume (no labelstudio/run.json): run the same "
+        if resume and not (self.state_dir / "run.json").is_file():
+            raise LabelStudioError(f"{self.state_dir}: nothing to resume (no run.json): run the same "
                                    "command without --resume first; it opens the Label Studio tasks")
         self.run = run_id(self.state_dir)
         self.last_counts: Counter = Counter()
@@ -259,7 +266,7 @@ class LabelStudioAnnotator:
     def _ledger_path(self, batch: str) -> Path:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", batch):
             raise ValueError(f"batch name {batch!r}: letters, digits, '-', '_', '.' only")
-        return self.state_dir / "labelstudio" / f"{batch}.json"
+        return self.state_dir / f"{batch}{LEDGER_EXT}"
 
     def _load_ledger(self, batch: str) -> dict[str, Any] | None:
         path = self._ledger_path(batch)
@@ -280,10 +287,11 @@ class LabelStudioAnnotator:
     def _decided_elsewhere(self, batch: str) -> dict[str, dict[str, Any]]:
         """pair id -> its record in another batch's ledger of this run, where people decided it."""
         out: dict[str, dict[str, Any]] = {}
-        for path in sorted((self.state_dir / "labelstudio").glob("*.json")):
-            if path.name == "run.json" or path.stem == batch:
+        for path in sorted(self.state_dir.glob(f"*{LEDGER_EXT}")):
+            name = path.name[: -len(LEDGER_EXT)]
+            if name == batch:
                 continue
-            led = self._load_ledger(path.stem)
+            led = self._load_ledger(name)
             for pid, rec in (led or {}).get("tasks", {}).items():
                 state, _ = _decide(Counter(a["choice"] for a in rec.get("annotations", {}).values()
                                            if not a.get("cancelled") and a.get("choice")), self.min_annotations)
@@ -316,9 +324,6 @@ class LabelStudioAnnotator:
                     "project (decided pairs are reused from other batches' ledgers only)") from exc
             self._check_project(project, batch)
             return led
-        if self.resume:
-            raise LabelStudioError(f"{self.state_dir}: nothing to resume for {batch} (no {self._ledger_path(batch).name}); "
-                                   "run without --resume to open its Label Studio tasks")
         title = f"RewardOps {self.run[:8]} {batch}"
         found = [p for p in self.client.projects() if _marks(p) == {"run": self.run, "batch": batch}]
         if found:  # the ledger was lost after the project was made: reuse it
@@ -489,31 +494,122 @@ class LabelStudioAnnotator:
 def pending_summary(state_dir: str | Path) -> dict[str, Any]:
     """Per batch ledger: project, tasks and how many have annotations (for status output)."""
     out = {}
-    for path in sorted((Path(state_dir) / "labelstudio").glob("*.json")):
-        if path.name == "run.json":
-            continue
+    for path in sorted(Path(state_dir).glob(f"*{LEDGER_EXT}")):
         led = _read_json(path, "the Label Studio ledger")
         tasks = led.get("tasks", {})
-        out[led.get("batch", path.stem)] = {
+        out[led.get("batch", path.name)] = {
             "project": led.get("project"), "url": led.get("url"), "tasks": len(tasks),
             "with_annotations": sum(1 for t in tasks.values() if any(not a.get("cancelled") for a in t["annotations"].values())),
         }
     return out
 
 
-def from_env_annotator(state_dir: str | Path, *, wait_s: float = 0.0, poll_s: float = 10.0, resume: bool = False,
-                       seed: int = 0, batch: str | None = None, log: Callable[[str], None] | None = None,
-                       environ: dict[str, str] | None = None) -> LabelStudioAnnotator:
-    """The annotator the CLI and the pipeline build: the server from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY."""
-    return LabelStudioAnnotator(LabelStudioClient.from_env(environ), state_dir, wait_s=wait_s, poll_s=poll_s,
-                                resume=resume, seed=seed, batch=batch, log=log)
+_OPTIONS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("labelstudio_options", default={})
+
+
+@contextlib.contextmanager
+def options(**values: Any) -> Iterator[None]:
+    """How the annotator built inside a step behaves (the CLI's --wait/--resume, the KFP steps'
+    ledger folder): `wait_s`, `poll_s`, `resume`, `ledger` (folder), `log` (callable). None values
+    are ignored."""
+    unknown = set(values) - {"wait_s", "poll_s", "resume", "ledger", "log"}
+    if unknown:
+        raise TypeError(f"labelstudio.options: unknown {sorted(unknown)}")
+    token = _OPTIONS.set({**_OPTIONS.get(), **{k: v for k, v in values.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
+
+
+def ledger_dir(output: str | Path | None) -> Path:
+    """Where the run's ledger lives: `options(ledger=...)`, else `<output>.labelstudio` beside the
+    step's output (outside it: a step's output folder is replaced whole when it is committed)."""
+    chosen = _OPTIONS.get().get("ledger")
+    if chosen is not None:
+        return Path(chosen)
+    if output is None:
+        raise LabelStudioError("the Label Studio annotator needs a folder for its ledger (the step's output)")
+    out = Path(output)
+    return out.with_name(out.name + LEDGER_SUFFIX)
+
+
+def make_annotator(arg: str, settings: Any = None, *, output: str | Path | None = None, **context: Any) -> LabelStudioAnnotator:
+    """The `labelstudio[:URL]` annotator of `curation.builders.ANNOTATORS`: the server from URL or
+    LABEL_STUDIO_URL, the token from LABEL_STUDIO_API_KEY; the ledger beside `output`."""
+    opts = _OPTIONS.get()
+    env = dict(os.environ)
+    if arg:
+        env[ENV_URL] = arg
+    client = LabelStudioClient.from_env(env)
+    return LabelStudioAnnotator(client, ledger_dir(output), wait_s=float(opts.get("wait_s", WAIT_S)),
+                                poll_s=float(opts.get("poll_s", POLL_S)), resume=bool(opts.get("resume", False)),
+                                seed=int(getattr(settings, "seed", 0) or 0), log=opts.get("log"))
 
 
 def iter_decisions(state_dir: str | Path) -> Iterable[tuple[str, str, dict[str, Any]]]:
     """(batch, pair id, ledger record) for every pair in every ledger of the run."""
-    for path in sorted((Path(state_dir) / "labelstudio").glob("*.json")):
-        if path.name == "run.json":
-            continue
+    for path in sorted(Path(state_dir).glob(f"*{LEDGER_EXT}")):
         led = _read_json(path, "the Label Studio ledger")
         for pid, rec in led.get("tasks", {}).items():
             yield led["batch"], pid, rec
+
+
+# -- the pipeline's two steps (KFP components call these) -------------------------------------------
+
+
+def _require_labelstudio(settings: Any) -> None:
+    kind = str(getattr(settings, "annotator", "")).partition(":")[0]
+    if kind != "labelstudio":
+        raise LabelStudioError(f"the Label Studio steps need settings annotator 'labelstudio[:URL]', got "
+                               f"{getattr(settings, 'annotator', None)!r}; set it in the pipeline's settings")
+
+
+def open_iteration(state: str | Path, ledger: str | Path, iteration: int, settings: Any) -> dict[str, Any]:
+    """Step 1: run stage-1 iteration `iteration` on `state` up to its human batch, which is opened
+    as a Label Studio project; the run's ledger goes to `ledger` (this step's output). Nothing of
+    the iteration itself is kept: the collect step repeats it with the same inputs."""
+    import tempfile
+
+    from rewardops.curation.steps import stage1_iteration
+
+    _require_labelstudio(settings)
+    ledger = Path(ledger)
+    ledger.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="labelstudio-open-") as tmp, options(ledger=ledger, wait_s=0.0, resume=False):
+        try:
+            stage1_iteration(state, Path(tmp) / "state", iteration, settings)
+        except AnnotationsPending as exc:
+            info = {"batch": exc.batch, "project": exc.project, "url": exc.url, "decided": exc.done,
+                    "tasks": exc.total, "complete": False}
+        else:  # every pair was already decided by people (e.g. a rerun after they finished)
+            info = {"complete": True}
+    info["ledgers"] = pending_summary(ledger)
+    _write_json_atomic(ledger / "opened.json", {**info, "iteration": iteration})
+    return info
+
+
+def collect_iteration(state: str | Path, opened: str | Path, out: str | Path, iteration: int, settings: Any,
+                      wait_s: float = WAIT_S, poll_s: float = POLL_S) -> dict[str, Any]:
+    """Step 2 (resumable): the same iteration again, now collecting what people answered in the
+    project step 1 opened (its ledger is `opened`, copied: an input is never written), polling up
+    to `wait_s`. Raises AnnotationsPending when people are not done: rerun (KFP retries) the step;
+    annotations stay in Label Studio, nothing is lost."""
+    import shutil
+    import tempfile
+
+    from rewardops.curation.steps import stage1_iteration
+
+    _require_labelstudio(settings)
+    opened = Path(opened)
+    if not (opened / "run.json").is_file():
+        raise LabelStudioError(f"{opened}: no Label Studio ledger (run.json); this input must be the output of the "
+                               "step that opened the tasks (labelstudio_open) for the same state")
+    with tempfile.TemporaryDirectory(prefix="labelstudio-collect-") as tmp:
+        ledger = Path(tmp) / "ledger"
+        shutil.copytree(opened, ledger)
+        with options(ledger=ledger, wait_s=wait_s, poll_s=poll_s, resume=True):
+            metrics = stage1_iteration(state, out, iteration, settings)
+        summary = pending_summary(ledger)
+    return {**metrics, "labelstudio_tasks": float(sum(v["tasks"] for v in summary.values())),
+            "labelstudio_with_annotations": float(sum(v["with_annotations"] for v in summary.values()))}
