@@ -11,10 +11,6 @@ serves is itself checked against the CRD's status schema, so the scenarios stay 
 from __future__ import annotations
 
 import base64
-import json
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -26,8 +22,10 @@ from rewardops.k8s.launcher import (
     TrainJobTimeout,
     api_client,
 )
+from support.loopback import LoopbackServer, Request, Response
+
 from rewardops.k8s.schema import trainjob_errors, validate_trainjob_status
-from rewardops.k8s.trainjob import S3Credentials, TrainJobRequest, build_trainjob
+from rewardops.k8s.trainjob import CONTENT_LABEL, S3Credentials, TrainJobRequest, build_trainjob
 
 NS = "team-rm"
 NOW = "2026-11-26T05:00:00Z"
@@ -57,70 +55,78 @@ FAILURE = [
      "conditions": [cond("Failed", "FailedJobs", "jobset failed: job node-0 exceeded its backoff limit (exit code 1)")]},
 ]
 LOG = ["[rank0] loading data s3://bucket/data", "[rank0] step 1 loss 0.69", "[rank0] step 2 loss 0.61",
-       # `rewardops train` ends with a JSON summary; the launcher reads the registered version from it
-       "{", ' "steps": 2,', ' "mlflow_run": "4f1c",', ' "registered_version": 3', "}"]
+       '{"steps": 2, "world_size": 16}']
 OOM_LOG = ["[rank0] step 1 loss 0.69", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"]
 
 
 class KubeStandIn:
-    """Loopback stand-in for the Kubernetes API paths the launcher uses (see the module docstring)."""
+    """Loopback stand-in for the Kubernetes API paths the launcher uses (see the module docstring).
+
+    `statuses` is the sequence of statuses a created TrainJob goes through (one per GET);
+    `later` the sequence for jobs created after the first (a replacement). `restart_after` replaces
+    node 0's pod by a new one (a restarted pod: new name, the old one gone) after that many GETs.
+    `hide_once` hides existing jobs from the first list call, as when another attempt creates the
+    job between our look and our create (the create then gets a 409)."""
 
     def __init__(self, statuses: list[dict | None], log: list[str], runtimes=("deepspeed-distributed", "torch-distributed"),
                  secrets: dict[str, dict[str, str]] | None = None, waiting_reason: str | None = None,
-                 forbidden: tuple[str, ...] = ()):
-        for status in statuses:
+                 forbidden: tuple[str, ...] = (), later: list[dict | None] | None = None,
+                 nodes: list[dict[str, str]] | None = None, restart_after: int | None = None, hide_once: bool = False):
+        for status in [*statuses, *(later or [])]:
             if status is not None:
                 assert validate_trainjob_status(status) == [], status  # keep the scenario CRD-valid
-        self.statuses, self.log, self.runtimes = statuses, log, set(runtimes)
+        self.statuses, self.later, self.log, self.runtimes = statuses, later or statuses, log, set(runtimes)
         self.secrets = secrets if secrets is not None else {
             "rewardops-s3": {"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": "minio123"}}
         self.waiting_reason = waiting_reason
         self.forbidden = forbidden  # path prefixes answered with 403, as for a service account without RBAC
+        self.nodes = nodes if nodes is not None else [{"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}]
+        self.restart_after, self.hide_once = restart_after, hide_once
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.scenario: dict[str, list[dict | None]] = {}
         self.gets: dict[str, int] = {}
-        self.calls: list[tuple[str, str]] = []
         self.deleted: list[str] = []
         self.created: list[dict[str, Any]] = []
-        self.errors: list[str] = []
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                standin.guarded(self, "GET")
-
-            def do_POST(self) -> None:
-                standin.guarded(self, "POST")
-
-            def do_DELETE(self) -> None:
-                standin.guarded(self, "DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.pod_logs_served: list[str] = []
+        self.server = LoopbackServer(self.handle, "kubernetes API stand-in")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
+
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        return self.server.calls
+
+    @property
+    def errors(self) -> list[str]:
+        return self.server.errors
 
     def __enter__(self) -> KubeStandIn:
-        self.thread.start()
+        self.server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        assert self.errors == [], self.errors
+        self.server.__exit__(*exc)
 
     # -- state --------------------------------------------------------------------------------
     def status_of(self, name: str) -> dict | None:
         i = self.gets.get(name, 0)
-        return self.statuses[min(i, len(self.statuses) - 1)]
+        if self.restart_after is not None and not any(p.endswith("-0-1-abcde") for p in self.pod_logs_served):
+            i = min(i, self.restart_after + 1)  # the job runs on until the restarted pod's log was read
+        statuses = self.scenario[name]
+        return statuses[min(i, len(statuses) - 1)]
 
     def finished(self, name: str) -> bool:
         status = self.status_of(name) or {}
         return any(c["type"] in ("Complete", "Failed") for c in status.get("conditions", []))
+
+    def with_status(self, name: str) -> dict[str, Any]:
+        obj = dict(self.jobs[name])
+        status = self.status_of(name)
+        if status is not None:
+            obj["status"] = status
+        return obj
 
     def pod(self, name: str) -> dict[str, Any]:
         job = self.jobs[name]
@@ -131,97 +137,95 @@ class KubeStandIn:
         state: dict[str, Any] = {"running": {"startedAt": NOW}}
         if self.waiting_reason:
             phase, state = "Pending", {"waiting": {"reason": self.waiting_reason, "message": "back-off pulling image"}}
+        generation = int(self.restart_after is not None and self.gets.get(name, 0) >= self.restart_after)
         return {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{name}-{rjob}-0-0-abcde", "namespace": NS, "creationTimestamp": NOW,
+            "metadata": {"name": f"{name}-{rjob}-0-{generation}-abcde", "namespace": NS,
+                         "creationTimestamp": f"2026-11-26T05:0{generation}:00Z",
                          "labels": {"jobset.sigs.k8s.io/jobset-name": name,
                                     "jobset.sigs.k8s.io/replicatedjob-name": rjob,
                                     "batch.kubernetes.io/job-completion-index": "0"}},
             "spec": {"containers": [{"name": "node", "image": job["spec"]["trainer"]["image"]}]},
             "status": {"phase": phase, "containerStatuses": [
                 {"name": "node", "image": job["spec"]["trainer"]["image"], "imageID": "", "ready": phase == "Running",
-                 "restartCount": 0, "state": state}]},
+                 "restartCount": generation, "state": state}]},
         }
 
     # -- HTTP -----------------------------------------------------------------------------------
-    def send(self, h: BaseHTTPRequestHandler, code: int, body: Any, content_type: str = "application/json") -> None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        h.send_response(code)
-        h.send_header("Content-Type", content_type)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+    @staticmethod
+    def status_error(code: int, reason: str, message: str) -> Response:
+        return Response.json(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
+                                    "message": message, "code": code})
 
-    def status_error(self, h: BaseHTTPRequestHandler, code: int, reason: str, message: str) -> None:
-        self.send(h, code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
-                            "message": message, "code": code})
-
-    def guarded(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        try:
-            self.handle(h, method)
-        except Exception as exc:  # surface stand-in bugs as test failures, not dropped connections
-            self.errors.append(f"{method} {h.path}: {exc!r}")
-            self.status_error(h, 500, "InternalError", repr(exc))
-
-    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        url = urllib.parse.urlsplit(h.path)
-        query = urllib.parse.parse_qs(url.query)
-        parts = url.path.strip("/").split("/")
-        self.calls.append((method, url.path))
-        if any(url.path.startswith(prefix) for prefix in self.forbidden):
-            return self.status_error(h, 403, "Forbidden", f"cannot {method.lower()} {url.path}")
+    def handle(self, req: Request) -> Response:
+        method, parts = req.method, req.parts
+        if any(req.path.startswith(prefix) for prefix in self.forbidden):
+            return self.status_error(403, "Forbidden", f"cannot {method.lower()} {req.path}")
         trainjobs = ["apis", "trainer.kubeflow.org", "v1alpha1", "namespaces", NS, "trainjobs"]
+        if parts[:6] == trainjobs and len(parts) == 6 and method == "GET":
+            wanted = dict(kv.split("=", 1) for kv in (req.arg("labelSelector") or "").split(",") if kv)
+            items = [self.with_status(n) for n, job in self.jobs.items()
+                     if all(job["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
+            if self.hide_once:
+                self.hide_once, items = False, []
+            return Response.json(200, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJobList",
+                                       "metadata": {}, "items": items})
         if parts[:6] == trainjobs and method == "POST" and len(parts) == 6:
-            body = json.loads(h.rfile.read(int(h.headers["Content-Length"])))
+            body = req.json()
             errors = trainjob_errors(body)
             if errors:
-                return self.status_error(h, 422, "Invalid", "; ".join(errors))
+                return self.status_error(422, "Invalid", "; ".join(errors))
             name = body["metadata"]["name"]
             if name in self.jobs:
-                return self.status_error(h, 409, "AlreadyExists", f'trainjobs "{name}" already exists')
+                return self.status_error(409, "AlreadyExists", f'trainjobs "{name}" already exists')
+            body["metadata"]["creationTimestamp"] = f"2026-11-26T05:00:{len(self.created):02d}Z"
             self.jobs[name] = body
+            self.scenario[name] = self.statuses if not self.created else self.later
+            self.gets[name] = 0
             self.created.append(body)
-            return self.send(h, 201, body)
+            return Response.json(201, body)
         if parts[:6] == trainjobs and len(parts) == 7:
             name = parts[6]
             if name not in self.jobs:
-                return self.status_error(h, 404, "NotFound", f'trainjobs "{name}" not found')
+                return self.status_error(404, "NotFound", f'trainjobs "{name}" not found')
             if method == "DELETE":
                 self.deleted.append(name)
                 del self.jobs[name]
-                return self.send(h, 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
-            obj = dict(self.jobs[name])
-            status = self.status_of(name)
-            if status is not None:
-                obj["status"] = status
+                return Response.json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+            obj = self.with_status(name)
             self.gets[name] = self.gets.get(name, 0) + 1
-            return self.send(h, 200, obj)
+            return Response.json(200, obj)
         if parts[:4] == ["apis", "trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes"] and len(parts) == 5:
             if parts[4] in self.runtimes:
-                return self.send(h, 200, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
-                                          "metadata": {"name": parts[4]}, "spec": {}})
-            return self.status_error(h, 404, "NotFound", f'clustertrainingruntimes "{parts[4]}" not found')
+                return Response.json(200, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
+                                           "metadata": {"name": parts[4]}, "spec": {}})
+            return self.status_error(404, "NotFound", f'clustertrainingruntimes "{parts[4]}" not found')
+        if parts == ["api", "v1", "nodes"]:
+            items = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i}"},
+                      "status": {"allocatable": alloc, "capacity": alloc}} for i, alloc in enumerate(self.nodes)]
+            return Response.json(200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items})
         if parts[:4] == ["api", "v1", "namespaces", NS] and len(parts) >= 5:
             if parts[4] == "secrets" and len(parts) == 6:
                 secret = self.secrets.get(parts[5])
                 if secret is None:
-                    return self.status_error(h, 404, "NotFound", f'secrets "{parts[5]}" not found')
+                    return self.status_error(404, "NotFound", f'secrets "{parts[5]}" not found')
                 data = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
-                return self.send(h, 200, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": parts[5]}, "data": data})
+                return Response.json(200, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": parts[5]}, "data": data})
             if parts[4] == "pods" and len(parts) == 5:
-                wanted = dict(kv.split("=", 1) for kv in query.get("labelSelector", [""])[0].split(",") if kv)
+                wanted = dict(kv.split("=", 1) for kv in (req.arg("labelSelector") or "").split(",") if kv)
                 items = [p for p in (self.pod(n) for n in self.jobs)
                          if all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
-                return self.send(h, 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+                return Response.json(200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
             if parts[4] == "pods" and len(parts) >= 6:
                 pods = {self.pod(n)["metadata"]["name"]: self.pod(n) for n in self.jobs}
                 if parts[5] not in pods:
-                    return self.status_error(h, 404, "NotFound", f'pods "{parts[5]}" not found')
+                    return self.status_error(404, "NotFound", f'pods "{parts[5]}" not found')
                 if len(parts) == 7 and parts[6] == "log":
-                    assert query["follow"][0].lower() == "true" and query["container"] == ["node"]
-                    return self.send(h, 200, "".join(line + "\n" for line in self.log), "text/plain")
-                return self.send(h, 200, pods[parts[5]])
-        return self.status_error(h, 404, "NotFound", f"no route for {method} {url.path}")
+                    assert req.arg("follow", "").lower() == "true" and req.arg("container") == "node"
+                    self.pod_logs_served.append(parts[5])
+                    return Response.text(200, "".join(line + "\n" for line in self.log))
+                return Response.json(200, pods[parts[5]])
+        return self.status_error(404, "NotFound", f"no route for {method} {req.path}")
 
 
 class Collect:
@@ -240,11 +244,11 @@ class Collect:
         self.lines.append(line)
 
 
-def manifest(framework: str = "deepspeed", name: str = "rm-qwen3-0-6b") -> dict[str, Any]:
+def manifest(framework: str = "deepspeed", name: str = "rm-qwen3-0-6b", content: str = "c0ffee") -> dict[str, Any]:
     return build_trainjob(TrainJobRequest(
-        name=name, train_args=["train", "--size", "qwen3-0.6b"], framework=framework, num_nodes=2, gpus_per_node=8,
-        namespace=NS, mlflow_tracking_uri="http://mlflow.rewardops:5000",
-        data_uris={"REWARDOPS_TRAIN_DATA": "s3://bucket/data"}, s3=S3Credentials("rewardops-s3")))
+        name=name, train_args=["train", "--config-json", "{}"], framework=framework, num_nodes=2, gpus_per_node=8,
+        namespace=NS, mlflow_tracking_uri="http://mlflow.rewardops:5000", s3=S3Credentials("rewardops-s3"),
+        labels={CONTENT_LABEL: content}))
 
 
 def launcher(standin: KubeStandIn) -> TrainJobLauncher:
@@ -261,10 +265,9 @@ def test_successful_job_streams_node0_logs_reports_progress_and_is_deleted(frame
         assert outcome.succeeded and outcome.reason == "JobSetCompleted"
         assert outcome.progress == 100 and outcome.metrics == {"loss": "0.42"}
         assert seen.lines == LOG and outcome.log_lines == len(LOG)  # every line once, in order
-        assert outcome.train_summary() == {"steps": 2, "mlflow_run": "4f1c", "registered_version": 3}
         assert [p[0] for p in seen.progress_updates] == [40, 100]
         assert seen.progress_updates[0] == (40, 90, {"loss": "0.61"})
-        assert standin.deleted == ["rm-qwen3-0-6b"]  # on-success policy
+        assert standin.deleted == []  # kept by default: a succeeded job is what a rerun re-attaches to
         node0 = "launcher" if runtime == "deepspeed-distributed" else "node"
         assert any(f"rm-qwen3-0-6b-{node0}-0-0" in s for s in seen.states)
         # preflight looked up the runtime and the Secret before creating anything
@@ -286,14 +289,14 @@ def test_failed_job_raises_with_the_jobs_reason_and_log_tail_and_is_kept():
         assert "rm-qwen3-0-6b" in standin.jobs
 
 
-def test_cleanup_always_deletes_a_failed_job_and_never_keeps_a_finished_one():
+def test_cleanup_always_deletes_a_failed_job_and_on_success_a_finished_one():
     with KubeStandIn(FAILURE, OOM_LOG) as standin:
         with pytest.raises(TrainJobFailed):
             launcher(standin).run(manifest(), reporter=Collect(), cleanup=CleanupPolicy.ALWAYS, timeout_s=30)
         assert standin.deleted == ["rm-qwen3-0-6b"]
     with KubeStandIn(SUCCESS, LOG) as standin:
-        outcome = launcher(standin).run(manifest(), reporter=Collect(), cleanup="never", timeout_s=30)
-        assert outcome.succeeded and not outcome.deleted and standin.deleted == []
+        outcome = launcher(standin).run(manifest(), reporter=Collect(), cleanup="on-success", timeout_s=30)
+        assert outcome.succeeded and outcome.deleted and standin.deleted == ["rm-qwen3-0-6b"]
 
 
 def test_preflight_fails_before_creating_when_runtime_or_secret_is_missing():
@@ -350,3 +353,73 @@ def test_preflight_skips_checks_the_service_account_may_not_make_and_says_so():
         assert outcome.succeeded
         skipped = [s for s in seen.states if s.startswith("preflight skipped")]
         assert len(skipped) == 2 and "ClusterTrainingRuntime" in skipped[0] and "Secret" in skipped[1]
+
+
+# -- re-attach: retries and reruns never train twice nor stop at 409 ------------------------------
+
+def test_a_retry_after_success_reuses_the_job_without_creating_anything():
+    with KubeStandIn(SUCCESS, LOG) as standin:
+        first = launcher(standin).run(manifest(), reporter=Collect(), timeout_s=30)
+        assert first.attached == "created" and len(standin.created) == 1
+        seen = Collect()
+        # the retried step (or a rerun on the same data) builds a job of another run, same content hash
+        again = launcher(standin).run(manifest(name="rm-qwen3-0-6b-run2"), reporter=seen, timeout_s=30)
+        assert again.succeeded and again.attached == "reused" and again.name == "rm-qwen3-0-6b"
+        assert len(standin.created) == 1 and standin.deleted == []
+        assert any("reusing it" in s for s in seen.states)
+
+
+def test_a_retry_while_the_job_runs_follows_it():
+    running_then_done = [None, {"jobsStatus": jobs(1)}, {"jobsStatus": jobs(1)}, SUCCESS[-1]]
+    with KubeStandIn(running_then_done, LOG) as standin:
+        first = launcher(standin)
+        first.create(manifest())  # an earlier attempt created it, then its pod went away
+        outcome = launcher(standin).run(manifest(), reporter=Collect(), timeout_s=30)
+        assert outcome.succeeded and outcome.attached == "followed" and len(standin.created) == 1
+
+
+def test_a_failed_job_is_replaced_on_retry():
+    with KubeStandIn(FAILURE, OOM_LOG, later=SUCCESS) as standin:
+        with pytest.raises(TrainJobFailed):
+            launcher(standin).run(manifest(), reporter=Collect(), timeout_s=30)
+        assert "rm-qwen3-0-6b" in standin.jobs  # kept for kubectl describe
+        outcome = launcher(standin).run(manifest(), reporter=Collect(), timeout_s=30)
+        assert outcome.succeeded and outcome.attached == "created"
+        assert standin.deleted == ["rm-qwen3-0-6b"] and len(standin.created) == 2
+
+
+def test_409_from_a_concurrent_create_re_attaches():
+    with KubeStandIn(SUCCESS, LOG, hide_once=True) as standin:
+        launcher(standin).create(manifest())  # created by another attempt; our first look misses it
+        seen = Collect()
+        outcome = launcher(standin).run(manifest(), reporter=seen, timeout_s=30)
+        assert outcome.succeeded and outcome.attached == "followed"  # the other attempt's job, still running
+        assert ("POST", f"/apis/trainer.kubeflow.org/v1alpha1/namespaces/{NS}/trainjobs") in standin.calls[1:]
+        assert any("409" in s for s in seen.states) and len(standin.created) == 1
+
+
+def test_a_node0_pod_restarted_mid_wait_is_followed_again():
+    long_run = [None, *([{"jobsStatus": jobs(1)}] * 6), SUCCESS[-1]]
+    with KubeStandIn(long_run, LOG, restart_after=3) as standin:
+        seen = Collect()
+        outcome = launcher(standin).run(manifest(), reporter=seen, timeout_s=30)
+        assert outcome.succeeded
+        assert standin.pod_logs_served[0].endswith("-0-0-abcde") and standin.pod_logs_served[-1].endswith("-0-1-abcde")
+        assert seen.lines == LOG + LOG  # the new pod's log too, each line once per pod
+
+
+# -- accelerators: bad input is a message before any pod ----------------------------------------
+
+def test_an_accelerator_no_node_offers_or_a_plan_larger_than_a_node_fails_before_creating():
+    with KubeStandIn(SUCCESS, LOG, nodes=[{"cpu": "64", "amd.com/gpu": "8"}]) as standin:
+        with pytest.raises(TrainJobFailed) as info:
+            launcher(standin).run(manifest(), reporter=Collect())
+        assert info.value.reason == "AcceleratorNotOffered"
+        assert "nvidia.com/gpu" in info.value.message and "amd.com/gpu" in info.value.message
+        assert "REWARDOPS_ACCELERATOR" in info.value.message
+        assert not any(m == "POST" for m, _ in standin.calls)
+    with KubeStandIn(SUCCESS, LOG, nodes=[{"nvidia.com/gpu": "4"}, {"nvidia.com/gpu": "4"}]) as standin:
+        with pytest.raises(TrainJobFailed) as info:
+            launcher(standin).run(manifest(), reporter=Collect())
+        assert info.value.reason == "PlanLargerThanNode" and "gpus_per_node <= 4" in info.value.message
+        assert not any(m == "POST" for m, _ in standin.calls)

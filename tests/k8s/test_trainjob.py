@@ -11,12 +11,14 @@ from rewardops.k8s.schema import ManifestInvalid, load_openapi_schema, trainjob_
 from rewardops.k8s.trainjob import (
     S3Credentials,
     TrainJobConfigError,
+    Accelerator,
     TrainJobRequest,
     build_trainjob,
     dns_label,
+    size_plan,
     trainjob_for_size,
 )
-from rewardops.training.config import catalog_sizes, resolve_config
+from rewardops.training.config import catalog_sizes, config_from_json, resolve_config
 
 REPO = Path(__file__).resolve().parents[2]
 S3 = S3Credentials("rewardops-s3", endpoint_url="http://minio.rewardops:9000")
@@ -48,13 +50,39 @@ def test_paper_sizes_run_deepspeed_under_mpi_with_the_catalogs_nodes_and_gpus(si
     trainer = manifest["spec"]["trainer"]
     assert manifest["spec"]["runtimeRef"]["name"] == "deepspeed-distributed"
     assert trainer["numNodes"] == config.nodes == 8
-    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == config.gpus_per_node == 8
+    resources = trainer["resourcesPerNode"]
+    assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"] == config.gpus_per_node == 8
     assert trainer["numProcPerNode"] == 8  # one MPI slot per GPU
     command = trainer["command"]
     assert command[:3] == ["mpirun", "--hostfile", "/etc/mpi/hostfile"]
-    assert command[3:7] == ["rewardops", "train", "--size", size]
-    assert command[command.index("--data") + 1] == "s3://rewardops-dvc/subsets/stage2"
+    start = command.index("rewardops")
+    assert command[start:start + 4] == ["rewardops", "train", "--no-progress", "--config-json"]
+    resolved = config_from_json(command[start + 4])  # the config travels once, resolved
+    assert (resolved.size, resolved.lr, resolved.data) == (size, config.lr, "s3://rewardops-dvc/subsets/stage2")
+    assert len(command) == start + 5
     assert manifest["metadata"]["labels"]["rewardops.io/size"] == dns_label(size)
+
+
+@pytest.mark.parametrize("size", catalog_sizes())
+def test_every_node_gets_mlflow_s3_credentials_path_and_nccl_from_the_launcher(size):
+    """mpirun exports (-x) every env name the trainer sets, PATH and NCCL_*; values stay out of the command."""
+    manifest = job(size, nccl_env={"NCCL_DEBUG": "WARN", "NCCL_SOCKET_IFNAME": "eth0"}, run_id="run-7",
+                   data_version="md5-1")
+    trainer = manifest["spec"]["trainer"]
+    names = [e["name"] for e in trainer["env"]]
+    needed = {"MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+              "AWS_SECRET_ACCESS_KEY", "NCCL_DEBUG", "NCCL_SOCKET_IFNAME", "REWARDOPS_PIPELINE_RUN_ID",
+              "REWARDOPS_DATA_DVC_HASH"}
+    assert needed <= set(names)
+    command = trainer["command"]
+    if command[0] == "mpirun":
+        head = command[:command.index("rewardops")]
+        exported = [head[i + 1] for i, arg in enumerate(head) if arg == "-x"]
+        assert set(exported) == {*names, "PATH"}
+        assert all("=" not in name for name in exported)  # by name: values (secrets) are never inlined
+    else:  # torch runtime: every node's container gets the same env list, torchrun needs no export
+        assert command[:3] == ["torchrun", "--no-python", "rewardops"]
+    assert "minio123" not in str(manifest) and "eth0" not in " ".join(command)
 
 
 @pytest.mark.parametrize("size", DEMO_SIZES)
@@ -62,15 +90,19 @@ def test_demo_sizes_run_torchrun_on_one_node(size):
     trainer = job(size)["spec"]["trainer"]
     assert trainer["command"][:3] == ["torchrun", "--no-python", "rewardops"]
     assert trainer["numNodes"] == 1 and trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 1
+    assert trainer["resourcesPerNode"]["requests"]["nvidia.com/gpu"] == 1
 
 
 def test_env_carries_mlflow_and_data_uris_and_s3_keys_only_by_secret_reference():
-    manifest = job("qwen3-4b", eval_data_uri="s3://rewardops-dvc/gold", data_version="md5-3f2a")
+    manifest = job("qwen3-4b", eval_data_uri="s3://rewardops-dvc/gold", data_version="md5-3f2a", nccl_env={})
     env = env_of(manifest)
     assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.rewardops:5000"
-    assert env["REWARDOPS_TRAIN_DATA"]["value"] == "s3://rewardops-dvc/subsets/stage2"
-    assert env["REWARDOPS_EVAL_DATA"]["value"] == "s3://rewardops-dvc/gold"
-    assert env["REWARDOPS_DATA_VERSION"]["value"] == "md5-3f2a"
+    assert env["REWARDOPS_DATA_DVC_HASH"]["value"] == "md5-3f2a"  # read by the lineage tags
+    # only what the pod reads: the data and output URIs travel in the resolved config, not as env
+    assert set(env) == {"MLFLOW_TRACKING_URI", "REWARDOPS_DATA_DVC_HASH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                        "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"}
+    command = manifest["spec"]["trainer"]["command"]
+    assert config_from_json(command[-1]).eval_data == "s3://rewardops-dvc/gold"
     assert env["AWS_ENDPOINT_URL"]["value"] == env["MLFLOW_S3_ENDPOINT_URL"]["value"] == "http://minio.rewardops:9000"
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert "value" not in env[key]
@@ -85,15 +117,58 @@ def test_cluster_specific_runtime_names_come_from_the_client_configmap_env(monke
 
 
 def test_overrides_reshape_the_job_and_bad_ones_fail_before_the_cluster():
-    trainer = job("qwen3-0.6b", overrides=["nodes=2", "gpus_per_node=4", "global_batch=256"])["spec"]["trainer"]
+    trainer = job("qwen3-0.6b", overrides={"nodes": 2, "gpus_per_node": 4, "global_batch": 256, "lr": 1e-5})["spec"]["trainer"]
     assert trainer["numNodes"] == 2 and trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 4
-    assert trainer["command"][-2:] == ["--set", "global_batch=256"]
+    resolved = config_from_json(trainer["command"][-1])
+    assert (resolved.global_batch, resolved.lr, resolved.nodes) == (256, 1e-5, 2)
     with pytest.raises(TrainJobConfigError, match="not divisible by the world size 64"):
-        job("qwen3-0.6b", overrides=["global_batch=1000"])
+        job("qwen3-0.6b", overrides={"global_batch": 1000})
     with pytest.raises(TrainJobConfigError, match=r"unknown size 'qwen3-9b'.*qwen3-0.6b"):
         job("qwen3-9b")
     with pytest.raises(TrainJobConfigError, match="at least one node"):
-        job("qwen3-0.6b", overrides=["nodes=0"])
+        job("qwen3-0.6b", overrides={"nodes": 0})
+
+
+def test_names_carry_the_run_and_what_is_trained_and_mlflow_tags_name_the_job():
+    a = job("qwen3-0.6b", run_id="7f3c2a9e-1111-2222", data_version="md5-1")
+    b = job("qwen3-0.6b", run_id="0d9e8f7a-3333-4444", data_version="md5-1")  # a rerun on the same data
+    c = job("qwen3-0.6b", run_id="7f3c2a9e-1111-2222", data_version="md5-2")
+    la, lb, lc = (m["metadata"]["labels"] for m in (a, b, c))
+    assert a["metadata"]["name"].endswith("-7f3c2a9e") and la["rewardops.io/pipeline-run-id"] == "7f3c2a9e-1111-2222"
+    assert la["rewardops.io/content-hash"] == lb["rewardops.io/content-hash"] != lc["rewardops.io/content-hash"]
+    tags = config_from_json(a["spec"]["trainer"]["command"][-1]).run_tags
+    assert tags == {"rewardops.trainjob": a["metadata"]["name"], "rewardops.pipeline.run_id": "7f3c2a9e-1111-2222"}
+
+
+def test_accelerator_name_and_per_node_count_come_from_the_settings(monkeypatch):
+    amd = job("qwen3-0.6b", accelerator=Accelerator("amd.com/gpu", 8, {"gpu.vendor": "amd"}))
+    resources = amd["spec"]["trainer"]["resourcesPerNode"]
+    assert resources["limits"] == resources["requests"] == {"amd.com/gpu": 8}
+    (patch,) = amd["spec"]["runtimePatches"]
+    pod = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"gpu.vendor": "amd"}
+    assert pod["tolerations"] == [{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    monkeypatch.setenv("REWARDOPS_ACCELERATOR", "nvidia.com/gpu")
+    monkeypatch.setenv("REWARDOPS_GPUS_PER_NODE", "4")
+    with pytest.raises(TrainJobConfigError, match="gpus_per_node=8 is more than one node has \\(4 nvidia.com/gpu"):
+        job("qwen3-0.6b")
+    monkeypatch.setenv("REWARDOPS_ACCELERATOR", "gpu")
+    with pytest.raises(TrainJobConfigError, match="'gpu' is not an extended resource name.*REWARDOPS_ACCELERATOR"):
+        job("qwen3-0.6b")
+
+
+@pytest.mark.parametrize("max_per_node", [8, 6, 4, 2, 1])
+def test_the_eight_size_plan_never_asks_a_node_for_more_gpus_than_it_has(max_per_node):
+    accelerator = Accelerator("nvidia.com/gpu", max_per_node)
+    plan = size_plan(accelerator=accelerator)
+    assert len(plan) == 8
+    for item in plan:
+        config = resolve_config(item["size"])
+        assert item["gpus_per_node"] <= max_per_node
+        assert item["nodes"] * item["gpus_per_node"] == config.nodes * config.gpus_per_node == 64  # same world
+        manifest = job(item["size"], accelerator=accelerator,
+                       overrides={"nodes": item["nodes"], "gpus_per_node": item["gpus_per_node"]})
+        assert trainjob_errors(manifest) == []
 
 
 def test_request_level_checks():
@@ -122,8 +197,8 @@ def test_names_become_rfc1035_labels():
         (lambda m: m["spec"]["trainer"].__setitem__("numNodes", 2**31), "spec.trainer.numNodes: 2147483648 is greater than"),
         (lambda m: m["spec"]["trainer"]["resourcesPerNode"]["limits"].__setitem__("nvidia.com/gpu", "8 GPUs"),
          "spec.trainer.resourcesPerNode.limits.nvidia.com/gpu"),
-        (lambda m: m["spec"]["trainer"]["env"].append({"name": "REWARDOPS_SIZE", "value": "x"}),
-         "duplicate entry with {'name': 'REWARDOPS_SIZE'}"),
+        (lambda m: m["spec"]["trainer"]["env"].append({"name": "MLFLOW_TRACKING_URI", "value": "x"}),
+         "duplicate entry with {'name': 'MLFLOW_TRACKING_URI'}"),
         (lambda m: m["spec"]["trainer"]["env"].append({"value": "nameless"}), "'name' is a required property"),
         (lambda m: m["spec"].pop("runtimeRef"), "spec: 'runtimeRef' is a required property"),
         (lambda m: m["spec"]["runtimeRef"].__setitem__("name", ""), "spec.runtimeRef.name"),

@@ -1,16 +1,26 @@
-"""Run a TrainJob to the end: create it, wait, stream node-0's logs, report progress, clean up.
+"""Run a TrainJob to the end: attach or create it, wait, stream node-0's logs, report progress.
 
 Uses the official `kubernetes` client (`CustomObjectsApi` for the TrainJob and the runtime,
-`CoreV1Api` for the Secret, the pods and their logs). Before creating anything it checks that the
-ClusterTrainingRuntime exists and that the S3 Secret holds the keys the env references, because
-both failures otherwise surface as pods stuck in a pending state. A failed job raises
-`TrainJobFailed` carrying the job's own reason and message (from `status.conditions`) and the
-last lines of node-0's log.
+`CoreV1Api` for the Secret, the nodes, the pods and their logs); training/README.md says why not
+the Kubeflow SDK's TrainerClient. Before creating anything it checks that the
+ClusterTrainingRuntime exists, that the S3 Secret holds the keys the env references and that some
+node offers the accelerator in the asked number, because these failures otherwise surface as pods
+stuck in a pending state.
+
+Re-attach: a TrainJob is identified by its content-hash label (what it trains; see
+`rewardops.k8s.trainjob.request_for_size`). Before creating, the launcher looks for a job with the
+same hash: running -> follow it; succeeded -> reuse it; failed -> delete it and create anew. A 409
+on create (another attempt won the race) goes round the same loop. So a KFP retry, a rerun of the
+pipeline on the same data, or a restarted launcher pod never trains twice nor fails on
+AlreadyExists. A node-0 pod replaced mid-wait is picked up again (its log followed anew).
+
+A failed job raises `TrainJobFailed` carrying the job's own reason and message (from
+`status.conditions`) and the last lines of node-0's log. The trained model's version is found in
+MLflow by the TrainJob's run tag (`model_version_for_trainjob`), never read from logs.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -25,7 +35,16 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from rewardops.k8s.schema import validate_trainjob
-from rewardops.k8s.trainjob import GROUP, PLURAL, VERSION, S3Credentials
+from rewardops.k8s.trainjob import (
+    ACCELERATOR_ENV,
+    CONTENT_LABEL,
+    GPUS_PER_NODE_ENV,
+    GROUP,
+    PLURAL,
+    TRAINJOB_TAG,
+    VERSION,
+    S3Credentials,
+)
 
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 RJOB_NAME_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
@@ -37,9 +56,12 @@ STUCK_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "Create
 
 
 class CleanupPolicy(str, Enum):
-    ON_SUCCESS = "on-success"  # delete a finished job, keep a failed one for `kubectl describe`
+    # the default: keep finished jobs (a succeeded one holds no GPUs and is what a rerun re-attaches
+    # to; a failed one stays for `kubectl describe` until a retry replaces it); delete a timed-out one
+    KEEP = "keep"
+    ON_SUCCESS = "on-success"  # also delete a succeeded job (a rerun then trains again)
     ALWAYS = "always"
-    NEVER = "never"
+    NEVER = "never"  # not even a timed-out job
 
 
 class TrainJobFailed(RuntimeError):
@@ -88,36 +110,6 @@ class PrintReporter:
         self.echo(f"[node-0] {line}")
 
 
-class RichReporter:
-    """A rich progress bar fed by `status.trainerStatus`, with node-0's log printed above it."""
-
-    def __init__(self, title: str):
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = Console()
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console)
-        self._task = self._progress.add_task(title, total=100, info="")
-
-    def __enter__(self) -> RichReporter:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def state(self, text: str) -> None:
-        self._progress.update(self._task, info=text)
-
-    def progress(self, percent: int | None, eta_seconds: int | None, metrics: dict[str, str]) -> None:
-        info = " ".join([f"eta {eta_seconds}s"] * (eta_seconds is not None) + [f"{k}={v}" for k, v in sorted(metrics.items())])
-        self._progress.update(self._task, completed=percent or 0, info=info)
-
-    def log(self, line: str) -> None:
-        self.console.print(f"[dim]node-0[/dim] {line}", markup=True, highlight=False)
-
-
 @dataclass
 class TrainJobOutcome:
     name: str
@@ -131,24 +123,7 @@ class TrainJobOutcome:
     seconds: float = 0.0
     deleted: bool = False
     log_tail: list[str] = field(default_factory=list)
-
-    def train_summary(self) -> dict[str, Any] | None:
-        """The JSON summary `rewardops train` prints last (steps, loss, mlflow_run, registered_version)."""
-        return last_json_object(self.log_tail)
-
-
-def last_json_object(lines: list[str]) -> dict[str, Any] | None:
-    """The last complete JSON object in `lines` (it may span several lines), or None."""
-    for start in range(len(lines) - 1, -1, -1):
-        if lines[start].lstrip().startswith("{"):
-            for end in range(len(lines), start, -1):
-                try:
-                    value = json.loads("\n".join(lines[start:end]))
-                except ValueError:
-                    continue
-                if isinstance(value, dict):
-                    return value
-    return None
+    attached: str = "created"  # created | followed (it was running) | reused (it had succeeded)
 
 
 def api_client(host: str | None = None, token: str | None = None, verify_ssl: bool = True) -> k8s.ApiClient:
@@ -178,10 +153,10 @@ class _LogFollower(threading.Thread):
     """Follows one pod's log; reconnects after a dropped stream without repeating lines."""
 
     def __init__(self, core: k8s.CoreV1Api, namespace: str, pod: str, container: str | None,
-                 sink: Callable[[str], None], tail: deque[str]):
+                 sink: Callable[[str], None], tail: deque[str], retry_s: float = 1.0):
         super().__init__(daemon=True, name=f"logs-{pod}")
         self.core, self.namespace, self.pod, self.container = core, namespace, pod, container
-        self.sink, self.tail = sink, tail
+        self.sink, self.tail, self.retry_s = sink, tail, retry_s
         self.lines = 0
         self.finished = threading.Event()  # the container exited and the stream drained
         self.stop = threading.Event()
@@ -206,7 +181,7 @@ class _LogFollower(threading.Thread):
             if self._container_done():
                 self.finished.set()
                 return
-            self.stop.wait(1.0)
+            self.stop.wait(self.retry_s)
 
     def _container_done(self) -> bool:
         try:
@@ -261,7 +236,35 @@ class TrainJobLauncher:
                 if missing:
                     raise TrainJobFailed(name, "SecretKeyMissing",
                                          f"Secret {s3.secret_name!r} has no key(s) {', '.join(missing)}")
+        skipped += self._check_accelerator(manifest)
         return skipped
+
+    def _check_accelerator(self, manifest: dict[str, Any]) -> list[str]:
+        """Some node must offer the accelerator resource, in at least the per-node count asked for."""
+        name = manifest["metadata"]["name"]
+        limits = ((manifest["spec"]["trainer"].get("resourcesPerNode") or {}).get("limits") or {})
+        wanted = {k: int(v) for k, v in limits.items() if k not in ("cpu", "memory", "ephemeral-storage") and "/" in k}
+        if not wanted:
+            return []
+        try:
+            nodes = self.core.list_node().items
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            return [f"nodes' {', '.join(wanted)} (no permission to list nodes)"]
+        for resource, count in wanted.items():
+            offered = [int(float((n.status.allocatable or {}).get(resource, 0))) for n in nodes if n.status]
+            if not any(offered):
+                others = sorted({k for n in nodes if n.status for k in (n.status.allocatable or {}) if "/" in k})
+                raise TrainJobFailed(name, "AcceleratorNotOffered",
+                                     f"no node offers {resource!r}; set {ACCELERATOR_ENV} (the chart's accelerator "
+                                     f"value) to a resource the nodes have: {', '.join(others) or 'none found'}")
+            if max(offered) < count:
+                raise TrainJobFailed(name, "PlanLargerThanNode",
+                                     f"the plan asks {count} {resource} per node but the largest node offers "
+                                     f"{max(offered)}; set gpus_per_node <= {max(offered)} (and more nodes) or "
+                                     f"{GPUS_PER_NODE_ENV}={max(offered)}")
+        return []
 
     # -- API calls ---------------------------------------------------------------------------
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -299,6 +302,62 @@ class TrainJobLauncher:
                 return max(pods, key=lambda p: p.metadata.creation_timestamp or 0)  # newest after a restart
         return None
 
+    # -- re-attach ------------------------------------------------------------------------------
+    def find_same(self, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+        """TrainJobs in this namespace that train the same thing (same content hash), newest first."""
+        content = manifest["metadata"].get("labels", {}).get(CONTENT_LABEL)
+        if not content:
+            try:
+                return [self.get(manifest["metadata"]["name"])]
+            except ApiException as exc:
+                if exc.status == 404:
+                    return []
+                raise
+        listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL,
+                                                           label_selector=f"{CONTENT_LABEL}={content}")
+        items = listed.get("items") or []
+        return sorted(items, key=lambda j: j["metadata"].get("creationTimestamp") or "", reverse=True)
+
+    def _wait_gone(self, name: str, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.get(name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            time.sleep(self.poll_interval)
+        raise TrainJobFailed(name, "DeleteTimeout", f"the failed TrainJob {name!r} was not gone after {timeout_s:.0f}s; "
+                             f"kubectl delete trainjob -n {self.namespace} {name}")
+
+    def attach_or_create(self, manifest: dict[str, Any], reporter: LaunchReporter, attempts: int = 5) -> tuple[str, str]:
+        """(name, how): how is created, followed (it was running) or reused (it had succeeded)."""
+        name = manifest["metadata"]["name"]
+        for _ in range(attempts):
+            for job in self.find_same(manifest):
+                other = job["metadata"]["name"]
+                if _condition(job, "Complete"):
+                    reporter.state(f"TrainJob {other} already trained this (same content hash): reusing it")
+                    return other, "reused"
+                if _condition(job, "Failed"):
+                    reporter.state(f"TrainJob {other} failed earlier: deleting it and starting again")
+                    self.delete(other)
+                    if other == name:
+                        self._wait_gone(other)
+                    continue
+                reporter.state(f"TrainJob {other} is already running this: following it")
+                return other, "followed"
+            try:
+                self.create(manifest)
+            except TrainJobFailed as exc:
+                if exc.reason == "AlreadyExists":  # created meanwhile (a concurrent attempt): look again
+                    reporter.state(f"TrainJob {name} was created meanwhile (409): re-attaching")
+                    continue
+                raise
+            return name, "created"
+        raise TrainJobFailed(name, "AlreadyExists", f"could not create or attach to {name!r} after {attempts} attempts")
+
     # -- the whole run -------------------------------------------------------------------------
     def run(
         self,
@@ -306,19 +365,19 @@ class TrainJobLauncher:
         *,
         reporter: LaunchReporter | None = None,
         timeout_s: float = 7 * 24 * 3600,
-        cleanup: CleanupPolicy | str = CleanupPolicy.ON_SUCCESS,
+        cleanup: CleanupPolicy | str = CleanupPolicy.KEEP,
         s3: S3Credentials | None = None,
         stuck_after_s: float = 600.0,
         log_tail_lines: int = 60,
     ) -> TrainJobOutcome:
         reporter = reporter or PrintReporter()
         cleanup = CleanupPolicy(cleanup)
-        name = manifest["metadata"]["name"]
         runtime = manifest["spec"]["runtimeRef"]["name"]
         for skipped in self.preflight(manifest, s3):
             reporter.state(f"preflight skipped: {skipped}")
-        self.create(manifest)
-        reporter.state(f"created TrainJob {self.namespace}/{name} (runtime {runtime})")
+        name, attached = self.attach_or_create(manifest, reporter)
+        if attached == "created":
+            reporter.state(f"created TrainJob {self.namespace}/{name} (runtime {runtime})")
         start = time.monotonic()
         tail: deque[str] = deque(maxlen=log_tail_lines)
         follower: _LogFollower | None = None
@@ -334,7 +393,10 @@ class TrainJobLauncher:
                 if trainer_status and progress != last_progress:
                     reporter.progress(*progress)
                     last_progress = progress
-                if follower is None:
+                done, failed = _condition(job, "Complete"), _condition(job, "Failed")
+                if follower is not None and follower.finished.is_set() and not (done or failed):
+                    follower = None  # node-0's pod ended while the job goes on (restarted): find its successor
+                if follower is None and attached != "reused":
                     pod = self.node0_pod(name)
                     if pod is not None:
                         stuck = self._stuck_reason(pod)
@@ -344,11 +406,12 @@ class TrainJobLauncher:
                             if time.monotonic() - stuck_since > stuck_after_s:
                                 raise TrainJobFailed(name, "PodStuck", f"node-0 pod {pod.metadata.name}: {stuck}")
                         elif pod.status and pod.status.phase in ("Running", "Succeeded", "Failed"):
+                            stuck_since = None
                             follower = _LogFollower(self.core, self.namespace, pod.metadata.name,
-                                                    self._container(pod), reporter.log, tail)
+                                                    self._container(pod), reporter.log, tail,
+                                                    retry_s=min(1.0, self.poll_interval))
                             follower.start()
                             reporter.state(f"streaming logs of {pod.metadata.name}")
-                done, failed = _condition(job, "Complete"), _condition(job, "Failed")
                 if done or failed:
                     self._drain(follower)
                     cond = done or failed
@@ -357,7 +420,7 @@ class TrainJobLauncher:
                         reason=cond.get("reason", ""), message=cond.get("message", ""),
                         progress=progress[0], metrics=progress[2],
                         log_lines=follower.lines if follower else 0, seconds=time.monotonic() - start,
-                        log_tail=list(tail))
+                        log_tail=list(tail), attached=attached)
                     break
                 if time.monotonic() - start > timeout_s:
                     raise TrainJobTimeout(name, "Timeout", f"not finished after {timeout_s:.0f}s", list(tail))
@@ -403,3 +466,23 @@ class TrainJobLauncher:
             if waiting and waiting.reason in STUCK_REASONS:
                 return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
         return None
+
+
+def model_version_for_trainjob(trainjob: str, model_name: str, tracking_uri: str | None = None,
+                               experiment: str = "rewardops-training") -> tuple[str, int] | None:
+    """(MLflow run id, registered version of `model_name`) of the finished run the TrainJob `trainjob`
+    logged (found by its `rewardops.trainjob` tag), or None when there is none yet."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{TRAINJOB_TAG}` = '{trainjob}'",
+                              order_by=["attributes.start_time DESC"], max_results=20)
+    for run in runs:
+        versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{run.info.run_id}'")
+        if versions:
+            return run.info.run_id, max(int(v.version) for v in versions)
+    return None
+

@@ -1,0 +1,127 @@
+"""One loopback HTTP server for every stand-in the tests need (Kubernetes API, KFP API, OpenAI).
+
+A stand-in is a function `handle(request) -> Response`; `LoopbackServer(handle)` serves it on
+127.0.0.1 on a free port from a thread, records every call, turns an exception in the handler into
+a 500 (and a test failure when the server stops), and is stopped by its context manager:
+
+    def handle(req: Request) -> Response:
+        return Response.json(200, {"ok": True}) if req.path == "/healthz" else Response.json(404, {})
+
+    with LoopbackServer(handle) as server:
+        requests.get(server.url + "/healthz")
+    assert server.calls == [("GET", "/healthz")]
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the query
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    @property
+    def parts(self) -> list[str]:
+        return [p for p in self.path.strip("/").split("/") if p]
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, value: Any, headers: dict[str, str] | None = None) -> Response:
+        return cls(status, json.dumps(value).encode(), "application/json", headers or {})
+
+    @classmethod
+    def text(cls, status: int, text: str, content_type: str = "text/plain") -> Response:
+        return cls(status, text.encode(), content_type)
+
+
+class LoopbackServer:
+    """`handle` served on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(self, handle: Callable[[Request], Response], name: str = "stand-in") -> None:
+        self.handle = handle
+        self.name = name
+        self.calls: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Request(self.command, url.path, urllib.parse.parse_qs(url.query),
+                                  {k: v for k, v in self.headers.items()}, self.rfile.read(length) if length else b"")
+                with server._lock:
+                    server.calls.append((request.method, request.path))
+                try:
+                    response = server.handle(request)
+                except Exception as exc:  # a stand-in bug is a test failure, not a dropped connection
+                    with server._lock:
+                        server.errors.append(f"{request.method} {request.path}: {exc!r}")
+                    response = Response.json(500, {"error": repr(exc)})
+                try:
+                    self.send_response(response.status)
+                    self.send_header("Content-Type", response.content_type)
+                    self.send_header("Content-Length", str(len(response.body)))
+                    for key, value in response.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(response.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout under test)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                       daemon=True, name=f"loopback-{name}")
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LoopbackServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        assert self.errors == [], f"{self.name} failed while serving: {self.errors}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
