@@ -30,6 +30,7 @@ import yaml
 
 from support_postgres import LocalPostgres, MlflowProcess, local_postgres
 
+pytestmark = pytest.mark.slow  # real servers: ~1-2 min on 2 cores
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "rewardops"
 OLD_REVISION = "0584bdc529eb"  # "add cascading deletion to datasets from experiments" (MLflow 2.x)

@@ -1,0 +1,149 @@
+"""MLflow behind basic-auth, as the chart runs it, for real on loopback.
+
+The MLflow container's start script and env come from `helm template` (external-database values;
+the kubelet's Secret lookups are done here with test values, the database is a SQLite file instead
+of PostgreSQL, artifacts go to a local folder, and `--host=0.0.0.0` becomes 127.0.0.1). The
+`mlflow-users` hook Job's script (charts/rewardops/files/mlflow_users.py) runs against it with the
+admin account, then the rewardops tracker logs a run with nothing but the clients' credentials in
+the environment (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, which MLflow's client reads
+itself: no rewardops code handles them). A request without credentials is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chart_support import name_of, render
+
+pytestmark = pytest.mark.slow  # real servers: ~1-2 min on 2 cores
+VENV_BIN = Path(sys.executable).parent
+SECRETS = {  # what the kubelet would read from the Secrets (test values)
+    ("rewardops-mlflow-server", "admin-username"): "admin",
+    ("rewardops-mlflow-server", "admin-password"): "admin-pw-7c1e2b",
+    ("rewardops-mlflow-server", "flask-secret-key"): "flask-key-55aa",
+    ("rewardops-mlflow-client", "MLFLOW_TRACKING_USERNAME"): "rewardops-pipelines",
+    ("rewardops-mlflow-client", "MLFLOW_TRACKING_PASSWORD"): "client-pw-91d0",
+    ("rewardops-s3", "AWS_ACCESS_KEY_ID"): "unused-here",  # artifacts go to a local folder in this test
+    ("rewardops-s3", "AWS_SECRET_ACCESS_KEY"): "unused-here",
+}
+EXTERNAL_DB = ("postgresql.enabled=false", "mlflow.backendStore.external.existingSecret=mlflow-db")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _container_env(container: dict, secrets: dict) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secrets[(ref["name"], ref["key"])]
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    docs = render(set_values=EXTERNAL_DB)
+    deployment = next(d for d in docs if name_of(d) == "Deployment/rewardops-mlflow")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    workdir = tmp_path_factory.mktemp("mlflow-auth")
+    port = _free_port()
+    secrets = {**SECRETS, ("mlflow-db", "dsn"): f"sqlite:///{workdir / 'mlflow.db'}"}
+    env = _container_env(container, secrets)
+    env.update({
+        "PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(workdir),
+        "MLFLOW_AUTH_CONFIG_PATH": str(workdir / "basic_auth.ini"),  # the pod's is an emptyDir
+        "MLFLOW_ARTIFACTS_DESTINATION": (workdir / "artifacts").as_uri(),
+    })
+    argv = [*container["command"], *container["args"]]
+    argv = ["--host=127.0.0.1" if a == "--host=0.0.0.0" else f"--port={port}" if a.startswith("--port=") else a
+            for a in argv]
+    argv = [a for a in argv if not a.startswith("--workers=")] + ["--workers=1"]
+    log = workdir / "server.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"mlflow server exited:\n{log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        else:
+            raise TimeoutError(log.read_text()[-3000:])
+        yield {"uri": uri, "docs": docs, "workdir": workdir, "ini": Path(env["MLFLOW_AUTH_CONFIG_PATH"])}
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _run_users_job(server: dict) -> subprocess.CompletedProcess:
+    job = next(d for d in server["docs"] if name_of(d) == "Job/rewardops-mlflow-users")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = _container_env(container, SECRETS)
+    env.update({"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(server["workdir"]), "MLFLOW_URL": server["uri"]})
+    argv = [*container["command"], *container["args"]]
+    assert argv[:2] == ["python", "-c"]
+    argv[0] = sys.executable
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_unauthenticated_requests_are_refused(server) -> None:
+    search = f"{server['uri']}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert httpx.get(search, timeout=60).status_code == 401
+    assert httpx.get(search, auth=("admin", "wrong"), timeout=60).status_code == 401
+    assert httpx.get(search, auth=("admin", SECRETS[("rewardops-mlflow-server", "admin-password")]), timeout=60).status_code == 200
+    assert httpx.get(f"{server['uri']}/health", timeout=60).status_code == 200  # probes need no credentials
+    # The config file holding the database URL is private to the server process.
+    assert server["ini"].stat().st_mode & 0o077 == 0
+
+
+def test_users_job_then_tracker_logs_with_env_credentials(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from rewardops.tracking.mlflow_tracker import start_tracker
+
+    first = _run_users_job(server)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "created MLflow user rewardops-pipelines" in first.stdout
+    again = _run_users_job(server)  # post-upgrade: idempotent
+    assert again.returncode == 0 and "exists; password set" in again.stdout, again.stdout + again.stderr
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server["uri"])
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "rewardops-pipelines")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
+    with pytest.raises(MlflowException):
+        MlflowClient(server["uri"]).search_experiments()
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRETS[("rewardops-mlflow-client", "MLFLOW_TRACKING_PASSWORD")])
+    with start_tracker("auth-check", "client-run", lineage=False) as tracker:
+        tracker.log_params({"lr": 1e-5})
+        tracker.log_metrics({"train/loss": 0.25}, step=1)
+    run = MlflowClient(server["uri"]).get_run(tracker.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["train/loss"] == 0.25
+    # The clients' account is a plain user, not an admin.
+    from mlflow.server.auth.client import AuthServiceClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRETS[("rewardops-mlflow-server", "admin-password")])
+    assert AuthServiceClient(server["uri"]).get_user("rewardops-pipelines").is_admin is False
