@@ -25,6 +25,10 @@ def _plan(params: Mapping[str, Any], output_root_needed: bool, demo: bool = Fals
     from rewardops.k8s.trainjob import TrainJobConfigError, request_for_size
 
     problems: list[str] = []
+    overrides = params.get("overrides") or {}
+    if not isinstance(overrides, Mapping):
+        return [f"overrides={overrides!r}: give a JSON object of training settings, e.g. "
+                "--param overrides='{\"lr\": 1e-5, \"zero_stage\": 3}'"]
     plan = params.get("plan")
     if plan is None:
         return problems
@@ -43,7 +47,7 @@ def _plan(params: Mapping[str, Any], output_root_needed: bool, demo: bool = Fals
             continue
         try:
             request_for_size(item["size"], data_uri="s3://check/data", output_uri="s3://check/out",
-                             overrides=[f"nodes={nodes}", f"gpus_per_node={gpus}"],
+                             overrides={**overrides, "nodes": nodes, "gpus_per_node": gpus},
                              profile=str(params.get("profile", "final")))
         except TrainJobConfigError as exc:
             problems.append(f"plan[{i}]: {exc}")

@@ -19,23 +19,25 @@ from rewardops.pipelines.components.register import register
 from rewardops.pipelines.components.train import train
 from rewardops.pipelines.components.train_launcher import train_launcher
 from rewardops.pipelines.curation import DEFAULT_ITERATIONS, curate
-from rewardops.pipelines.resources import sized, with_gpu
+from rewardops.pipelines.resources import retry, sized, with_gpu
 from rewardops.k8s.trainjob import size_plan
 
 
 def _train_evaluate_register(dataset, data_version, item, local, output_root, profile, max_steps, benchmarks,
-                             sources, world_n):
+                             sources, world_n, overrides):
+    run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     if local:
         trained = sized(train(dataset=dataset, size=item.size, data_version=data_version, profile=profile,
-                              max_steps=max_steps), "train-cpu")
+                              max_steps=max_steps, overrides=overrides, run_id=run_id), "train-cpu")
     else:
-        trained = sized(train_launcher(dataset=dataset, size=item.size, nodes=item.nodes,
-                                       gpus_per_node=item.gpus_per_node, data_version=data_version,
-                                       output_root=output_root, profile=profile), "light")
+        trained = retry(sized(train_launcher(dataset=dataset, size=item.size, nodes=item.nodes,
+                                             gpus_per_node=item.gpus_per_node, data_version=data_version,
+                                             output_root=output_root, profile=profile, overrides=overrides,
+                                             run_id=run_id), "light"))
     scored = sized(evaluate(model=trained.outputs["model"], data_version=data_version, benchmarks=benchmarks,
                             sources=sources, world_n=world_n), "data")
     if not local:
-        with_gpu(scored)
+        retry(with_gpu(scored))
     sized(register(model=trained.outputs["model"], report=scored.outputs["report"], data_version=data_version),
           "light", cache=False)
 
@@ -68,7 +70,9 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         benchmarks: str = "all+world",
         eval_sources: List[str] = [],
         eval_world_n: int = 256,
+        overrides: dict = {},
     ):
+        """`overrides`: any training setting over the catalog for every size, e.g. {"lr": 1e-5}."""
         if local:
             raw = sized(generate(n=world_n, noise=world_noise, seed=world_seed), "data")
         else:
@@ -79,6 +83,6 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         merged = curate(clean.outputs["dataset"], data_version, iterations, settings)
         with dsl.ParallelFor(items=plan, name="sizes") as item:
             _train_evaluate_register(merged.outputs["curated"], data_version, item, local, output_root, profile,
-                                     max_steps, benchmarks, eval_sources, eval_world_n)
+                                     max_steps, benchmarks, eval_sources, eval_world_n, overrides)
 
     return end_to_end_pipeline

@@ -1,8 +1,13 @@
-"""Resource requests and caching for pipeline tasks, in one place.
+"""Resource requests, caching, retries, GPU placement and run identity for pipeline tasks, in one place.
 
 Caching is on for every step (the data version input keeps it honest) except `register`, whose
 outcome depends on the registry's current champion. CPU/memory sizes are requests for the CPU
-component image; GPUs belong to the TrainJob (train_launcher) or to `evaluate` on a cluster.
+component image; GPUs belong to the TrainJob (train_launcher) or to `evaluate` on a cluster:
+`with_gpu` takes the accelerator resource name, tolerations and node selector from the same
+settings as the TrainJobs (REWARDOPS_ACCELERATOR, REWARDOPS_GPU_TOLERATIONS,
+REWARDOPS_GPU_NODE_SELECTOR; rewardops.k8s.trainjob.Accelerator). On a cluster every task gets
+the KFP run id as KFP_RUN_ID (the pod's `pipeline/runid` label through the downward API), which
+the lineage tags read; `retry` marks steps that can fail transiently (a lost node, an API blip).
 """
 
 import inspect
@@ -27,6 +32,7 @@ CLIENT_KEYS = (
     "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_DEFAULT_REGION", "REWARDOPS_S3_SECRET",
     "REWARDOPS_DVC_REMOTE", "REWARDOPS_CHECKPOINT_URI", "REWARDOPS_TRAINJOB_NAMESPACE", "REWARDOPS_DEEPSPEED_RUNTIME",
     "REWARDOPS_TORCH_RUNTIME", "REWARDOPS_JUDGE_BASE_URL", "REWARDOPS_JUDGE_MODEL",
+    "REWARDOPS_ACCELERATOR", "REWARDOPS_GPUS_PER_NODE", "REWARDOPS_GPU_NODE_SELECTOR", "REWARDOPS_GPU_TOLERATIONS",
 )
 # ConfigMap key -> env var in the pod: the chart names the judge server REWARDOPS_JUDGE_*, the
 # curation library's OpenAI-compatible client reads REWARDOPS_LLM_*.
@@ -34,6 +40,8 @@ CLIENT_ENV = {key: key for key in CLIENT_KEYS} | {
     "REWARDOPS_JUDGE_BASE_URL": "REWARDOPS_LLM_BASE_URL", "REWARDOPS_JUDGE_MODEL": "REWARDOPS_LLM_MODEL"}
 S3_SECRET = "rewardops-s3"
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+RUN_ID_ENV = "KFP_RUN_ID"
+RUN_ID_FIELD = "metadata.labels['pipeline/runid']"  # the label KFP v2 puts on every pod of a run
 _cluster_env = {"on": False}
 
 
@@ -43,6 +51,13 @@ def cluster_env(task: PipelineTask) -> PipelineTask:
 
     kubernetes.use_config_map_as_env(task, CLIENT_CONFIGMAP, CLIENT_ENV, optional=True)
     kubernetes.use_secret_as_env(task, S3_SECRET, {k: k for k in S3_KEYS}, optional=True)
+    kubernetes.use_field_path_as_env(task, RUN_ID_ENV, RUN_ID_FIELD)
+    return task
+
+
+def retry(task: PipelineTask, attempts: int = 2) -> PipelineTask:
+    """Retry a step that can fail transiently; train_launcher re-attaches to its TrainJob on retry."""
+    task.set_retry(num_retries=attempts, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="3600s")
     return task
 
 
@@ -65,7 +80,22 @@ def sized(task: PipelineTask, kind: str, cache: bool = True) -> PipelineTask:
 
 
 def with_gpu(task: PipelineTask, count: int = 1) -> PipelineTask:
-    task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(count)
+    """`count` accelerators (the configured resource name) and, with kfp-kubernetes, the GPU nodes'
+    tolerations and node selector. KFP sets the limit; Kubernetes makes an extended resource's
+    request equal to it."""
+    from rewardops.k8s.trainjob import Accelerator
+
+    accelerator = Accelerator.from_env()
+    task.set_accelerator_type(accelerator.resource).set_accelerator_limit(count)
+    if kfp_kubernetes_available():
+        from kfp import kubernetes
+
+        for toleration in accelerator.pod_tolerations():
+            kubernetes.add_toleration(task, key=toleration.get("key"), operator=toleration.get("operator", "Equal"),
+                                      value=toleration.get("value"), effect=toleration.get("effect"),
+                                      toleration_seconds=toleration.get("tolerationSeconds"))
+        for key, value in accelerator.node_selector.items():
+            kubernetes.add_node_selector(task, key, value)
     return task
 
 
