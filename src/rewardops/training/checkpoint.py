@@ -66,6 +66,18 @@ def step_tag(step: int) -> str:
     return f"step-{step:08d}"
 
 
+FAILPOINT_ENV = "REWARDOPS_FAILPOINT"
+
+
+def failpoint(name: str, step: int) -> None:
+    """Fault-injection hook: with REWARDOPS_FAILPOINT=<name>@<step> set, this process SIGKILLs
+    itself here (tests/faults); a no-op otherwise."""
+    if os.environ.get(FAILPOINT_ENV) == f"{name}@{step}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _say(message: str) -> None:
     print(f"checkpoint: {message}", file=sys.stderr, flush=True)
 
@@ -635,12 +647,15 @@ def save_checkpoint(store: CheckpointStore, step: int, parts: Parts, *, state: M
     save_rng(path, parts.rank)
     if parts.is_main:
         write_json(path / "state.json", dict(state))
+        failpoint("save:written", step)
         write_json(path / "config.json", dict(config))
     store.commit(tag)
     parts.barrier()
     if parts.is_main:
         store.finalize(tag, {"format": FORMAT, "step": step, "fingerprint": dict(fingerprint)})
+        failpoint("save:finalized", step)
         store.mark_latest(tag)
+        failpoint("save:latest", step)
         for old in store.tags()[: -max(keep, 1)]:
             if old != tag:
                 store.delete(old)
