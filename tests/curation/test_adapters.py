@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from rewardops.curation.adapters import EngineScorer, load_scorer
+from rewardops.curation.adapters import EngineScorer
 from rewardops.curation.cheap_rm import HashedBTTrainer
-from rewardops.curation.protocols import RewardScorer
+from rewardops.curation.protocols import PairScorer
 from rewardops.data.shards import write_pairs
 
 from .conftest import toy_pairs
@@ -11,7 +11,7 @@ from .conftest import toy_pairs
 def test_engine_scorer_reads_a_transformer_rm_through_the_scoring_engine():
     """tiny-qwen3: a 2-layer random-init seq-cls model with SmolLM2's tokenizer (fast, real)."""
     scorer = EngineScorer("tiny-qwen3", device="cpu")
-    assert isinstance(scorer, RewardScorer)
+    assert isinstance(scorer, PairScorer)
     pairs = toy_pairs(4)
     p = scorer.score_pairs(pairs)
     q = scorer.score_pairs([x.flipped() for x in pairs])
@@ -19,11 +19,19 @@ def test_engine_scorer_reads_a_transformer_rm_through_the_scoring_engine():
     assert len(set(round(a, 6) for a in p)) > 1  # the model reads the texts
 
 
-def test_load_scorer_detects_the_kind_of_rm_folder(tmp_path):
-    write_pairs(toy_pairs(50), tmp_path / "silver")
-    trained = HashedBTTrainer(dim=1 << 10, epochs=2).train(tmp_path / "silver", None, tmp_path / "rm")
+def test_load_scorer_reads_rm_json_and_refuses_unknown_folders(tmp_path):
+    import pytest
+
+    from rewardops.curation.rms import load_scorer, train_rm
+    from rewardops.curation.settings import CurationSettings
+
+    write_pairs(toy_pairs(50, noise=0.2), tmp_path / "silver")
+    write_pairs(toy_pairs(12, seed=3, prefix="g"), tmp_path / "gold")
+    trained = train_rm(CurationSettings(), tmp_path / "silver", tmp_path / "gold", tmp_path / "rm")
     loaded = load_scorer(tmp_path / "rm")
-    assert loaded.name == "hashed-bt" and loaded.score_pairs(toy_pairs(3)) == trained.score_pairs(toy_pairs(3))
+    assert loaded.name == trained.name and loaded.score_pairs(toy_pairs(3)) == trained.score_pairs(toy_pairs(3))
+    with pytest.raises(FileNotFoundError, match="no reward model here"):
+        load_scorer(tmp_path / "silver")
 
 
 def test_transformer_rm_trainer_trains_with_the_real_trainer_and_selects_on_gold(tmp_path):
@@ -34,7 +42,7 @@ def test_transformer_rm_trainer_trains_with_the_real_trainer_and_selects_on_gold
     write_pairs(toy_pairs(8, noise=0.0, seed=2, prefix="g"), tmp_path / "gold")
     trainer = TransformerRMTrainer("demo-tiny-qwen3", overrides={"max_steps": 2}, select_epochs=2, device="cpu")
     scorer = trainer.train(tmp_path / "silver", tmp_path / "gold", tmp_path / "rm")
-    assert isinstance(scorer, RewardScorer)
+    assert isinstance(scorer, PairScorer)
     assert len(trainer.last_history) == 2 and all(0.0 <= a <= 1.0 for a in trainer.last_history)
     assert (tmp_path / "rm" / "selection.json").exists()
     probs = scorer.score_pairs(toy_pairs(3, seed=5))

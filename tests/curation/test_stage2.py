@@ -24,11 +24,12 @@ def _route(pb: float, pg: float, judge_err: float | None, **cfg):
     "pb,pg,judge_err,expected,counter",
     [
         (0.9, 0.9, 1.0, ["kept"], "best_rm_agrees"),  # confident best RM: no judging
-        (0.9, 0.3, 0.0, ["discarded", "recycled"], "gold_rm_disagrees"),  # gold RM vetoes
+        (0.9, 0.3, 0.0, ["discarded"], "gold_rm_disagrees"),  # gold RM vetoes; the best RM agrees: not flipped
+        (0.05, 0.08, 0.0, ["discarded", "recycled"], "gold_rm_disagrees"),  # both RMs confidently reverse it
         (0.55, 0.9, 0.0, ["kept"], "judges_agree"),  # uncertain -> judges agree
-        (0.55, 0.9, 1.0, ["discarded", "recycled"], "judges_disagree"),
+        (0.55, 0.9, 1.0, ["discarded"], "judges_disagree"),  # the RMs do not reverse it: never flipped
         (0.2, 0.9, 0.0, ["kept"], "judges_agree"),  # best RM disagrees, judges + gold rescue it
-        (0.2, 0.9, None, ["discarded", "recycled"], "no_judges_best_rm_decides"),
+        (0.2, 0.9, None, ["discarded"], "no_judges_best_rm_decides"),
     ],
 )
 def test_retention_rule(pb, pg, judge_err, expected, counter):
@@ -38,26 +39,31 @@ def test_retention_rule(pb, pg, judge_err, expected, counter):
 
 
 def test_band_and_disagreement_options():
-    assert _route(0.65, 0.9, 1.0, band=0.2)[0] == ["discarded", "recycled"]  # inside the wider band: judged
+    assert _route(0.65, 0.9, 1.0, band=0.2)[0] == ["discarded"]  # inside the wider band: judged
     assert _route(0.65, 0.9, 1.0, band=0.1)[0] == ["kept"]
     names, _, c = _route(0.2, 0.9, 0.0, judge_disagreements=False, recycle=False)
     assert names == ["discarded"] and c["best_rm_disagrees"] == 1 and c["judged"] == 0
 
 
+class SilentJudge:
+    name = "silent"
+
+    def vote(self, tasks):
+        return [None] * len(tasks)
+
+
 def test_no_verdict_is_neither_kept_nor_lost():
     pair = toy_pairs(1)[0]
-    pair.truth_chosen_better = None  # the simulated judge cannot answer -> no vote
     f = Stage2Filter(TableScorer({pair.id: 0.5}), TableScorer({pair.id: 0.9}),
-                     judges=JudgeEnsemble([SimulatedJudge()], n_samples=3))
+                     judges=JudgeEnsemble([SilentJudge()], n_samples=3))
     c = Counter()
     (name, out), = list(f.process_batch([pair], c))
     assert name == "no_verdict" and c["no_verdict"] == 1 and out.lineage[-2].endswith(":no_verdict")
 
 
 def test_recycled_pairs_are_flipped_copies():
-    names, _, _ = _route(0.9, 0.1, None)
     pair = toy_pairs(1)[0]
-    f = Stage2Filter(TableScorer({pair.id: 0.9}), TableScorer({pair.id: 0.1}))
+    f = Stage2Filter(TableScorer({pair.id: 0.02}), TableScorer({pair.id: 0.05}))
     (_, d), (_, r) = list(f.process_batch([pair], Counter()))
     assert r.chosen == d.rejected and r.label_source == "flipped" and r.truth_chosen_better is False
 
@@ -106,3 +112,40 @@ def test_fan_out_one_shard_at_a_time(tmp_path):
     assert summary["shards_done"] == 2 and summary["input_rows"] == 100
     with pytest.raises(IndexError, match="out of range"):
         _run(tmp_path, tmp_path / "fan", best, gold, only=[7])
+
+
+def test_recycling_never_contradicts_or_repeats_stage_one_pairs():
+    from rewardops.curation.stage2 import unordered_key
+
+    pairs = toy_pairs(3)
+    table = {p.id: 0.02 for p in pairs}
+    twin = pairs[2].flipped()  # stage 1 already holds this pair (as its flipped copy, under another id)
+    twin.id = "other-id"
+    f = Stage2Filter(TableScorer(table), TableScorer(table),
+                     protected=({pairs[1].id}, {unordered_key(twin)}))
+    c = Counter()
+    out = list(f.process_batch(pairs, c))
+    assert [n for n, _ in out].count("recycled") == 1 and c["recycled"] == 1
+    assert c["recycle_skipped:human_or_stage1_verified"] == 1 and c["recycle_skipped:duplicate_of_stage1"] == 1
+    # a less confident reversal is not flipped
+    c2 = Counter()
+    f2 = Stage2Filter(TableScorer({pairs[0].id: 0.3}), TableScorer({pairs[0].id: 0.02}))
+    assert [n for n, _ in f2.process_batch([pairs[0]], c2)] == ["discarded"] and c2["recycle_skipped:not_confident"] == 1
+
+
+def test_judged_pairs_without_attributes_get_them_first():
+    from rewardops.curation.attributes import HeuristicAttributes
+
+    pair = toy_pairs(1)[0]
+    pair.task_category = pair.desired_attributes = None
+    f = Stage2Filter(TableScorer({pair.id: 0.5}), TableScorer({pair.id: 0.9}),
+                     judges=JudgeEnsemble([SimulatedJudge(error_rate=0.0)], n_samples=1), attributes=HeuristicAttributes)
+    c = Counter()
+    (name, out), = list(f.process_batch([pair], c))
+    assert name == "kept" and c["attributes_generated"] == 1 and out.task_category and "attributes:heuristic" in out.lineage
+    bare = Stage2Filter(TableScorer({pair.id: 0.5}), TableScorer({pair.id: 0.9}),
+                        judges=JudgeEnsemble([SimulatedJudge(error_rate=0.0)], n_samples=1))
+    p2 = toy_pairs(1)[0]
+    p2.objectivity = None
+    with pytest.raises(ValueError, match="no attribute generator"):
+        list(bare.process_batch([p2], Counter()))

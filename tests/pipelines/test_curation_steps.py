@@ -1,8 +1,9 @@
-"""The curation step functions the components call: seeding, ordering checks, merging, settings.
+"""The curation step layer the KFP components, the DVC stages and the CLI all call.
 
-The stage-1 loop and the stage-2 filter themselves are the curation area's (and tested there);
-here we test what the pipeline adds around them. A whole curation run is exercised by
-`rewardops run demo --local` (see pipelines/README.md), which takes minutes on 2 cores.
+The main test runs one small pool through both routes (the compiled curation pipeline under
+kfp.local's SubprocessRunner, and the `rewardops curate` commands dvc.yaml runs) and compares
+every published set row for row. Cheap parts keep it fast: the hashed BT RM, the offline hashed
+embedder, simulated people and judges on the generated world (whose truth they read).
 """
 
 from __future__ import annotations
@@ -11,91 +12,126 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from rewardops.cli import app
+from rewardops.curation.settings import CurationSettings
+from rewardops.curation.steps import SETS, merge, seed_split, stage1_iteration
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
 from rewardops.data.world import generate_world
-from rewardops.curation.steps import (
-    CurationSettings,
-    make_judges,
-    merge_curated,
-    merge_shards,
-    seed_split,
-    stage1_iteration,
-)
+from rewardops.outputs import IncompleteOutputError, verify_output
+
+SMALL = {"profile": "demo", "judges": ["simulated:0.2", "simulated:0.3"], "judge_samples": 1, "judge_budget": 0,
+         "embedder": "hashed", "gold_n": 24, "silver_n": 60, "pool_shards": 2, "human_per_iteration": 4,
+         "iterations": 1, "noise_gold_n": 16, "stage2_judges": True, "band": 0.2, "recycle_confidence": 0.6}
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [p.to_row() for p in read_pairs(folder)]
+
+
+def test_kfp_local_and_cli_routes_publish_the_same_sets_row_for_row(tmp_path: Path, monkeypatch):
+    from rewardops.pipelines.commands import build_pipeline, prepare_params, run_local
+
+    monkeypatch.setenv("REWARDOPS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    write_pairs(list(generate_world(240, noise=0.25, seed=5)), tmp_path / "pre")
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump(SMALL))
+
+    # the DVC/CLI route (what dvc.yaml runs)
+    cli = CliRunner()
+    s = ["--settings", str(tmp_path / "settings.yaml")]
+    for args in (["curate", "seed", str(tmp_path / "pre"), "--out", str(tmp_path / "seed")],
+                 ["curate", "stage1", "--state", str(tmp_path / "seed"), "--out", str(tmp_path / "s1")],
+                 ["curate", "final-rms", str(tmp_path / "s1"), str(tmp_path / "rms")],
+                 ["curate", "stage2", "--state", str(tmp_path / "s1"), "--models", str(tmp_path / "rms"),
+                  "--out", str(tmp_path / "s2")],
+                 ["curate", "merge", "--state", str(tmp_path / "s1"), "--models", str(tmp_path / "rms"),
+                  "--stage2", str(tmp_path / "s2"), "--out", str(tmp_path / "data")]):
+        result = cli.invoke(app, args + s)
+        assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "data" / "subsets.json").read_text())
+
+    # the KFP route: the compiled curation pipeline, 1 stage-1 iteration, under kfp.local
+    func = build_pipeline("curation", iterations=1)
+    params = prepare_params("curation", func, {"dataset_uri": str(tmp_path / "pre"), "data_version": "test:1",
+                                               "settings": json.dumps(SMALL)}, [], [], local=True)
+    run_local("curation", params, tmp_path / "kfp", cache=False, iterations=1)
+    merged = next((tmp_path / "kfp" / "kfp").glob("rewardops-curation-*/merge-shards"))
+
+    published = {"curated": "curated", "recycled": "flipped", "no_verdict": "no_verdict", "discarded": "discarded"}
+    sizes = {}
+    for name in SETS:
+        kfp_rows, cli_rows = _rows(merged / name), _rows(tmp_path / "data" / published[name])
+        assert kfp_rows == cli_rows, name
+        sizes[name] = len(cli_rows)
+    # curated = stage-1 final gold + silver + stage-2 kept, deduplicated; the report says the same
+    assert sizes["curated"] == report["curated"] == report["sets"]["gold"] + report["sets"]["silver"] + report["sets"]["stage2_kept"]
+    assert sizes["curated"] > 84 and sizes["discarded"] > 0
+    ids = [r["id"] for r in _rows(tmp_path / "data" / "curated")]
+    assert len(ids) == len(set(ids))
+    counts = report["stage2"]["counts"]
+    assert counts["kept"] + counts["discarded"] + counts["no_verdict"] == 240 - 84  # the whole pool, nothing dropped
+    print("sizes", sizes, "counters", report["stage2"]["counters"])
+    assert report["stage2"]["true_noise"]["pool"] > 0  # the world's truth gives each set's true noise
+    # recycled pairs: both RMs confidently reversed them; none contradicts or repeats stage 1's pairs
+    stage1_ids = {r["id"] for name in ("gold", "silver") for r in _rows(next((tmp_path / "s1" / "stage1").glob("iter-01")) / name)}
+    assert not stage1_ids & {r["id"] for r in _rows(tmp_path / "data" / "flipped")}
+    assert all(r["label_source"] == "flipped" for r in _rows(tmp_path / "data" / "flipped"))
+    verify_output(tmp_path / "s1", "curation-state")
+    verify_output(tmp_path / "rms", "curation-models")
 
 
 def test_seed_split_verifies_the_gold_seed_and_shards_the_pool(tmp_path: Path):
-    pairs = list(generate_world(60, noise=0.2, seed=3))
-    write_pairs(pairs, tmp_path / "in")
-    settings = CurationSettings(annotator_error=0.0)
-    counts = seed_split(tmp_path / "in", tmp_path / "state", gold_n=10, silver_n=20, settings=settings, pool_shards=3)
+    write_pairs(list(generate_world(60, noise=0.2, seed=3)), tmp_path / "in")
+    settings = CurationSettings.parse({"profile": "demo", "annotator": "simulated:0", "gold_n": 10, "silver_n": 20,
+                                       "pool_shards": 3})
+    counts = seed_split(tmp_path / "in", tmp_path / "state", settings)
     gold = list(read_pairs(tmp_path / "state" / "gold"))
     assert counts["gold"] + counts["undecidable"] == 10 and counts["silver"] == 20 and counts["pool"] == 30
-    assert len(gold) == counts["gold"]
-    # an error-free annotator puts the truly better response first, and says who verified it
-    assert all(p.truth_chosen_better for p in gold)
-    assert all(str(getattr(p.label_source, "value", p.label_source)) == "human" for p in gold)
+    assert len(gold) == counts["gold"] and all(p.truth_chosen_better for p in gold)
+    assert all(p.label_source == "human" for p in gold)
     assert len(shard_paths(tmp_path / "state" / "pool")) == 3
     state = json.loads((tmp_path / "state" / "state.json").read_text())
-    assert state["iteration"] == 0 and state["settings"]["annotator_error"] == 0.0
+    assert state["iteration"] == 0 and state["settings"]["annotator"] == "simulated:0"
     with pytest.raises(ValueError, match="cannot seed 50 gold"):
-        seed_split(tmp_path / "in", tmp_path / "s2", gold_n=50, silver_n=20, settings=settings)
+        seed_split(tmp_path / "in", tmp_path / "s2", settings.with_overrides(gold_n=50))
+    # the output is atomic and verified: a tampered state is refused by the next step
+    (tmp_path / "state" / "gold" / "extra.txt").write_text("x")
+    with pytest.raises(IncompleteOutputError, match="not in its manifest"):
+        stage1_iteration(tmp_path / "state", tmp_path / "next", 1, settings)
 
 
 def test_stage1_iterations_must_come_in_order(tmp_path: Path):
     write_pairs(list(generate_world(40, seed=1)), tmp_path / "in")
-    seed_split(tmp_path / "in", tmp_path / "state", 8, 8, CurationSettings())
+    settings = CurationSettings.parse({"profile": "demo", "gold_n": 8, "silver_n": 8, "embedder": "hashed"})
+    seed_split(tmp_path / "in", tmp_path / "state", settings)
     with pytest.raises(ValueError, match="the next iteration is 1, not 2"):
-        stage1_iteration(tmp_path / "state", tmp_path / "next", 2, CurationSettings())
+        stage1_iteration(tmp_path / "state", tmp_path / "next", 2, settings)
     with pytest.raises(ValueError, match="count from 1"):
-        stage1_iteration(tmp_path / "state", tmp_path / "next", 0, CurationSettings())
+        stage1_iteration(tmp_path / "state", tmp_path / "next", 0, settings)
 
 
-def test_merge_shards_concatenates_each_parts_output(tmp_path: Path):
-    pairs = list(generate_world(9, seed=2))
-    for i in range(3):
-        write_pairs(pairs[3 * i:3 * i + 3], tmp_path / f"part{i}" / "kept")
-    write_pairs(pairs[:1], tmp_path / "part0" / "recycled")
-    assert merge_shards([tmp_path / f"part{i}" for i in range(3)], tmp_path / "kept") == {"shards": 3}
-    assert [p.id for p in read_pairs(tmp_path / "kept")] == [p.id for p in pairs]
-    assert merge_shards([tmp_path / f"part{i}" for i in range(3)], tmp_path / "rec", "recycled") == {"shards": 1}
+def test_merge_refuses_missing_outputs_and_incomplete_parts(tmp_path: Path):
+    with pytest.raises(IncompleteOutputError):
+        merge(tmp_path / "nothing", tmp_path / "m", [], {n: tmp_path / n for n in SETS}, CurationSettings())
 
 
-def test_merge_curated_is_stage1_sets_plus_new_stage2_pairs(tmp_path: Path):
-    pairs = list(generate_world(12, seed=4))
-    latest = tmp_path / "state" / "stage1" / "iter-02"
-    (tmp_path / "state" / "stage1" / "iter-01").mkdir(parents=True)
-    (tmp_path / "state" / "stage1" / "iter-01" / "metrics.json").write_text("{}")
-    write_pairs(pairs[:2], latest / "gold")
-    write_pairs(pairs[2:5], latest / "silver")
-    (latest / "metrics.json").write_text("{}")
-    write_pairs(pairs[4:8], tmp_path / "p0" / "kept")  # pairs[4] was already labelled in stage 1
-    write_pairs(pairs[8:10], tmp_path / "p1" / "kept")
-    counts = merge_curated(tmp_path / "state", [tmp_path / "p0", tmp_path / "p1"], tmp_path / "out")
-    assert counts == {"gold": 2, "silver": 3, "stage2_kept": 5, "stage2_already_in_stage1": 1}
-    assert [p.id for p in read_pairs(tmp_path / "out")] == [p.id for p in pairs[:10]]
+def test_the_demo_profile_is_compiled_into_the_demo_pipeline(compiled):
+    """No CLI-only special cases: the compiled demo YAML carries the demo settings as its default."""
+    demo, e2e = compiled["demo"], compiled["end-to-end"]
+    params = demo["root"]["inputDefinitions"]["parameters"]
+    assert params["settings"]["defaultValue"] == "demo"
+    assert e2e["root"]["inputDefinitions"]["parameters"]["settings"].get("defaultValue", "") == ""
+    assert "gold_n" not in params and "pool_shards" not in params  # settings, not extra parameters
+    demo_settings = CurationSettings.parse("demo")
+    assert demo_settings.annotator.startswith("simulated") and demo_settings.judges == ("local",)
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('{"judges": "gpt"}', "judges 'gpt'"),
-        ('{"annotator": "alice"}', "Label Studio round trip"),
-        ('{"judge_error": 1.5}', "a rate between 0 and 1"),
-        ('{"temperature": 1}', "unknown curation settings ['temperature']"),
-        ('[1, 2]', "must be a JSON object"),
-    ],
-)
-def test_settings_reject_what_cannot_work(text, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        CurationSettings.from_json(text)
-    assert CurationSettings.from_json(CurationSettings(n_judges=3).to_json()).n_judges == 3
+def test_pipeline_checks_refuse_a_terminal_annotator():
+    from rewardops.pipelines.checks import check
 
-
-def test_local_judges_are_smollm2_voting_by_likelihood():
-    """The demo's judge: SmolLM2 in-process, one deterministic vote per pair."""
-    ensemble = make_judges(CurationSettings(judges="local"))
-    assert [m.name for m in ensemble.models] == ["local-hf:smollm2-135m"] and ensemble.n_samples == 1
-    pairs = list(generate_world(2, noise=0.0, seed=3))
-    verdicts = ensemble.judge([(p, []) for p in pairs])
-    assert len(verdicts) == 2 and all(v.agrees in (True, False) for v in verdicts)
+    problems = check("curation", {"data_version": "x:1", "settings": ""}, local=True)
+    assert any("annotator 'terminal'" in p and "labelstudio" in p for p in problems)
+    assert not check("curation", {"data_version": "x:1", "settings": "demo"}, local=True)

@@ -2,7 +2,7 @@
 
 - `TransformerRMTrainer`: `RMTrainer` over `rewardops.training` (a catalog size, e.g.
   `demo-tiny-qwen3` or `qwen3-0.6b`): trains on silver, evaluates the exported model on gold.
-- `EngineScorer`: `RewardScorer` over `rewardops.evaluation.engine.HFRewardModel` (the same
+- `EngineScorer`: `PairScorer` over `rewardops.evaluation.engine.HFRewardModel` (the same
   rendering and last-token reading as training), p = sigmoid(r_chosen - r_rejected).
 - `load_scorer(path)`: whichever kind of RM a folder holds.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardops.curation.protocols import Embedder, RewardScorer
+from rewardops.curation.protocols import Embedder, PairScorer
 from rewardops.data.schema import PreferencePair
 
 
@@ -50,7 +50,7 @@ class TransformerRMTrainer:
         self.device = device
         self.last_history: list[float] = []
 
-    def train(self, silver_dir: Path, gold_dir: Path | None, out_dir: Path) -> RewardScorer:
+    def train(self, silver_dir: Path, gold_dir: Path | None, out_dir: Path) -> PairScorer:
         from rewardops import training
 
         best: tuple[float, EngineScorer] | None = None
@@ -78,7 +78,7 @@ class TransformerRMTrainer:
         return best[1]
 
 
-def load_scorer(path: str | Path, embedder: Embedder | None = None) -> RewardScorer:
+def load_scorer(path: str | Path, embedder: Embedder | None = None) -> PairScorer:
     """An RM from a folder written by any trainer curation knows (cheap RMs or a transformer)."""
     p = Path(path)
     if (p / "hashed_bt.json").exists():

@@ -184,3 +184,68 @@ class AttributeAnnotator:
             self.report.unannotated += 1
             self.report.errors[reason.split(":")[0][:60]] += 1
         return list(pairs)
+
+
+_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("code", ("code", "python", "function", "program", "bug", "compile", "sql", "javascript", "regex", "algorithm")),
+    ("math", ("calculate", "compute", "solve", "equation", "sum", "how many", "integer", "percent", "math", "+", "*")),
+    ("safety", ("weapon", "hack", "steal", "poison", "illegal", "kill", "drugs", "bomb", "harm")),
+    ("instruction_following", ("exactly", "words", "format", "bullet", "uppercase", "lowercase", "json", "sentences")),
+    ("writing", ("write", "poem", "story", "essay", "letter", "rewrite")),
+    ("reasoning", ("why", "reason", "explain", "logic", "puzzle")),
+    ("factual", ("what is", "who", "when", "where", "capital", "define", "which")),
+)
+
+
+class HeuristicAttributes:
+    """OFFLINE attribute generation by rules over the prompt's words, for tests and the offline demo
+    (no LLM, no truth): a task category from keywords, objectivity from the category, low
+    controversiality unless the category is safety, and generic desired-attributes and guideline
+    texts. Its lineage entry says `attributes:heuristic`; use an LLM generator on real data."""
+
+    name = "heuristic"
+
+    def __init__(self) -> None:
+        self.report = AnnotationReport()
+
+    @staticmethod
+    def attributes_for(pair: PreferencePair) -> dict[str, str]:
+        text = " ".join(m.content for m in pair.conversation if m.role == "user").lower()
+        category = next((cat for cat, words in _RULES if any(w in text for w in words)), "chat")
+        objective = category in ("code", "math", "factual", "instruction_following", "reasoning")
+        return {
+            "task_category": category,
+            "objectivity": "objective" if objective else "subjective",
+            "controversiality": "high" if category == "safety" else "low",
+            "desired_attributes": f"A correct, helpful and safe response to this {category.replace('_', ' ')} request.",
+            "annotation_guideline": ("Prefer the response that is verifiably correct and follows every instruction."
+                                     if objective else "Prefer the more helpful, honest and safe response."),
+        }
+
+    def annotate(self, pairs: Sequence[PreferencePair]) -> list[PreferencePair]:
+        for pair in pairs:
+            if not any(getattr(pair, k) in (None, "") for k in ATTRIBUTE_FIELDS):
+                continue
+            for key, value in self.attributes_for(pair).items():
+                if getattr(pair, key) in (None, ""):
+                    setattr(pair, key, value)
+            pair.lineage.append("attributes:heuristic")
+            self.report.annotated += 1
+        return list(pairs)
+
+
+def lacks_attributes(pair: PreferencePair) -> bool:
+    return any(getattr(pair, k) in (None, "") for k in ATTRIBUTE_FIELDS)
+
+
+def fill_attributes(pairs: Sequence[PreferencePair], make_generator: Any) -> dict[str, int]:
+    """Generate the attributes of every pair lacking them (the generator is built only if one does);
+    returns {"attributes_generated", "attributes_failed"} (a failed pair keeps empty attributes and
+    says so in its lineage; it is never guessed)."""
+    need = [p for p in pairs if lacks_attributes(p)]
+    if not need:
+        return {"attributes_generated": 0, "attributes_failed": 0}
+    generator = make_generator()
+    generator.annotate(need)
+    failed = sum(1 for p in need if lacks_attributes(p))
+    return {"attributes_generated": len(need) - failed, "attributes_failed": failed}

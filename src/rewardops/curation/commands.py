@@ -1,4 +1,9 @@
-"""`rewardops annotate`, `rewardops curate stage1|stage2|final-rms`, `rewardops review export|import|tui`."""
+"""`rewardops annotate`, `rewardops curate seed|stage1|final-rms|gold-rm|stage2|merge`, `rewardops review export|import|tui`.
+
+Each `curate` command parses the settings once (`--settings` plus its short options) and calls
+one function of `rewardops.curation.steps`, the same function the KFP components call; dvc.yaml
+runs these commands with `--settings params.yaml:curation`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,24 @@ from typing import Optional
 
 import typer
 
-from rewardops.curation.builders import JUDGE_HELP, RM_HELP
+from rewardops.curation import builders
+
+# The published folder of each curation set (the DVC stage's outs; `flipped` holds the recycled set).
+PUBLISHED = {"curated": "curated", "recycled": "flipped", "no_verdict": "no_verdict", "discarded": "discarded"}
+
+SETTINGS = typer.Option(None, "--settings", help="curation settings: a profile (default, demo), JSON/YAML text, or a "
+                        "file PATH[.json|.yaml][:SECTION] (e.g. params.yaml:curation); the options below override it")
+ANNOTATOR = typer.Option(None, "--annotator", help="who verifies gold: " + builders.describe(builders.ANNOTATORS))
+JUDGE = typer.Option([], "--judge", help="judge spec, repeatable: " + builders.describe(builders.JUDGES))
+RM = typer.Option(None, "--rm", help="the loop's RM: " + builders.describe(builders.RMS))
+ATTRIBUTES = typer.Option(None, "--attributes", help="attribute generator for pairs lacking them: "
+                          + builders.describe(builders.ATTRIBUTE_GENERATORS))
+EMBEDDER = typer.Option(None, "--embedder", help="retrieval embedder: a sentence-transformers model, or `hashed` (offline)")
+SEED = typer.Option(None, "--seed")
+# Label Studio annotator (--annotator labelstudio[:URL]): how long to wait for people, and --resume
+WAIT = typer.Option(None, "--wait", help="labelstudio: poll up to SECONDS for people to finish (default: open the tasks and stop)")
+POLL = typer.Option(None, "--poll", help="labelstudio: seconds between polls while waiting")
+RESUME = typer.Option(False, "--resume", help="labelstudio: collect the tasks an earlier run opened (refuses when none were)")
 
 
 def _console():
@@ -31,6 +53,40 @@ def _print_summary(title: str, data: dict) -> None:
 def _fail(msg: str) -> None:
     _console().print(f"[red]error:[/red] {msg}")
     raise typer.Exit(2)
+
+
+def _settings(text: str | None, **overrides):  # noqa: ANN202 - CurationSettings
+    """The settings at the edge: `--settings`, then the command's short options on top."""
+    from rewardops.curation.settings import CurationSettings
+
+    try:
+        return CurationSettings.parse(text, where="--settings").with_overrides(where="options", **overrides)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _run(fn):  # noqa: ANN001, ANN202
+    """Run a step; bad input or configuration is a message and exit code 2, never a traceback."""
+    from rewardops.curation.stage1 import NoVerdictError
+    from rewardops.outputs import OutputError
+
+    try:
+        return fn()
+    except (ValueError, FileNotFoundError, OutputError, NoVerdictError) as exc:
+        _fail(str(exc))
+
+
+def _run_with_people(fn, wait: float | None, poll: float | None, resume: bool):  # noqa: ANN001, ANN202
+    """`_run` with the Label Studio options set; people not done yet is exit code 3 and what to do."""
+    from rewardops.curation import labelstudio
+
+    try:
+        with labelstudio.options(wait_s=wait, poll_s=poll, resume=resume or None,
+                                 log=lambda msg: _console().print(msg)):
+            return _run(fn)
+    except labelstudio.AnnotationsPending as exc:
+        _console().print(f"[yellow]waiting for people:[/yellow] {exc}")
+        raise typer.Exit(3) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -85,125 +141,139 @@ def register(app: typer.Typer) -> None:
                        on_batch=lambda n: bar.advance(task, n), on_skip=lambda i, m: bar.advance(task, m["input_rows"]))
         summary = {**summarize(out), "this_run": ann.report.as_dict(), "tokens": llm.usage.as_dict()}
         (out / "annotate-summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        from rewardops.outputs import seal_output
+
+        seal_output(out)  # a dataset readers verify (re-sealed when a later run adds shards)
         _print_summary(f"annotate -> {out}", summary)
+
+    @curate.command("seed")
+    def seed(
+        dataset: Path = typer.Argument(..., help="a preprocessed dataset folder"),
+        out: Path = typer.Option(..., "--out", help="the curation state: gold/ silver/ pool/ state.json"),
+        settings: Optional[str] = SETTINGS,
+        annotator: Optional[str] = ANNOTATOR,
+        attributes: Optional[str] = ATTRIBUTES,
+        gold_n: Optional[int] = typer.Option(None, "--gold-n", help="pairs the annotator verifies: the gold seed"),
+        silver_n: Optional[int] = typer.Option(None, "--silver-n", help="next pairs, original labels: the silver seed"),
+        pool_shards: Optional[int] = typer.Option(None, "--pool-shards", help="the rest, the pool, in this many shards"),
+        seed: Optional[int] = SEED,
+        wait: Optional[float] = WAIT,
+        poll: Optional[float] = POLL,
+        resume: bool = RESUME,
+    ) -> None:
+        """The curation seed: attributes for pairs lacking them, the gold seed verified by people, the silver seed, the pool."""
+        from rewardops.curation.steps import seed_split
+
+        s = _settings(settings, annotator=annotator, attributes=attributes, gold_n=gold_n, silver_n=silver_n,
+                      pool_shards=pool_shards, seed=seed)
+        counts = _run_with_people(lambda: seed_split(dataset, out, s), wait, poll, resume)
+        _print_summary(f"seed -> {out}", counts)
 
     @curate.command("stage1")
     def stage1(
-        gold: Path = typer.Option(..., help="seed gold (human-verified) pairs"),
-        silver: Path = typer.Option(..., help="seed silver pairs (training set)"),
-        pool: Path = typer.Option(..., help="unverified pool D_un (attributes annotated)"),
-        out: Path = typer.Option(..., help="output: iter-XX/{gold,silver,...} data versions"),
-        iterations: int = typer.Option(3),
-        human_per_iteration: int = typer.Option(16, help="retrieved pairs routed to humans per iteration"),
-        annotator: str = typer.Option("simulated", help="'simulated[:ERR]' (a SIMULATION, needs the world's truth) or 'terminal'"),
-        judge: list[str] = typer.Option(["simulated:0.2"], help=JUDGE_HELP),
-        samples: int = typer.Option(3, help="self-consistency samples per judge model"),
-        merge: str = typer.Option("majority", help="cross-model merge: majority | unanimous"),
-        rm: str = typer.Option("embedding-bt", help=RM_HELP),
-        embedding_model: Optional[str] = typer.Option(None, help="sentence-transformers model (default all-MiniLM-L6-v2)"),
-        mlflow: bool = typer.Option(True, help="log per-iteration metrics to MLflow"),
-        tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default MLFLOW_TRACKING_URI / local)"),
-        seed: int = typer.Option(0),
+        state: Path = typer.Option(..., "--state", help="a curation state (`rewardops curate seed`)"),
+        out: Path = typer.Option(..., "--out", help="the state with stage1/iter-XX/ added (a rerun resumes)"),
+        settings: Optional[str] = SETTINGS,
+        iterations: Optional[int] = typer.Option(None, "--iterations", help="stage-1 iterations"),
+        human_per_iteration: Optional[int] = typer.Option(None, "--human-per-iteration",
+                                                          help="retrieved pairs routed to people per iteration"),
+        annotator: Optional[str] = ANNOTATOR,
+        judge: list[str] = JUDGE,
+        rm: Optional[str] = RM,
+        embedder: Optional[str] = EMBEDDER,
+        seed: Optional[int] = SEED,
+        wait: Optional[float] = WAIT,
+        poll: Optional[float] = POLL,
+        resume: bool = RESUME,
     ) -> None:
-        """Stage 1: RM on silver -> gold accuracy -> error-driven retrieval -> humans/judges -> grow gold/silver."""
-        from contextlib import nullcontext
+        """Stage 1: RM on silver -> calibrated gold confidences -> error-driven retrieval -> people/judges -> grow gold/silver."""
+        from rewardops.curation.steps import stage1 as run_stage1
 
-        from rewardops.curation.builders import build_ensemble, build_trainer
-        from rewardops.curation.human import SimulatedAnnotator, TerminalAnnotator
-        from rewardops.curation.retrieval import SentenceTransformerEmbedder
-        from rewardops.curation.stage1 import Stage1Config, Stage1Loop
-
-        kind, _, arg = annotator.partition(":")
-        if kind == "simulated":
-            ann = SimulatedAnnotator(error_rate=float(arg or 0.05), seed=seed)
-        elif kind == "terminal":
-            ann = TerminalAnnotator(seed=seed)
-        else:
-            _fail(f"unknown annotator {annotator!r}: use simulated[:ERR] or terminal (Label Studio: `rewardops review`)")
-        embedder = SentenceTransformerEmbedder(embedding_model)
-        try:
-            judges = build_ensemble(judge, samples, merge, seed)
-            trainer = build_trainer(rm, embedder, seed)
-        except ValueError as exc:
-            _fail(str(exc))
-        cm = nullcontext(None)
-        if mlflow:
-            from rewardops.tracking.mlflow_tracker import start_tracker
-
-            cm = start_tracker("rewardops-curation", f"stage1-{out.name}", tracking_uri=tracking_uri,
-                               tags={"stage": "1", "annotator": ann.name, "judges": judges.name, "rm": rm})
-        with cm as tracker:
-            if tracker is not None:
-                tracker.log_params({"iterations": iterations, "human_per_iteration": human_per_iteration, "samples": samples,
-                                    "merge": merge, "rm": rm, "annotator": ann.name, "judges": judges.name})
-            loop = Stage1Loop(trainer, embedder, ann, judges,
-                              Stage1Config(iterations=iterations, human_per_iteration=human_per_iteration), tracker=tracker)
-            reports = loop.run(gold, silver, pool, out)
-        last = reports[-1] if reports else None
-        _print_summary(f"stage 1 -> {out}", {f"iter {r.iteration}": {"gold_acc": round(r.gold_accuracy, 4), "gold": r.gold_size,
-                                                                    "silver": r.silver_size, "retrieved": r.retrieved}
-                                             for r in reports} | ({"latest": str(out / "latest")} if last else {}))
+        s = _settings(settings, iterations=iterations, human_per_iteration=human_per_iteration, annotator=annotator,
+                      judges=judge or None, rm=rm, embedder=embedder, seed=seed)
+        reports = _run_with_people(lambda: run_stage1(state, out, s), wait, poll, resume)
+        _print_summary(f"stage 1 -> {out}", {f"iter {i + 1}": {k: reports[i].get(k) for k in
+                                                                ("gold_accuracy", "gold_size", "silver_size", "retrieved",
+                                                                 "no_verdict", "unreviewed", "rm_temperature",
+                                                                 "retrieval_truncated")} for i in range(len(reports))}
+                       or {"already done": str(out)})
 
     @curate.command("final-rms")
     def final_rms(
-        stage1_dir: Path = typer.Argument(..., help="a stage-1 output folder"),
-        out: Path = typer.Argument(..., help="writes best_rm/ and gold_rm/"),
-        rm: str = typer.Option("embedding-bt", help=RM_HELP),
-        embedding_model: Optional[str] = typer.Option(None),
+        state: Path = typer.Argument(..., help="a curation state after stage 1"),
+        out: Path = typer.Argument(..., help="writes best_rm/, gold_rm/, replay.json"),
+        settings: Optional[str] = SETTINGS,
+        rm: Optional[str] = RM,
+        judge: list[str] = JUDGE,
     ) -> None:
-        """Train the two RMs stage 2 needs: the best RM (silver, selected on gold) and the gold RM."""
-        from rewardops.curation.builders import build_trainer
-        from rewardops.curation.retrieval import SentenceTransformerEmbedder
-        from rewardops.curation.stage1 import train_final_models
+        """Train the RMs stage 2 needs once: the best RM (silver, selected and calibrated on gold) and the gold RM."""
+        from rewardops.curation.steps import final_models
 
-        embedder = SentenceTransformerEmbedder(embedding_model) if rm == "embedding-bt" else None
-        best, gold = train_final_models(build_trainer(rm, embedder), stage1_dir, out)
-        _print_summary("final RMs", {"best_rm": str(out / "best_rm"), "gold_rm": str(out / "gold_rm"), "kind": best.name})
+        s = _settings(settings, rm=rm, judges=judge or None)
+        _print_summary(f"final RMs -> {out}", _run(lambda: final_models(state, out, s)))
+
+    @curate.command("gold-rm")
+    def gold_rm(
+        gold: Path = typer.Option(..., "--gold", help="human-verified pairs (e.g. `rewardops review import`'s gold/)"),
+        out: Path = typer.Option(..., "--out", help="the gold RM folder (rm.json, weights, train/, calibration/)"),
+        settings: Optional[str] = SETTINGS,
+        rm: Optional[str] = RM,
+        seed: Optional[int] = SEED,
+    ) -> None:
+        """Train the gold RM from imported gold (a held-out split calibrates it)."""
+        from rewardops.curation.steps import gold_rm as train
+
+        s = _settings(settings, rm=rm, seed=seed)
+        _print_summary(f"gold RM -> {out}", _run(lambda: train(gold, out, s)))
 
     @curate.command("stage2")
     def stage2(
-        pool: Path = typer.Option(..., help="the large pool (shards)"),
-        best_rm: Path = typer.Option(..., help="folder of the current best RM"),
-        gold_rm: Path = typer.Option(..., help="folder of the gold RM (trained on all human-verified pairs)"),
-        out: Path = typer.Option(..., help="output: kept/ discarded/ no_verdict/ recycled/ + manifest.json"),
-        gold: Optional[Path] = typer.Option(None, help="gold pairs: retrieved as examples for the judges"),
-        judge: list[str] = typer.Option([], help=JUDGE_HELP + "; none: the best RM alone decides uncertain pairs"),
-        samples: int = typer.Option(3),
-        merge: str = typer.Option("majority"),
-        band: float = typer.Option(0.1, help="|p_best - 0.5| <= band is uncertain and goes to the judges"),
-        gold_threshold: float = typer.Option(0.5),
-        judge_disagreements: bool = typer.Option(True, help="also judge pairs the best RM confidently rejects (paper)"),
-        recycle: bool = typer.Option(True, help="write discarded pairs flipped to recycled/"),
-        shard: list[int] = typer.Option([], help="only these shard indices (fan-out); default all"),
-        batch_size: int = typer.Option(1024),
-        embedding_model: Optional[str] = typer.Option(None),
-        seed: int = typer.Option(0),
+        state: Path = typer.Option(..., "--state", help="the curation state after stage 1 (its pool is filtered)"),
+        models: Path = typer.Option(..., "--models", help="`rewardops curate final-rms` output"),
+        out: Path = typer.Option(..., "--out", help="one folder per pool shard: shard-XXXXX/{kept,discarded,no_verdict,recycled}"),
+        settings: Optional[str] = SETTINGS,
+        judge: list[str] = JUDGE,
+        band: Optional[float] = typer.Option(None, "--band", help="|p_best - 0.5| <= band is uncertain and goes to the judges"),
+        gold_threshold: Optional[float] = typer.Option(None, "--gold-threshold"),
+        shard: list[int] = typer.Option([], "--shard", help="only these shard indices (fan-out); default all"),
     ) -> None:
         """Stage 2: keep a pair iff the gold RM agrees and (the judges or the best RM agree); resumable per shard."""
-        from rewardops.curation.adapters import load_scorer
-        from rewardops.curation.builders import build_ensemble
-        from rewardops.curation.stage2 import Stage2Config, Stage2Filter
+        from rewardops.curation import steps
 
-        embedder = None
-        if (gold is not None and judge) or any((p / "embedding_bt.json").exists() for p in (best_rm, gold_rm)):
-            from rewardops.curation.retrieval import SentenceTransformerEmbedder
+        s = _settings(settings, judges=judge or None, band=band, gold_threshold=gold_threshold)
+        if shard:
+            parts = [_run(lambda i=i: (steps.stage2_shard(state, models, i, out / f"shard-{i:05d}", s), out / f"shard-{i:05d}")[1])
+                     for i in shard]
+        else:
+            parts = _run(lambda: steps.stage2(state, models, out, s))
+        report = steps.stage2_report(parts, models)
+        _print_summary(f"stage 2 -> {out}", {"shards": len(parts), **report["counts"],
+                                            "estimated_noise": report["estimated_noise"],
+                                            "true_noise": report["true_noise"]})
+        if report["counts"]["no_verdict"]:
+            _console().print(f"[yellow]{report['counts']['no_verdict']} pairs had no judge verdict[/yellow]: they are in "
+                             "no_verdict/ (not kept, not dropped); run stage 2 on them again once the judges answer")
 
-            embedder = SentenceTransformerEmbedder(embedding_model)
-        examples = None
-        if gold is not None and judge:
-            from rewardops.curation.retrieval import ExampleRetriever
-            from rewardops.data.shards import read_pairs
+    @curate.command("merge")
+    def merge(
+        state: Path = typer.Option(..., "--state", help="the curation state after stage 1"),
+        models: Path = typer.Option(..., "--models", help="`rewardops curate final-rms` output"),
+        stage2_dir: Path = typer.Option(..., "--stage2", help="`rewardops curate stage2` output"),
+        out: Path = typer.Option(..., "--out", help="writes curated/ flipped/ (the recycled set) no_verdict/ discarded/ subsets.json"),
+        settings: Optional[str] = SETTINGS,
+    ) -> None:
+        """The published sets: curated = stage-1 gold + silver + stage-2 kept (deduplicated); flipped = the recycled set."""
+        from rewardops.curation.steps import SHARD_KIND, merge as run_merge
+        from rewardops.outputs import is_complete
 
-            examples = ExampleRetriever(list(read_pairs(gold)), embedder)
-        try:
-            judges = build_ensemble(judge, samples, merge, seed) if judge else None
-        except ValueError as exc:
-            _fail(str(exc))
-        f = Stage2Filter(load_scorer(best_rm, embedder), load_scorer(gold_rm, embedder),
-                         Stage2Config(band=band, gold_threshold=gold_threshold, judge_disagreements=judge_disagreements,
-                                      recycle=recycle, batch_size=batch_size), judges=judges, examples=examples)
-        summary = f.run(pool, out, only=shard or None)
-        _print_summary(f"stage 2 -> {out}", {k: summary[k] for k in ("shards_done", "input_rows", "outputs", "counters")})
+        s = _settings(settings)
+        parts = sorted(p for p in stage2_dir.glob("shard-*") if p.is_dir())
+        if not parts or not all(is_complete(p, SHARD_KIND) for p in parts):
+            _fail(f"{stage2_dir}: no complete stage-2 shard folders; run `rewardops curate stage2` (it resumes) first")
+        outs = {name: out / PUBLISHED[name] for name in PUBLISHED}
+        result = _run(lambda: run_merge(state, models, parts, outs, s, report=out / "subsets.json"))
+        _print_summary(f"curation sets -> {out}", {**result["sets"], "curated": result["curated"],
+                                                   "estimated_noise": result["stage2"]["estimated_noise"]})
 
     @review.command("export")
     def review_export(

@@ -207,7 +207,8 @@ class SimulatedAnnotator:
         out: list[bool | None] = []
         for p in pairs:
             if p.truth_chosen_better is None:
-                raise ValueError(f"pair {p.id}: the simulated annotator needs truth_chosen_better (generated world only)")
+                raise ValueError(f"pair {p.id}: the simulated annotator needs truth_chosen_better (the generated world "
+                                 "only); on real data use annotator terminal or labelstudio")
             key = ("simulated-annotator", self.seed, p.id)
             if unit(*key, "undecidable") < self.undecidable_rate:
                 out.append(None)

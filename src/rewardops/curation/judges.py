@@ -255,7 +255,8 @@ class LikelihoodJudge:
 class SimulatedJudge:
     """A SIMULATION of an LLM judge for offline demos and measurements: it answers from the
     generated world's truth, wrong with probability `error_rate`, and picks Candidate 1 regardless
-    of content with probability `position_bias`. Never use it on real data (it needs the truth)."""
+    of content with probability `position_bias`. It refuses a pair without truth (real data): it is
+chosen by name only, never a default."""
 
     def __init__(self, error_rate: float = 0.2, position_bias: float = 0.0, seed: int = 0, name: str | None = None) -> None:
         self.error_rate = error_rate
@@ -269,9 +270,8 @@ class SimulatedJudge:
         for t in tasks:
             truth = t.pair.truth_chosen_better
             if truth is None:
-                self.failures["no truth"] += 1
-                out.append(None)
-                continue
+                raise ValueError(f"pair {t.pair.id}: the simulated judge needs truth_chosen_better (the generated "
+                                 "world only); on real data use judges openai[:MODEL] or local[:BACKBONE]")
             key = (self.seed, self.name, t.pair.id, t.sample)
             if unit(*key, "position") < self.position_bias:
                 out.append(1)

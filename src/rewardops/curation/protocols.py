@@ -16,8 +16,10 @@ from rewardops.data.schema import PreferencePair
 
 
 @runtime_checkable
-class RewardScorer(Protocol):
-    """A trained reward model, read as pair probabilities."""
+class PairScorer(Protocol):
+    """A trained reward model, read as pair probabilities. (Not the scoring engine's
+    `rewardops.evaluation.engine.RewardScorer`, which turns token ids into rewards; a transformer
+    RM is adapted from that one to this one by `curation.adapters.EngineScorer`.)"""
 
     name: str
 
@@ -30,7 +32,7 @@ class RewardScorer(Protocol):
 class RMTrainer(Protocol):
     """Trains a BT reward model on `silver_dir`, selecting the checkpoint by accuracy on `gold_dir`."""
 
-    def train(self, silver_dir: Path, gold_dir: Path | None, out_dir: Path) -> RewardScorer: ...
+    def train(self, silver_dir: Path, gold_dir: Path | None, out_dir: Path) -> PairScorer: ...
 
 
 @runtime_checkable

@@ -31,10 +31,12 @@ def k_for(p: float, k_max: int = K_MAX) -> int:
 
 
 def pair_text(pair: PreferencePair) -> str:
-    """The (x, a) serialisation that is embedded: conversation turns, then the attributes."""
-    turns = [f"{m.role}: {m.content}" for m in pair.conversation]
+    """The (x, a) serialisation that is embedded: the attributes FIRST, then the conversation
+    turns, so an embedder that cuts long texts (256 tokens for MiniLM) cuts the conversation's
+    end, never the attributes. Embedders count the texts they cut (`truncated`)."""
     attrs = [f"{k}: {v}" for k, v in pair.attributes().items() if v]
-    return "\n".join(turns + attrs)
+    turns = [f"{m.role}: {m.content}" for m in pair.conversation]
+    return "\n".join(attrs + turns)
 
 
 def default_model_path() -> str:
@@ -64,10 +66,22 @@ class SentenceTransformerEmbedder:
         self.dim = int(dim_of())
         self._cache: dict[str, np.ndarray] = {}
         self.cache_size = cache_size
+        self.embedded = 0  # distinct texts embedded
+        self.truncated = 0  # of those, longer than the model's max_seq_length (their ends are cut)
+
+    def _count_truncated(self, texts: Sequence[str]) -> int:
+        limit = self.model.max_seq_length
+        tok = getattr(self.model, "tokenizer", None)
+        if not limit or tok is None:
+            return 0
+        lengths = tok(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return sum(1 for ids in lengths if len(ids) > limit)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
+            self.embedded += len(missing)
+            self.truncated += self._count_truncated(missing)
             vecs = self.model.encode(missing, batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
             if len(self._cache) + len(missing) > self.cache_size:
@@ -77,6 +91,27 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self._cache[t] if t in self._cache else self.embed([t])[0] for t in texts])
+
+
+class HashedEmbedder:
+    """An OFFLINE embedder for tests and quick runs: hashed word unigrams and bigrams (crc32) into
+    `dim` buckets, L2-normalised. Deterministic, no model, nothing cut (`truncated` stays 0)."""
+
+    def __init__(self, dim: int = 512) -> None:
+        self.dim = dim
+        self.name = f"hashed-bow({dim})"
+        self.embedded = 0
+        self.truncated = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from rewardops.curation.cheap_rm import hashed_tokens
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            np.add.at(out[row], hashed_tokens(text, self.dim), 1.0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        self.embedded += len(texts)
+        return out / np.maximum(norms, 1e-12)
 
 
 class VectorIndex:

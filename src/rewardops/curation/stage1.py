@@ -2,12 +2,15 @@
 
 Each iteration i:
   1. train an RM on silver, selecting the checkpoint by gold accuracy (the `RMTrainer`);
-  2. score every gold pair, p = sigmoid(r_chosen - r_rejected);
+  2. score every gold pair, p = sigmoid(r_chosen - r_rejected), temperature-scaled on gold
+     (`rms.fit_temperature`) so the k rule reads calibrated confidences;
   3. error-driven retrieval from the unverified pool (k = 8 if p <= 0.5 else ceil(8(1 - p)));
   4. route the retrieved pairs: the first `human_per_iteration` by priority (objective, then low
      controversiality: the paper's order) to human verification -> gold (undecidable ->
      discarded); the rest to the LLM judges with up to 8 retrieved gold examples -> silver (no
-     verdict -> `no_verdict`, out of the pool but kept on disk);
+     verdict -> `no_verdict`: counted, written to the iteration's `no_verdict/` and RETURNED to
+     the pool, so a later iteration can label it; if the judges decide none of a non-empty batch,
+     the run stops if no judge cast one valid vote: a configuration problem, not data);
   5. write the iteration's sets as a new data version `iter-XX/{gold,silver,...}` and log sizes,
      gold accuracy and judge statistics (MLflow when a tracker is given).
 A finished iteration is never redone: a rerun resumes after the last `iter-XX/metrics.json`.
@@ -25,8 +28,9 @@ import numpy as np
 
 from rewardops.curation.human import apply_human_verdict
 from rewardops.curation.judges import JudgeEnsemble
-from rewardops.curation.protocols import Annotator, Embedder, RewardScorer, RMTrainer
+from rewardops.curation.protocols import Annotator, Embedder, PairScorer, RMTrainer
 from rewardops.curation.retrieval import ExampleRetriever, build_index, error_driven_retrieve
+from rewardops.curation.rms import calibrate, fit_temperature
 from rewardops.data.schema import LabelSource, PreferencePair
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
 
@@ -59,6 +63,9 @@ class IterationReport:
     unreviewed: int
     pool_left: int
     judge: dict[str, Any] = field(default_factory=dict)
+    rm_temperature: float = 1.0  # the temperature fitted on gold before the k rule
+    retrieval_texts: int = 0  # distinct texts the embedder embedded so far
+    retrieval_truncated: int = 0  # of those, cut at the embedder's length limit (attributes come first)
 
     def metrics(self) -> dict[str, float]:
         m = {k: float(v) for k, v in asdict(self).items() if isinstance(v, (int, float)) and k != "iteration"}
@@ -77,6 +84,15 @@ def priority(pair: PreferencePair) -> tuple[int, int]:
     obj = {"objective": 0, "subjective": 1}.get(pair.objectivity or "", 2)
     con = {"low": 0, "medium": 1, "high": 2}.get(pair.controversiality or "", 3)
     return obj, con
+
+
+def _copy(pair: PreferencePair) -> PreferencePair:
+    return PreferencePair(**{**pair.__dict__, "lineage": list(pair.lineage), "scores": dict(pair.scores),
+                             "meta": dict(pair.meta)})
+
+
+class NoVerdictError(RuntimeError):
+    """The judges decided none of the pairs they were given."""
 
 
 def _with_llm_label(pair: PreferencePair, agrees: bool, judges: str, it: int) -> PreferencePair:
@@ -140,8 +156,8 @@ class Stage1Loop:
         prev = out / f"iter-{start - 1:02d}"
         gold, silver = _load(prev / "gold"), _load(prev / "silver")
         used = {p.id for p in gold} | {p.id for p in silver}
-        for k in range(1, start):
-            used |= {p.id for name in ("undecidable", "no_verdict") for p in _load(out / f"iter-{k:02d}" / name)}
+        for k in range(1, start):  # undecidable pairs are discarded (the protocol); no-verdict ones stay in the pool
+            used |= {p.id for p in _load(out / f"iter-{k:02d}" / "undecidable")}
         pool = [p for p in _load(pool_dir) if p.id not in used]
         by_id = {p.id: p for p in pool}
         console.log(f"stage 1: gold {len(gold)}, silver {len(silver)}, pool {len(pool)}; iterations {start}..{cfg.iterations}")
@@ -152,15 +168,17 @@ class Stage1Loop:
             cur = out / f"iter-{it:02d}"
             prev = out / f"iter-{it - 1:02d}"
             console.log(f"iteration {it}: training on {len(silver)} silver, selecting on {len(gold)} gold")
-            scorer: RewardScorer = self.trainer.train(prev / "silver", prev / "gold", cur.with_name(cur.name + ".rm"))
-            probs = scorer.score_pairs(gold) if gold else []
+            scorer: PairScorer = self.trainer.train(prev / "silver", prev / "gold", cur.with_name(cur.name + ".rm"))
+            raw = scorer.score_pairs(gold) if gold else []
+            temperature = fit_temperature(raw)
+            probs = calibrate(raw, temperature)
             acc = float(np.mean(np.asarray(probs) > 0.5)) if probs else float("nan")
             for g, p in zip(gold, probs):
                 g.scores[f"stage1_iter{it:02d}_p"] = float(p)
             hits = error_driven_retrieve(gold, probs, self.embedder, pool_index, cfg.k_max)
             items = []
             for pid, gid, gp in hits:
-                pair = by_id[pid]
+                pair = _copy(by_id[pid])  # the pool's copy stays as it was (a pair may return to it)
                 pair.lineage.append(f"stage1:iter-{it:02d}:retrieved(by={gid},p={gp:.3f})")
                 items.append(pair)
             ranked = sorted(items, key=priority)
@@ -190,8 +208,14 @@ class Stage1Loop:
                     else:
                         added_silver.append(_with_llm_label(pair, v.agrees, self.judges.name, it))
             judge_stats = self.judges.stats.as_dict() if to_judges else {}
+            if to_judges and not sum(self.judges.stats.valid_votes.values()):
+                raise NoVerdictError(
+                    f"iteration {it}: the judges ({self.judges.name}) cast no valid vote on any of {len(to_judges)} pairs "
+                    f"(failures: {self._judge_failures()}); check the judge settings (server, model, credentials). "
+                    "Nothing of this iteration was written; the finished iterations are kept.")
 
-            unreviewed_ids = {p.id for p in unreviewed}
+            # unreviewed (budget, a reviewer who stopped) and no-verdict pairs go back to the pool
+            unreviewed_ids = {p.id for p in unreviewed} | {p.id for p in no_verdict}
             done = [p.id for p in items if p.id not in unreviewed_ids]
             pool_index.remove(done)
             for pid in done:
@@ -203,7 +227,9 @@ class Stage1Loop:
                 iteration=it, gold_accuracy=acc, gold_size=len(gold), silver_size=len(silver), retrieved=len(items),
                 added_gold=len(added_gold), added_silver=len(added_silver), undecidable=len(undecidable),
                 no_verdict=len(no_verdict), unreviewed=len(unreviewed), pool_left=len(pool_index),
-                judge={k: v for k, v in judge_stats.items() if k != "per_model"},
+                judge={k: v for k, v in judge_stats.items() if k != "per_model"}, rm_temperature=temperature,
+                retrieval_texts=int(getattr(self.embedder, "embedded", 0)),
+                retrieval_truncated=int(getattr(self.embedder, "truncated", 0)),
             )
             self._write_version(
                 cur,
@@ -219,15 +245,21 @@ class Stage1Loop:
             if self.tracker is not None:
                 self.tracker.log_metrics(report.metrics(), step=it)
             console.log(
-                f"iteration {it}: gold acc {acc:.3f}; retrieved {len(items)} -> +{len(added_gold)} gold, "
-                f"+{len(added_silver)} silver, {len(undecidable)} undecidable, {len(no_verdict)} no verdict"
+                f"iteration {it}: gold acc {acc:.3f} (T={temperature:g}); retrieved {len(items)} -> +{len(added_gold)} gold, "
+                f"+{len(added_silver)} silver, {len(undecidable)} undecidable, {len(no_verdict)} no verdict "
+                f"(back in the pool), {len(unreviewed)} not reviewed (back in the pool)"
             )
             reports.append(report)
         if self.tracker is not None and reports:
             self.tracker.log_figure(iteration_figure(reports), "stage1_iterations.png")
-        (out / "latest").unlink(missing_ok=True)
-        (out / "latest").symlink_to(f"iter-{cfg.iterations:02d}")
         return reports
+
+    def _judge_failures(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for m in self.judges.models:
+            for k, v in getattr(m, "failures", {}).items():
+                out[f"{m.name}:{k}"] = int(v)
+        return out
 
 
 def iteration_figure(reports: list[IterationReport]) -> Any:
@@ -250,12 +282,13 @@ def iteration_figure(reports: list[IterationReport]) -> Any:
     return fig
 
 
-def train_final_models(trainer: RMTrainer, stage1_dir: Path, out_dir: Path) -> tuple[RewardScorer, RewardScorer]:
-    """The two RMs stage 2 needs: the best RM (final silver, selected on final gold) and the gold
-    RM (trained on all human-verified pairs; last checkpoint)."""
-    latest = Path(stage1_dir) / "latest"
+def train_final_models(trainer: RMTrainer, stage1_dir: Path, out_dir: Path) -> tuple[PairScorer, PairScorer]:
+    """The two RMs stage 2 needs from a stage-1 folder (bench scripts): the best RM (final silver,
+    selected on final gold) and the gold RM (all gold). The curation routes use
+    `curation.steps.final_models`, which also calibrates them on gold."""
+    from rewardops.curation.steps import latest_iteration
+
+    latest = latest_iteration(stage1_dir)
     best = trainer.train(latest / "silver", latest / "gold", Path(out_dir) / "best_rm")
     gold = trainer.train(latest / "gold", None, Path(out_dir) / "gold_rm")
     return best, gold
-
-

@@ -7,9 +7,16 @@ human-verified pairs). With `band` b:
 - otherwise (uncertain, or the best RM disagrees)         -> LLM judges with retrieved gold examples:
   agree -> kept, disagree -> discarded, no verdict -> `no_verdict` (neither kept nor lost)
 which is the paper's rule: keep iff the gold RM agrees and (the judges or the best RM agree).
-Discarded pairs are also written flipped to `recycled` (the paper's 40M variant). Every pair's
-path is appended to `lineage`; p values go to `scores`. Runs per shard with crash-safe resume
-(`shardrun`), so a pipeline can fan out over shards.
+The probabilities are the RMs' calibrated ones (`rms`: temperature-scaled on gold).
+Recycling never adds noise on purpose: a discarded pair is written flipped to `recycled` only when
+BOTH RMs confidently reverse it (p_best and p_gold <= 1 - `recycle_confidence`), never when it is a
+human-verified pair or contradicts one, and never twice (flipped pairs already in stage 1's gold
+or silver, by id or by content, are left out). A pair the judges cannot decide goes to
+`no_verdict`: counted, reported and returned for another pass, never kept or dropped silently.
+Attributes are generated for judged pairs that lack them (`attributes`, built on first need).
+Every pair's path is appended to `lineage`; p values go to `scores`. With the generated world's
+truth on the pairs, the counters also hold each set's true label noise (`truth_wrong:<set>`).
+Runs per shard with crash-safe resume (`shardrun`), so a pipeline can fan out over shards.
 """
 
 from __future__ import annotations
@@ -21,12 +28,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardops.curation.attributes import AttributeAnnotator
+from rewardops.curation.attributes import fill_attributes
 from rewardops.curation.judges import JudgeEnsemble
-from rewardops.curation.protocols import RewardScorer
+from rewardops.curation.protocols import PairScorer
 from rewardops.curation.retrieval import ExampleRetriever
 from rewardops.curation.shardrun import run_shards, summarize
-from rewardops.data.schema import ATTRIBUTE_FIELDS, PreferencePair
+from rewardops.data.schema import PreferencePair
 from rewardops.data.shards import count_pairs
 
 OUTPUTS = ("kept", "discarded", "no_verdict", "recycled")
@@ -37,26 +44,57 @@ class Stage2Config:
     band: float = 0.1  # |p_best - 0.5| <= band is "uncertain" and goes to the judges
     gold_threshold: float = 0.5  # the gold RM agrees iff p_gold > this
     judge_disagreements: bool = True  # p_best < 0.5 - band also goes to the judges (the paper); else discarded
-    recycle: bool = True  # write discarded pairs flipped to `recycled`
+    recycle: bool = True  # write confidently reversed discarded pairs flipped to `recycled`
+    recycle_confidence: float = 0.9  # both RMs must give p <= 1 - this (calibrated) to flip a pair
     batch_size: int = 1024
 
 
 class Stage2Filter:
     def __init__(
         self,
-        best: RewardScorer,
-        gold: RewardScorer,
+        best: PairScorer,
+        gold: PairScorer,
         config: Stage2Config | None = None,
         judges: JudgeEnsemble | None = None,
         examples: ExampleRetriever | None = None,
-        annotator: AttributeAnnotator | None = None,
+        attributes: Any = None,
+        protected: tuple[set[str], set[str]] | None = None,
     ) -> None:
+        """`attributes`: a zero-argument callable building the attribute generator (called on the
+        first judged pair lacking attributes). `protected`: (ids, content keys) of stage 1's gold and
+        silver pairs, which recycling never contradicts or duplicates."""
         self.best = best
         self.gold = gold
         self.config = config or Stage2Config()
         self.judges = judges
         self.examples = examples
-        self.annotator = annotator
+        self.make_attributes = attributes
+        self._attributes: Any = None
+        self.protected_ids, self.protected_keys = protected or (set(), set())
+
+    def _attribute_generator(self) -> Any:
+        if self._attributes is None:
+            if self.make_attributes is None:
+                raise ValueError("stage 2: a judged pair lacks attributes and no attribute generator is configured "
+                                 "(settings `attributes`)")
+            self._attributes = self.make_attributes()
+        return self._attributes
+
+    def _recycle(self, pair: PreferencePair, counters: Counter) -> PreferencePair | None:
+        """The flipped pair if recycling it cannot add noise, else None (and why, counted)."""
+        limit = 1.0 - self.config.recycle_confidence
+        pb, pg = pair.scores.get("stage2_best_rm_p", 0.5), pair.scores.get("stage2_gold_rm_p", 0.5)
+        if pb > limit or pg > limit:
+            counters["recycle_skipped:not_confident"] += 1
+            return None
+        if pair.id in self.protected_ids:
+            counters["recycle_skipped:human_or_stage1_verified"] += 1
+            return None
+        if unordered_key(pair) in self.protected_keys:
+            counters["recycle_skipped:duplicate_of_stage1"] += 1
+            return None
+        counters["recycled"] += 1
+        return pair.flipped()
 
     def process_batch(self, pairs: list[PreferencePair], counters: Counter) -> Iterable[tuple[str, PreferencePair]]:
         cfg = self.config
@@ -90,17 +128,23 @@ class Stage2Filter:
             decided.extend(self._judge(to_judge, counters))
         for name, pair in decided:
             pair.lineage.append(f"stage2:{name}")
+            if pair.truth_chosen_better is not None:
+                counters[f"truth_known:{name}"] += 1
+                counters[f"truth_wrong:{name}"] += int(not pair.truth_chosen_better)
+            counters[f"best_rm_p_above_half:{name}"] += int(pair.scores["stage2_best_rm_p"] > 0.5)
             yield name, pair
             if name == "discarded" and self.config.recycle:
-                yield "recycled", pair.flipped()
+                flipped = self._recycle(pair, counters)
+                if flipped is not None:
+                    if flipped.truth_chosen_better is not None:
+                        counters["truth_known:recycled"] += 1
+                        counters["truth_wrong:recycled"] += int(not flipped.truth_chosen_better)
+                    yield "recycled", flipped
 
     def _judge(self, pairs: list[PreferencePair], counters: Counter) -> list[tuple[str, PreferencePair]]:
         assert self.judges is not None
-        if self.annotator is not None:
-            need = [p for p in pairs if any(getattr(p, k) in (None, "") for k in ATTRIBUTE_FIELDS)]
-            if need:
-                self.annotator.annotate(need)
-                counters["attributes_requested"] += len(need)
+        made = fill_attributes(pairs, self._attribute_generator)
+        counters.update({k: v for k, v in made.items() if v})
         examples = self.examples.examples(pairs) if self.examples is not None else [[] for _ in pairs]
         verdicts = self.judges.judge(list(zip(pairs, examples)))
         out = []
@@ -137,6 +181,11 @@ class Stage2Filter:
             run_shards(pool_dir, out, OUTPUTS, self.process_batch, only=only, batch_size=self.config.batch_size,
                        on_batch=lambda n: bar.advance(task, n),
                        on_skip=lambda i, m: bar.advance(task, m["input_rows"]))
+        from rewardops.outputs import seal_output
+
+        for name in OUTPUTS:  # each output is a dataset readers verify (re-sealed when more shards land)
+            (out / name).mkdir(exist_ok=True)
+            seal_output(out / name)
         summary = summarize(out)
         summary["config"] = asdict(self.config)
         summary["best_rm"] = self.best.name
@@ -144,6 +193,15 @@ class Stage2Filter:
         if self.judges is not None:
             summary["judges"] = self.judges.name
             summary["judge_stats_this_process"] = self.judges.stats.as_dict()
-        (out / "manifest.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+        (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
         return summary
+
+
+def unordered_key(pair: PreferencePair) -> str:
+    """The same for a pair and its flipped copy: conversation and the two responses, unordered."""
+    import hashlib
+
+    convo = json.dumps([[m.role, m.content] for m in pair.conversation], ensure_ascii=False)
+    a, b = sorted((pair.chosen, pair.rejected))
+    return hashlib.blake2b(json.dumps([convo, a, b], ensure_ascii=False).encode(), digest_size=16).hexdigest()
 

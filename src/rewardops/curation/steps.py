@@ -1,275 +1,439 @@
-"""The curation steps as the KFP components run them: folders in, folders out, one step each.
+"""The curation step layer: the one code path of every route (KFP components, DVC stages via the
+CLI, the CLI itself). Folders in, folders out, one `CurationSettings` object (parsed at the edge).
 
-The curation library (`rewardops.curation`) runs stage 1 as one resumable loop and stage 2 per
-shard. A pipeline needs those cut at step boundaries, with everything a step needs in its input
-artifacts:
+State folder (`seed_split`, grown by `stage1_iteration`): `gold/ silver/ pool/ state.json` and
+`stage1/iter-XX/{gold,silver,added_gold,added_silver,undecidable,no_verdict}/ metrics.json`.
+The latest iteration is the highest `iter-XX` with a `metrics.json` (`latest_iteration`; the one
+way every step finds it).
 
-- `seed_split`: a preprocessed dataset -> a curation state `{gold, silver, pool}`: the first
-  `gold_n` pairs verified by the annotator (the gold seed), the next `silver_n` as the silver seed
-  with their original labels, the rest the unverified pool.
-- `stage1_iteration`: state -> state with one more `stage1/iter-XX` (the loop's own resume: the
-  previous iterations are in the input, `iterations` is set to this one).
-- `final_models`: state -> the best RM and the gold RM stage 2 needs.
-- `stage2_shard`: one pool shard through the consistency filter.
-- `merge_curated`: stage 1's final gold and silver plus stage 2's kept pairs -> the curated
-  training set (a pair stage 1 already labelled keeps its stage-1 label); `merge_shards`
-  concatenates one named output of the per-shard folders (the recycled pairs).
-
-`CurationSettings.annotator` / `.judges` pick the humans and judges: `simulated` (offline demo on
-the generated world; needs its known truth) or, for judges, `chat` (an OpenAI-compatible server
-from REWARDOPS_LLM_BASE_URL / REWARDOPS_LLM_MODEL).
+- `seed_split`: a dataset -> a state: attributes generated for every pair lacking them, the first
+  `gold_n` pairs verified by the annotator (the gold seed; pairs it did not review go back to the
+  pool, undecidable ones are discarded and counted), the next `silver_n` as the silver seed with
+  their original labels, the rest the unverified pool in `pool_shards` shards.
+- `stage1_iteration`: state -> state with one more stage-1 iteration; `stage1` runs every
+  iteration the settings ask for (each one committed atomically, so a rerun resumes).
+- `final_models`: state -> `best_rm/` (final silver, selected and calibrated on final gold),
+  `gold_rm/` (`train_gold_rm`: gold minus a held-out calibration split, calibrated on it) and
+  `replay.json` (gold pairs run through stage 2 as labelled and flipped: what each set's noise is
+  estimated from). Trained once, for every shard. `gold_rm` is the same for imported gold
+  (`rewardops curate gold-rm`).
+- `stage2_shard`: one pool shard through the consistency filter (inputs' manifests verified first);
+  `stage2` runs every shard (each its own atomic folder, so a rerun resumes).
+- `merge`: the published sets, the same on every route:
+    curated    = stage 1's final gold + final silver + stage 2's kept pairs, deduplicated by id and
+                 by content (a pair stage 1 labelled keeps its stage-1 label);
+    recycled   = stage 2's discarded pairs that both RMs confidently reverse, flipped (see stage2);
+    no_verdict = pairs the stage-2 judges could not decide: returned for another pass, never kept;
+    discarded  = every pair stage 2 discarded, as labelled;
+  and `report.json`: the counts, each set's estimated label noise from the gold replay, and (with
+  the generated world's truth on the pairs) each set's true noise.
+Every output is an atomic folder with a manifest (`rewardops.outputs`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-STATE_SETS = ("gold", "silver", "pool")
-# simulated: answers from the generated world's truth; local: SmolLM2 in-process (likelihood of the
-# two verdicts); chat: an OpenAI-compatible server (vLLM on the cluster).
-JUDGE_KINDS = ("simulated", "local", "chat")
+from rewardops.curation.settings import CurationSettings
+
+STATE_KIND, MODELS_KIND, SHARD_KIND = "curation-state", "curation-models", "curation-stage2"
+SETS = ("curated", "recycled", "no_verdict", "discarded")
+STAGE2_SETS = ("kept", "discarded", "no_verdict", "recycled")
 
 
-@dataclass(frozen=True)
-class CurationSettings:
-    annotator: str = "simulated"
-    judges: str = "simulated"
-    annotator_error: float = 0.05
-    judge_error: float = 0.2
-    local_judge_model: str = "smollm2-135m"
-    n_judges: int = 2
-    n_samples: int = 3
-    rm: str = "hashed-bt"  # cheap RM for the loop: hashed-bt (fast) | embedding-bt (MiniLM features)
-    human_per_iteration: int = 16
-    judge_budget: int = 0  # most pairs the judges label per stage-1 iteration; 0: no cap
-    local_judge_examples: int = 2  # retrieved gold examples in the local judge's prompt (a small model's context)
-    stage2_band: float = 0.1  # |p_best - 0.5| <= band goes to the judges in stage 2
-    stage2_judge_disagreements: bool = True  # pairs the best RM rejects also go to the judges (the paper)
-    stage2_judges: bool = True  # False: stage 2 decides uncertain pairs by the best RM alone
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.annotator != "simulated":
-            problems.append(f"annotator {self.annotator!r}: a pipeline step can only use 'simulated'; verify real "
-                            "pairs with the Label Studio round trip outside the pipeline")
-        if self.judges not in JUDGE_KINDS:
-            problems.append(f"judges {self.judges!r}: use one of {', '.join(JUDGE_KINDS)}")
-        if self.rm not in ("hashed-bt", "embedding-bt"):
-            problems.append(f"rm {self.rm!r}: use hashed-bt or embedding-bt")
-        for name in ("annotator_error", "judge_error"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                problems.append(f"{name}={getattr(self, name)}: a rate between 0 and 1")
-        if self.judge_budget < 0:
-            problems.append(f"judge_budget={self.judge_budget}: 0 (no cap) or more")
-        for name in ("n_judges", "n_samples", "human_per_iteration"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)}: at least 1")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> CurationSettings:
-        values = json.loads(text) if text else {}
-        if not isinstance(values, dict):
-            raise ValueError(f"settings must be a JSON object, got {text!r}")
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown curation settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
+# -- helpers ---------------------------------------------------------------------------------------
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # files are never changed in place (every writer replaces), so sharing is safe
+    except OSError:
+        shutil.copy2(src, dst)
 
 
-def _embedder():
-    from rewardops.curation.retrieval import SentenceTransformerEmbedder
+def _copy_state(src: Path, dst: Path) -> None:
+    from rewardops.outputs import MANIFEST
 
-    return SentenceTransformerEmbedder()
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        top = Path(folder) == src
+        return [n for n in names if (top and n == MANIFEST) or n.endswith(".lock") or ".tmp-" in n]
 
-
-def make_annotator(settings: CurationSettings):
-    if settings.annotator == "simulated":
-        from rewardops.curation.human import SimulatedAnnotator
-
-        return SimulatedAnnotator(error_rate=settings.annotator_error, seed=settings.seed)
-    raise ValueError(f"annotator {settings.annotator!r}: a pipeline step can only use 'simulated'; verify real pairs "
-                     "with the Label Studio round trip outside the pipeline")
+    shutil.copytree(src, dst, dirs_exist_ok=True, copy_function=_link_or_copy, ignore=ignore)
 
 
-def make_judges(settings: CurationSettings):
-    from rewardops.curation.judges import ChatJudge, JudgeEnsemble, SimulatedJudge
-
-    if settings.judges == "simulated":
-        models = [SimulatedJudge(error_rate=settings.judge_error, seed=settings.seed + i, name=f"simulated-judge-{i}")
-                  for i in range(settings.n_judges)]
-    elif settings.judges == "local":
-        from rewardops.curation.judges import LikelihoodJudge
-        from rewardops.curation.llm.local_hf import LocalHFChat
-
-        # greedy likelihood votes are deterministic: more samples would only repeat the vote
-        judge = LikelihoodJudge(LocalHFChat(settings.local_judge_model), seed=settings.seed,
-                                max_examples=settings.local_judge_examples)
-        return JudgeEnsemble([judge], n_samples=1, seed=settings.seed)
-    elif settings.judges == "chat":
-        from rewardops.curation.llm.openai_client import OpenAIChatClient, OpenAIConfig
-
-        models = [ChatJudge(OpenAIChatClient(OpenAIConfig.from_env()))]
-    else:
-        raise ValueError(f"judges {settings.judges!r}: use one of {', '.join(JUDGE_KINDS)}")
-    return JudgeEnsemble(models, n_samples=settings.n_samples, seed=settings.seed)
-
-
-def make_trainer(settings: CurationSettings, embedder=None):
-    from rewardops.curation.cheap_rm import EmbeddingBTTrainer, HashedBTTrainer
-
-    if settings.rm == "hashed-bt":
-        return HashedBTTrainer(seed=settings.seed)
-    if settings.rm == "embedding-bt":
-        return EmbeddingBTTrainer(embedder or _embedder(), seed=settings.seed)
-    raise ValueError(f"rm {settings.rm!r}: use hashed-bt or embedding-bt")
-
-
-def load_scorer(folder: Path, embedder=None):
-    from rewardops.curation.cheap_rm import load_embedding_bt, load_hashed_bt
-
-    if (folder / "hashed_bt.json").is_file():
-        return load_hashed_bt(folder)
-    if (folder / "embedding_bt.json").is_file():
-        return load_embedding_bt(folder, embedder or _embedder())
-    raise FileNotFoundError(f"{folder}: no reward model (hashed_bt.json or embedding_bt.json)")
-
-
-def seed_split(dataset: str | Path, out: str | Path, gold_n: int, silver_n: int, settings: CurationSettings,
-               pool_shards: int = 1) -> dict[str, int]:
-    from rewardops.curation.human import apply_human_verdict
-    from rewardops.data.shards import read_pairs, write_pairs
-
-    pairs = list(read_pairs(dataset))
-    if len(pairs) < gold_n + silver_n + 1:
-        raise ValueError(f"{dataset}: {len(pairs)} pairs cannot seed {gold_n} gold + {silver_n} silver and leave a pool")
-    head, silver, pool = pairs[:gold_n], pairs[gold_n:gold_n + silver_n], pairs[gold_n + silver_n:]
-    annotator = make_annotator(settings)
-    gold, undecidable = [], 0
-    for pair, answer in zip(head, annotator.verify(head)):
-        if answer is None:
-            undecidable += 1
-        else:
-            gold.append(apply_human_verdict(pair, answer, annotator.name))
-    out = Path(out)
-    write_pairs(gold, out / "gold")
-    write_pairs(silver, out / "silver")
-    # the pool is cut into `pool_shards` shards: stage 2 fans out over them
-    write_pairs(pool, out / "pool", shard_size=max(1, -(-len(pool) // max(1, pool_shards))))
-    counts = {"gold": len(gold), "silver": len(silver), "pool": len(pool), "undecidable": undecidable}
-    (out / "state.json").write_text(json.dumps({"iteration": 0, "counts": counts, "settings": asdict(settings)}, indent=1))
-    return counts
-
-
-def stage1_iteration(state: str | Path, out: str | Path, iteration: int, settings: CurationSettings) -> dict[str, float]:
-    from rewardops.curation.stage1 import Stage1Config, Stage1Loop
-
-    state, out = Path(state), Path(out)
-    if iteration < 1:
-        raise ValueError(f"iteration={iteration}: stage-1 iterations count from 1")
-    done = sorted(p.name for p in (state / "stage1").glob("iter-*") if (p / "metrics.json").is_file())
-    following = max(len(done) - 1, 0) + 1  # iter-00 is the seed the loop writes on its first run
-    if following != iteration:
-        raise ValueError(f"{state}: holds stage-1 versions {done or 'none'}, so the next iteration is {following}, "
-                         f"not {iteration}")
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(state, out, symlinks=True)
-    embedder = _embedder()
-    loop = Stage1Loop(make_trainer(settings, embedder), embedder, make_annotator(settings), make_judges(settings),
-                      Stage1Config(iterations=iteration, human_per_iteration=settings.human_per_iteration,
-                                   judge_budget=settings.judge_budget))
-    reports = loop.run(out / "gold", out / "silver", out / "pool", out / "stage1", progress=False)
-    report = reports[-1]
-    info = json.loads((out / "state.json").read_text())
-    info["iteration"] = iteration
-    (out / "state.json").write_text(json.dumps(info, indent=1))
-    return report.metrics()
+def stage1_iterations(state: str | Path) -> list[Path]:
+    return sorted(p for p in (Path(state) / "stage1").glob("iter-*") if (p / "metrics.json").is_file())
 
 
 def latest_iteration(state: str | Path) -> Path:
-    iters = sorted(p for p in (Path(state) / "stage1").glob("iter-*") if (p / "metrics.json").is_file())
+    """The highest finished stage-1 iteration of a state (or of a bare stage-1 folder)."""
+    state = Path(state)
+    iters = stage1_iterations(state) or sorted(p for p in state.glob("iter-*") if (p / "metrics.json").is_file())
     if not iters:
-        raise FileNotFoundError(f"{state}: no stage-1 iteration (run stage1_iteration first)")
+        raise FileNotFoundError(f"{state}: no finished stage-1 iteration; run `rewardops curate stage1` first")
     return iters[-1]
 
 
-def final_models(state: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, Any]:
-    """The best RM (final silver, selected on final gold) and the gold RM (all gold)."""
-    latest = latest_iteration(state)
-    trainer = make_trainer(settings)
+def _iteration_number(path: Path) -> int:
+    return int(path.name.split("-")[1])
+
+
+def _embedder(settings: CurationSettings):  # noqa: ANN202
+    from rewardops.curation.builders import build_embedder
+
+    return build_embedder(settings)
+
+
+def _read_state(state: Path) -> dict[str, Any]:
+    path = state / "state.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{state}: not a curation state (no state.json); make one with `rewardops curate seed`")
+    return json.loads(path.read_text())
+
+
+# -- seed ------------------------------------------------------------------------------------------
+def seed_split(dataset: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, int]:
+    from rewardops.curation.attributes import fill_attributes
+    from rewardops.curation.builders import build_annotator, build_attributes
+    from rewardops.curation.human import apply_human_verdict
+    from rewardops.data.shards import read_pairs, write_pairs
+    from rewardops.outputs import atomic_output, write_json_atomic
+
     out = Path(out)
-    best = trainer.train(latest / "silver", latest / "gold", out / "best_rm")
-    gold = trainer.train(latest / "gold", None, out / "gold_rm")
-    info = {"from": latest.name, "best_rm": best.name, "gold_rm": gold.name}
-    (out / "models.json").write_text(json.dumps(info, indent=1))
+    annotator = build_annotator(settings, output=out)  # refuses early: no terminal, a missing server...
+    pairs = list(read_pairs(dataset))
+    gold_n, silver_n = settings.gold_n, settings.silver_n
+    if len(pairs) < gold_n + silver_n + 1:
+        raise ValueError(f"{dataset}: {len(pairs)} pairs cannot seed {gold_n} gold + {silver_n} silver and leave a pool "
+                         "(lower the settings gold_n / silver_n)")
+    made = fill_attributes(pairs, lambda: build_attributes(settings))
+    head, silver, pool = pairs[:gold_n], pairs[gold_n:gold_n + silver_n], pairs[gold_n + silver_n:]
+    answers = annotator.verify(head)
+    gold, undecidable = [], 0
+    for pair, answer in zip(head, answers):
+        if answer is None:
+            undecidable += 1
+            pair.lineage.append(f"human:{annotator.name}:undecidable")
+        else:
+            gold.append(apply_human_verdict(pair, answer, annotator.name))
+    unreviewed = head[len(answers):]  # a reviewer who stopped early: those pairs stay in the pool
+    pool = unreviewed + pool
+    counts = {"gold": len(gold), "silver": len(silver), "pool": len(pool), "undecidable": undecidable,
+              "unreviewed_back_in_pool": len(unreviewed), **made}
+    with atomic_output(out, inputs=[dataset], kind=STATE_KIND) as tmp:
+        write_pairs(gold, tmp / "gold", shard_size=settings.shard_size)
+        write_pairs(silver, tmp / "silver", shard_size=settings.shard_size)
+        # the pool is cut into `pool_shards` shards: stage 2 fans out over them
+        write_pairs(pool, tmp / "pool", shard_size=max(1, -(-len(pool) // settings.pool_shards)))
+        write_json_atomic(tmp / "state.json", {"iteration": 0, "counts": counts, "annotator": annotator.name,
+                                               "settings": settings.as_dict()})
+    return counts
+
+
+# -- stage 1 ---------------------------------------------------------------------------------------
+def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings, inputs: Sequence[Path],
+             tracker: Any = None) -> dict[str, float]:
+    from rewardops.curation.builders import build_annotator, build_judges, build_rm_trainer
+    from rewardops.curation.stage1 import Stage1Loop
+    from rewardops.outputs import atomic_output, verify_output, write_json_atomic
+
+    verify_output(source, STATE_KIND)
+    done = [_iteration_number(p) for p in stage1_iterations(source)]
+    following = (max(done) if done else 0) + 1
+    if following != iteration:
+        raise ValueError(f"{source}: holds stage-1 iterations {done or 'none'}, so the next iteration is {following}, "
+                         f"not {iteration}")
+    if iteration > settings.iterations:
+        raise ValueError(f"stage-1 iteration {iteration} is past the settings' iterations={settings.iterations}")
+    annotator, judges = build_annotator(settings, output=out), build_judges(settings)
+    embedder = _embedder(settings)
+    trainer = build_rm_trainer(settings, embedder)
+    with atomic_output(out, inputs=inputs, kind=STATE_KIND) as tmp:
+        _copy_state(source, tmp)
+        loop = Stage1Loop(trainer, embedder, annotator, judges, settings.stage1_config(), tracker=tracker)
+        loop.config.iterations = iteration
+        report = loop.run(tmp / "gold", tmp / "silver", tmp / "pool", tmp / "stage1", progress=False)[-1]
+        info = _read_state(tmp)
+        info.update({"iteration": iteration, "settings": settings.as_dict()})
+        write_json_atomic(tmp / "state.json", info)
+    return report.metrics()
+
+
+def stage1_iteration(state: str | Path, out: str | Path, iteration: int, settings: CurationSettings) -> dict[str, float]:
+    """`state` (with iterations 1..iteration-1) -> `out` with one more (the KFP step)."""
+    if iteration < 1:
+        raise ValueError(f"iteration={iteration}: stage-1 iterations count from 1")
+    return _advance(Path(state), Path(out), iteration, settings, inputs=[Path(state)])
+
+
+def stage1(state: str | Path, out: str | Path, settings: CurationSettings, tracker: Any = None) -> list[dict[str, float]]:
+    """Every stage-1 iteration of the settings into `out` (the CLI and DVC step); each iteration is
+    committed atomically, and a rerun continues after the last one `out` holds. `tracker`: an
+    MLflow tracker for per-iteration metrics (optional)."""
+    from rewardops.outputs import is_complete
+
+    state, out = Path(state), Path(out)
+    reports = []
+    for iteration in range(1, settings.iterations + 1):
+        if is_complete(out, STATE_KIND) and any(_iteration_number(p) == iteration for p in stage1_iterations(out)):
+            continue
+        source = out if iteration > 1 else state
+        reports.append(_advance(source, out, iteration, settings, inputs=[state] if source == state else [],
+                                tracker=tracker))
+    return reports
+
+
+# -- the stage-2 models ----------------------------------------------------------------------------
+def _gold_examples(settings: CurationSettings, gold_dir: Path, embedder: Any):  # noqa: ANN202
+    from rewardops.curation.retrieval import ExampleRetriever
+    from rewardops.data.shards import read_pairs
+
+    return ExampleRetriever(list(read_pairs(gold_dir)), embedder, k=settings.n_examples)
+
+
+def make_filter(settings: CurationSettings, best: Any, gold: Any, gold_dir: Path | None, embedder: Any = None,
+                protected: tuple[set[str], set[str]] | None = None):  # noqa: ANN201
+    from rewardops.curation.builders import build_attributes, build_judges
+    from rewardops.curation.stage2 import Stage2Filter
+
+    judges = examples = None
+    if settings.stage2_judges:
+        judges = build_judges(settings)
+        if gold_dir is not None:
+            examples = _gold_examples(settings, gold_dir, embedder if embedder is not None else _embedder(settings))
+    return Stage2Filter(best, gold, settings.stage2_config(), judges=judges, examples=examples,
+                        attributes=lambda: build_attributes(settings), protected=protected)
+
+
+def gold_replay(settings: CurationSettings, flt: Any, pairs: Sequence[Any], source: str) -> dict[str, Any]:
+    """Gold pairs through the stage-2 decision as labelled ("right") and flipped ("wrong"): the
+    share of each that lands in each set (what `noise_estimates` reads)."""
+    from rewardops.curation.stage1 import _copy
+
+    pairs = list(pairs)[: settings.noise_gold_n]
+    out: dict[str, Any] = {"pairs": len(pairs), "source": source}
+    for orientation in ("right", "wrong"):
+        batch = [_copy(p) if orientation == "right" else p.flipped() for p in pairs]
+        counts: Counter = Counter(name for name, _ in flt.process_batch(batch, Counter()))
+        out[orientation] = {name: counts[name] / len(batch) if batch else None for name in STAGE2_SETS}
+    return out
+
+
+def gold_rm(gold: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, Any]:
+    """The gold RM from (imported) gold pairs: `out` gets rm.json, the weights, train/ and calibration/."""
+    from rewardops.curation.rms import train_gold_rm
+    from rewardops.outputs import atomic_output
+
+    with atomic_output(out, inputs=[gold], kind="curation-rm") as tmp:
+        scorer, held = train_gold_rm(settings, Path(gold), tmp)
+        info = json.loads((tmp / "rm.json").read_text())
+    return {"name": scorer.name, "temperature": scorer.temperature, "calibration_pairs": len(held),
+            "calibration_accuracy": info.get("gold_accuracy")}
+
+
+def final_models(state: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, Any]:
+    """The best RM, the gold RM and the gold replay stage 2 needs, trained once."""
+    from rewardops.curation.rms import train_gold_rm, train_rm
+    from rewardops.outputs import atomic_output, verify_output, write_json_atomic
+
+    state = Path(state)
+    verify_output(state, STATE_KIND)
+    latest = latest_iteration(state)
+    if _iteration_number(latest) != settings.iterations:
+        raise ValueError(f"{state}: its last stage-1 iteration is {_iteration_number(latest)} but the settings ask for "
+                         f"{settings.iterations}; run the missing iterations (or compile the pipeline with --iterations "
+                         f"{settings.iterations})")
+    embedder = _embedder(settings) if settings.rm == "embedding-bt" or settings.stage2_judges else None
+    with atomic_output(out, inputs=[state], kind=MODELS_KIND) as tmp:
+        best = train_rm(settings, latest / "silver", latest / "gold", tmp / "best_rm", embedder)
+        gold, held = train_gold_rm(settings, latest / "gold", tmp / "gold_rm", embedder)
+        flt = make_filter(settings, best, gold, latest / "gold", embedder)
+        replay = gold_replay(settings, flt, held, "the gold RM's held-out calibration split") if held else \
+            {"pairs": 0, "source": "no held-out gold (too few gold pairs)"}
+        write_json_atomic(tmp / "replay.json", replay)
+        info = {"from": latest.name, "best_rm": best.name, "gold_rm": gold.name, "best_rm_temperature": best.temperature,
+                "gold_rm_temperature": gold.temperature, "replay_pairs": replay["pairs"]}
+        write_json_atomic(tmp / "models.json", info)
     return info
 
 
-def stage2_shard(pool: str | Path, models: str | Path, state: str | Path, shard: int, out: str | Path,
-                 settings: CurationSettings) -> dict[str, Any]:
-    from rewardops.curation.retrieval import ExampleRetriever
-    from rewardops.curation.stage2 import Stage2Config, Stage2Filter
+# -- stage 2 ---------------------------------------------------------------------------------------
+def protected_keys(latest: Path) -> tuple[set[str], set[str]]:
+    """Ids and content keys of stage 1's final gold and silver (recycling never contradicts or repeats them)."""
+    from rewardops.curation.stage2 import unordered_key
     from rewardops.data.shards import read_pairs
 
-    models = Path(models)
-    embedder = _embedder()
+    ids, keys = set(), set()
+    for name in ("gold", "silver"):
+        for p in read_pairs(latest / name):
+            ids.add(p.id)
+            keys.add(unordered_key(p))
+    return ids, keys
+
+
+def stage2_shard(state: str | Path, models: str | Path, shard: int, out: str | Path,
+                 settings: CurationSettings) -> dict[str, Any]:
+    """One pool shard of `state` through the consistency filter into the atomic folder `out`."""
+    from rewardops.curation.rms import load_scorer
+    from rewardops.outputs import atomic_output, verify_output
+
+    state, models = Path(state), Path(models)
+    verify_output(state, STATE_KIND)
+    verify_output(models, MODELS_KIND)
+    latest = latest_iteration(state)
+    embedder = _embedder(settings) if settings.rm == "embedding-bt" or settings.stage2_judges else None
     best, gold = load_scorer(models / "best_rm", embedder), load_scorer(models / "gold_rm", embedder)
-    examples = ExampleRetriever(list(read_pairs(latest_iteration(state) / "gold")), embedder)
-    config = Stage2Config(band=settings.stage2_band, judge_disagreements=settings.stage2_judge_disagreements)
-    flt = Stage2Filter(best, gold, config, judges=make_judges(settings) if settings.stage2_judges else None,
-                       examples=examples)
-    return flt.run(pool, out, only=[shard], progress=False)
+    flt = make_filter(settings, best, gold, latest / "gold", embedder, protected=protected_keys(latest))
+    with atomic_output(out, inputs=[state, models], kind=SHARD_KIND) as tmp:
+        summary = flt.run(state / "pool", tmp, only=[shard], progress=False)
+    return summary
 
 
-def merge_shards(parts: list[str | Path], out: str | Path, output: str = "kept") -> dict[str, int]:
-    """Concatenate `<part>/<output>/part-*.parquet` of every per-shard folder into `out`."""
+def shard_count(state: str | Path) -> int:
     from rewardops.data.shards import shard_paths
+
+    return len(shard_paths(Path(state) / "pool"))
+
+
+def stage2(state: str | Path, models: str | Path, out: str | Path, settings: CurationSettings) -> list[Path]:
+    """Every pool shard into `out/shard-XXXXX/` (each atomic: a rerun redoes only missing shards)."""
+    from rewardops.outputs import is_complete
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for part in sorted(Path(p) for p in parts):
-        folder = part / output
-        if not folder.is_dir():
-            continue
-        for src in shard_paths(folder):
-            shutil.copyfile(src, out / f"part-{n:05d}.parquet")
-            n += 1
-    return {"shards": n}
+    parts = []
+    for i in range(shard_count(state)):
+        part = out / f"shard-{i:05d}"
+        if not is_complete(part, SHARD_KIND):
+            stage2_shard(state, models, i, part, settings)
+        parts.append(part)
+    return parts
 
 
-def merge_curated(state: str | Path, parts: list[str | Path], out: str | Path, shard_size: int = 100_000) -> dict[str, int]:
-    """The training set: final stage-1 gold + silver, then every stage-2 `kept` pair stage 1 did not
-    already label (streamed; only stage 1's ids are held in memory)."""
+# -- the published sets ----------------------------------------------------------------------------
+def _share(pi: float, w: float | None, r: float | None, flipped: bool = False) -> float | None:
+    """Estimated wrong-label share of a set that right pairs enter at rate r and wrong ones at rate
+    w, in a pool with wrong share pi. A flipped set (recycled) is wrong where the pair was right."""
+    if w is None or r is None:
+        return None
+    wrong, right = ((1 - pi) * r, pi * w) if flipped else (pi * w, (1 - pi) * r)
+    return round(wrong / (wrong + right), 4) if wrong + right > 0 else None
+
+
+def noise_estimates(counts: Mapping[str, int], replay: Mapping[str, Any]) -> dict[str, Any]:
+    """Each stage-2 set's estimated label noise from the gold replay: the pool's noise share pi from
+    how often pairs are kept (kept rate = (1-pi) r_kept + pi w_kept), then Bayes per set."""
+    n = sum(counts.get(s, 0) for s in ("kept", "discarded", "no_verdict"))
+    r, w = replay.get("right"), replay.get("wrong")
+    if not n or not r or not w:
+        return {"estimated": False, "why": "no gold replay (too few gold pairs held out)" if n else "empty pool"}
+    denom = r["kept"] - w["kept"]
+    if denom < 0.05:
+        return {"estimated": False, "why": f"the stage-2 rule barely separates right from wrong gold pairs "
+                                           f"(kept {r['kept']:.2f} vs {w['kept']:.2f}); noise is not identifiable"}
+    pi = min(1.0, max(0.0, (r["kept"] - counts.get("kept", 0) / n) / denom))
+    out: dict[str, Any] = {"estimated": True, "pool": round(pi, 4), "replay_pairs": replay.get("pairs")}
+    for name in ("kept", "discarded", "no_verdict"):
+        out[name] = _share(pi, w[name], r[name])
+    out["recycled"] = _share(pi, w["recycled"], r["recycled"], flipped=True)
+    wrong = pi * w["kept"] + (1 - pi) * r["recycled"]
+    total = pi * w["kept"] + (1 - pi) * r["kept"] + (1 - pi) * r["recycled"] + pi * w["recycled"]
+    out["kept+recycled"] = round(wrong / total, 4) if total > 0 else None
+    return out
+
+
+def stage2_report(parts: Sequence[Path], models: Path) -> dict[str, Any]:
+    """Counts, estimated noise (gold replay) and true noise (when truth is known) over shard folders."""
+    from rewardops.curation.shardrun import summarize
+
+    outputs: Counter = Counter()
+    counters: Counter = Counter()
+    for part in parts:
+        s = summarize(part)
+        outputs.update(s["outputs"])
+        counters.update(s["counters"])
+    replay_path = Path(models) / "replay.json"
+    replay = json.loads(replay_path.read_text()) if replay_path.is_file() else {}
+    truth = {name: round(counters[f"truth_wrong:{name}"] / counters[f"truth_known:{name}"], 4)
+             for name in STAGE2_SETS if counters.get(f"truth_known:{name}")}
+    kr = [counters.get(f"truth_known:{n}", 0) for n in ("kept", "recycled")]
+    if sum(kr):
+        truth["kept+recycled"] = round((counters["truth_wrong:kept"] + counters["truth_wrong:recycled"]) / sum(kr), 4)
+    known = sum(counters.get(f"truth_known:{n}", 0) for n in ("kept", "discarded", "no_verdict"))
+    if known:
+        truth["pool"] = round(sum(counters[f"truth_wrong:{n}"] for n in ("kept", "discarded", "no_verdict")) / known, 4)
+    return {"counts": {name: int(outputs.get(name, 0)) for name in STAGE2_SETS},
+            "estimated_noise": noise_estimates(outputs, replay), "true_noise": truth or None,
+            "counters": {k: int(v) for k, v in sorted(counters.items())}}
+
+
+def merge(state: str | Path, models: str | Path, parts: Sequence[str | Path], outs: Mapping[str, str | Path],
+          settings: CurationSettings, report: str | Path | None = None) -> dict[str, Any]:
+    """The published sets (see the module docstring) into `outs[name]` (each an atomic dataset) and
+    the report (returned; also written to `report` when given)."""
+    from rewardops.curation.stage2 import unordered_key
     from rewardops.data.shards import ShardWriter, read_pairs
+    from rewardops.outputs import verify_output, write_json_atomic
 
+    state, models = Path(state), Path(models)
+    verify_output(state, STATE_KIND)
+    parts = sorted(Path(p) for p in parts)
+    for part in parts:
+        verify_output(part, SHARD_KIND)
+    missing = sorted(set(SETS) - set(outs))
+    if missing:
+        raise ValueError(f"merge: no output folder for {missing}")
     latest = latest_iteration(state)
-    counts = {"gold": 0, "silver": 0, "stage2_kept": 0, "stage2_already_in_stage1": 0}
-    seen: set[str] = set()
-    with ShardWriter(Path(out), shard_size=shard_size) as writer:
+    counts = {"gold": 0, "silver": 0, "stage2_kept": 0, "stage2_already_in_stage1": 0, "recycled": 0,
+              "recycled_duplicates": 0, "no_verdict": 0, "discarded": 0}
+    seen_ids: set[str] = set()
+    seen_keys: set[str] = set()
+    inputs = [state, models, *parts]
+
+    def new(pair: Any) -> bool:
+        key = unordered_key(pair)
+        if pair.id in seen_ids or key in seen_keys:
+            return False
+        seen_ids.add(pair.id)
+        seen_keys.add(key)
+        return True
+
+    with ShardWriter(outs["curated"], shard_size=settings.shard_size, inputs=inputs) as writer:
         for name in ("gold", "silver"):
             for pair in read_pairs(latest / name):
-                if pair.id not in seen:
-                    seen.add(pair.id)
+                if new(pair):
                     writer.write(pair)
                     counts[name] += 1
-        for part in sorted(Path(p) for p in parts):
-            if not (part / "kept").is_dir():
-                continue
+        for part in parts:
             for pair in read_pairs(part / "kept"):
-                if pair.id in seen:
-                    counts["stage2_already_in_stage1"] += 1
-                else:
+                if new(pair):
                     writer.write(pair)
                     counts["stage2_kept"] += 1
-    return counts
+                else:
+                    counts["stage2_already_in_stage1"] += 1
+    with ShardWriter(outs["recycled"], shard_size=settings.shard_size, inputs=inputs) as writer:
+        for part in parts:
+            for pair in read_pairs(part / "recycled"):
+                if new(pair):
+                    writer.write(pair)
+                    counts["recycled"] += 1
+                else:
+                    counts["recycled_duplicates"] += 1
+    for name in ("no_verdict", "discarded"):
+        with ShardWriter(outs[name], shard_size=settings.shard_size, inputs=inputs) as writer:
+            for part in parts:
+                for pair in read_pairs(part / name):
+                    writer.write(pair)
+                    counts[name] += 1
+    result = {"sets": counts, "curated": counts["gold"] + counts["silver"] + counts["stage2_kept"],
+              "stage2": stage2_report(parts, models), "settings_profile": settings.profile}
+    if counts["no_verdict"]:
+        result["no_verdict_note"] = (f"{counts['no_verdict']} pairs had no judge verdict: they are in no_verdict/, "
+                                     "neither kept nor dropped; run stage 2 on them again once the judges answer")
+    if report is not None:
+        write_json_atomic(report, result)
+    return result

@@ -61,13 +61,6 @@ def pipeline_inputs(func: Any) -> dict[str, Any]:
     return dict(func.component_spec.inputs or {})
 
 
-# The demo's curation: simulated humans, the local SmolLM2 judge in stage 1. A 135M model on 2 CPU
-# cores reads a ~1k-token prompt in seconds, so it labels a budget of pairs per iteration with one
-# retrieved example; stage 2 keeps the gold-RM check and lets the best RM decide the rest (with
-# judges it took over 10 minutes here). Any of these is a `--param settings=...` away.
-DEMO_CURATION = {"judges": "local", "judge_budget": 24, "local_judge_examples": 1, "stage2_judges": False}
-
-
 def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[str], sizes: Sequence[str],
                    local: bool) -> dict[str, Any]:
     """Fill `data_version` / `sources` from `--data`, `plan` from `--sizes`, then check everything."""
@@ -90,9 +83,6 @@ def prepare_params(name: str, func: Any, params: dict[str, Any], data: Sequence[
         # the generated world is a pure function of its parameters: that is its version
         world = {k: params.get(k, inputs[k].default) for k in ("world_n", "world_noise", "world_seed")}
         params["data_version"] = "world:n={world_n},noise={world_noise},seed={world_seed}".format(**world)
-    if name == "demo" and not params.get("settings"):
-        # the demo's stage-1/2 judge is the local SmolLM2 (the issue's "local judge"); humans are simulated
-        params["settings"] = json.dumps(DEMO_CURATION)
     if sizes:
         try:
             params["plan"] = size_plan(list(sizes))
@@ -332,7 +322,7 @@ DEMO_SUBSETS = {
     "world": "generate/dataset",
     "preprocessed": "preprocess/dataset",
     "curated": "merge-shards/curated",
-    "flipped": "merge-shards/recycled",
+    "flipped": "merge-shards/recycled",  # the recycled set (published as `flipped`, as in dvc.yaml)
 }
 
 

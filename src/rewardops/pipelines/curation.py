@@ -1,45 +1,73 @@
-"""curation: seed annotation, stage-1 iterations, then stage 2 fanned out over pool shards."""
+"""curation: seed annotation, stage-1 iterations, then stage 2 fanned out over pool shards.
+
+Every step reads one `settings` string (a profile name such as `demo`, or JSON/YAML) and parses it
+into `rewardops.curation.settings.CurationSettings`, whose defaults are the only ones: the
+pipeline declares none of its own.
+"""
 
 from kfp import dsl
 from kfp.dsl import Dataset
 
+from rewardops.curation.settings import CurationSettings
 from rewardops.pipelines.components.annotate import annotate
+from rewardops.pipelines.components.labelstudio import labelstudio_collect, labelstudio_open
 from rewardops.pipelines.components.shards import curation_models, list_shards, merge_shards
 from rewardops.pipelines.components.stage1_iteration import stage1_iteration
 from rewardops.pipelines.components.stage2_filter import stage2_filter
 from rewardops.pipelines.resources import sized
 
+DEFAULT_ITERATIONS = CurationSettings().iterations
+# the collect step fails while people are not done; each retry waits up to its wait_s (50 min) again
+LABELSTUDIO_RETRIES = 48
 
-def curate(dataset, data_version, iterations: int, gold_n, silver_n, pool_shards, settings):
-    """The curation DAG on a Dataset channel; returns the merge task (outputs curated, recycled).
+
+def curate(dataset, data_version, iterations: int, settings, labelstudio: bool = False):
+    """The curation DAG on a Dataset channel; returns the merge task (outputs curated, recycled,
+    no_verdict, discarded).
 
     Stage-1 iterations are sequential by nature (each trains on the last one's sets), so they are
-    unrolled at compile time: `iterations` is a build option, not a run parameter.
+    unrolled at compile time: `iterations` is a build option; the models step refuses settings
+    whose `iterations` differ from it.
     """
-    state = sized(annotate(dataset=dataset, data_version=data_version, gold_n=gold_n, silver_n=silver_n,
-                           pool_shards=pool_shards, settings=settings), "curation").set_display_name("seed annotation")
+    state = sized(annotate(dataset=dataset, data_version=data_version, settings=settings),
+                  "curation").set_display_name("seed annotation")
     current = state.outputs["state"]
     for i in range(1, iterations + 1):
-        step = sized(stage1_iteration(state=current, iteration=i, data_version=data_version, settings=settings),
-                     "curation").set_display_name(f"stage 1 iteration {i}")
+        if labelstudio:  # people label each iteration's gold batch in Label Studio (settings annotator labelstudio)
+            opened = sized(labelstudio_open(state=current, iteration=i, data_version=data_version, settings=settings),
+                           "curation").set_display_name(f"stage 1 iteration {i}: open Label Studio tasks")
+            step = sized(labelstudio_collect(state=current, opened=opened.outputs["opened"], iteration=i,
+                                             data_version=data_version, settings=settings),
+                         "curation").set_display_name(f"stage 1 iteration {i}: collect people's labels")
+            step.set_retry(num_retries=LABELSTUDIO_RETRIES, backoff_duration="60s", backoff_factor=2.0,
+                           backoff_max_duration="3600s")
+        else:
+            step = sized(stage1_iteration(state=current, iteration=i, data_version=data_version, settings=settings),
+                         "curation").set_display_name(f"stage 1 iteration {i}")
         current = step.outputs["next_state"]
-    models = sized(curation_models(state=current, data_version=data_version, settings=settings), "curation")
-    shards = sized(list_shards(state=current, data_version=data_version), "light")
+    models = sized(curation_models(state=current, data_version=data_version, settings=settings),
+                   "curation").set_display_name("stage 2 models")
+    shards = sized(list_shards(state=current, data_version=data_version), "light").set_display_name("pool shards")
     with dsl.ParallelFor(items=shards.output, name="stage2-shards") as shard:
         filtered = sized(stage2_filter(state=current, models=models.outputs["models"], shard=shard,
-                                       data_version=data_version, settings=settings), "curation")
-    merged = sized(merge_shards(state=current, parts=dsl.Collected(filtered.outputs["filtered"]),
-                                data_version=data_version), "data")
+                                       data_version=data_version, settings=settings),
+                         "curation").set_display_name("stage 2 shard")
+    merged = sized(merge_shards(state=current, models=models.outputs["models"],
+                                parts=dsl.Collected(filtered.outputs["filtered"]), data_version=data_version,
+                                settings=settings), "data").set_display_name("curation sets")
     return merged
 
 
-def build(iterations: int = 2):
+def build(iterations: int = DEFAULT_ITERATIONS, settings: str = "", labelstudio: bool = False):
+    """`settings`: the default of the pipeline's `settings` parameter (a profile name, or "").
+    `labelstudio`: each stage-1 iteration opens its human batch in Label Studio and a retried step
+    collects the answers (settings annotator `labelstudio[:URL]`; see components/labelstudio.py)."""
+
     @dsl.pipeline(name="rewardops-curation",
                   description=f"Two-stage curation: seed annotation, {iterations} stage-1 iterations, stage 2 per shard.")
-    def curation_pipeline(dataset_uri: str, data_version: str, gold_n: int = 64, silver_n: int = 256,
-                          pool_shards: int = 4, settings: str = ""):
+    def curation_pipeline(dataset_uri: str, data_version: str, settings: str = settings):
         imported = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False,
                                 metadata={"data_version": data_version})
-        curate(imported.output, data_version, iterations, gold_n, silver_n, pool_shards, settings)
+        curate(imported.output, data_version, iterations, settings, labelstudio=labelstudio)
 
     return curation_pipeline

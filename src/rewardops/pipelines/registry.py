@@ -31,14 +31,14 @@ class PipelineEntry:
 
 PIPELINES: dict[str, PipelineEntry] = {
     "data": PipelineEntry("data", data.build, "ingest -> preprocess"),
-    "curation": PipelineEntry("curation", curation.build, "two-stage curation", options={"iterations": 2}),
+    "curation": PipelineEntry("curation", curation.build, "two-stage curation", options={"iterations": curation.DEFAULT_ITERATIONS}),
     "training-suite": PipelineEntry("training-suite", training_suite.build, "every catalog size as a TrainJob"),
     "evaluation": PipelineEntry("evaluation", evaluation.build, "benchmarks for one model"),
     "end-to-end": PipelineEntry("end-to-end", lambda **o: end_to_end.build(local=False, **o),
-                                "curation -> TrainJob suite -> evaluation -> registry", options={"iterations": 2}),
+                                "curation -> TrainJob suite -> evaluation -> registry", options={"iterations": curation.DEFAULT_ITERATIONS}),
     "demo": PipelineEntry("demo", lambda **o: end_to_end.build(local=True, **o),
                           "the end-to-end pipeline on the generated world, demo sizes in-process",
-                          options={"iterations": 2}, cluster=False),
+                          options={"iterations": curation.DEFAULT_ITERATIONS}, cluster=False),
 }
 
 

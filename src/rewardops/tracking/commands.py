@@ -140,57 +140,6 @@ def data_source(
         raise typer.Exit(code)
 
 
-@data_app.command("seed-split")
-def data_seed_split(
-    dataset: Annotated[Path, typer.Argument(help="A preprocessed dataset folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Writes gold/, silver/, pool/ and state.json.")],
-    gold_n: Annotated[int, typer.Option("--gold-n", min=1)] = 64,
-    silver_n: Annotated[int, typer.Option("--silver-n", min=1)] = 256,
-    pool_shards: Annotated[int, typer.Option("--pool-shards", min=1)] = 4,
-    annotator: Annotated[str, typer.Option("--annotator", help="simulated[:ERR] (needs the world's known truth).")] = "simulated:0.05",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-) -> None:
-    """Curation seed: the gold seed (verified), the silver seed and the pool (the KFP `annotate` step's code)."""
-    from rewardops.curation.steps import CurationSettings, seed_split
-
-    kind, _, rate = annotator.partition(":")
-    try:
-        settings = CurationSettings(annotator=kind, annotator_error=float(rate or 0.05), seed=seed)
-        counts = seed_split(dataset, out, gold_n, silver_n, settings, pool_shards=pool_shards)
-    except (ValueError, FileNotFoundError) as exc:
-        raise _fail(str(exc)) from None
-    out_console.print_json(json.dumps(counts))
-
-
-SUBSETS = {"curated": "kept", "discarded": "discarded", "flipped": "recycled"}
-
-
-@data_app.command("subsets")
-def data_subsets(
-    stage2: Annotated[Path, typer.Argument(help="`rewardops curate stage2` output (kept/, discarded/, recycled/).")],
-    out: Annotated[Path, typer.Option("--out", help="Writes curated/, discarded/, flipped/ and subsets.json here.")],
-) -> None:
-    """The published subsets: curated (kept), discarded, flipped (discarded pairs, label flipped)."""
-    import shutil
-
-    from rewardops.data.shards import count_pairs, shard_paths
-
-    counts: dict[str, int] = {}
-    for name, source in SUBSETS.items():
-        src, dest = stage2 / source, out / name
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        if src.is_dir():
-            for shard in shard_paths(src):
-                shutil.copyfile(shard, dest / shard.name)
-        elif name == "curated":
-            raise _fail(f"{src}: no kept/ folder; is {stage2} a stage-2 output?")
-        counts[name] = count_pairs(dest) if any(dest.iterdir()) else 0
-    (out / "subsets.json").write_text(json.dumps(counts, indent=1) + "\n")
-    out_console.print_json(json.dumps(counts))
-
-
 # ------------------------------------------------------------------------------------ registry
 
 

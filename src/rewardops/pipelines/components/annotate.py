@@ -1,4 +1,4 @@
-"""annotate: seed the curation state: the gold seed verified by annotators, the silver seed, the pool."""
+"""annotate: seed the curation state: the gold seed verified by people, the silver seed, the pool."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
@@ -12,17 +12,15 @@ def annotate(
     data_version: str,
     state: Output[Dataset],
     metrics: Output[Metrics],
-    gold_n: int = 64,
-    silver_n: int = 256,
-    pool_shards: int = 4,
     settings: str = "",
 ):
-    """Human (or simulated-human) verification of the gold seed; `settings` is CurationSettings JSON."""
-    from rewardops.curation.steps import CurationSettings, seed_split
-    from rewardops.pipelines.steps import begin_step, dataset_dir, log_metrics
+    """Attributes for pairs lacking them, the gold seed verified by the settings' annotator, the silver
+    seed and the pool (`rewardops.curation.steps.seed_split`). `settings`: a profile name or JSON/YAML."""
+    from rewardops.curation.settings import CurationSettings
+    from rewardops.curation.steps import seed_split
+    from rewardops.pipelines.steps import begin_step, log_metrics
 
     begin_step("annotate", data_version)
-    counts = seed_split(dataset.path, dataset_dir(state), gold_n, silver_n, CurationSettings.from_json(settings),
-                        pool_shards=pool_shards)
+    counts = seed_split(dataset.path, state.path, CurationSettings.parse(settings))
     state.metadata.update({"data_version": data_version, "iteration": 0, **counts})
     log_metrics(metrics, counts)

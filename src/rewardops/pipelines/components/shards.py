@@ -11,45 +11,53 @@ from rewardops.k8s.images import component_image
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def list_shards(state: Input[Dataset], data_version: str) -> List[int]:
     """Indices of the pool's shards, for `dsl.ParallelFor`."""
-    from pathlib import Path
-
-    from rewardops.data.shards import shard_paths
+    from rewardops.curation.steps import shard_count
     from rewardops.pipelines.steps import begin_step
 
     begin_step("list-shards", data_version)
-    return list(range(len(shard_paths(Path(state.path) / "pool"))))
+    return list(range(shard_count(state.path)))
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def curation_models(state: Input[Dataset], data_version: str, models: Output[Model], settings: str = ""):
-    """The best RM (final silver, selected on final gold) and the gold RM, trained once for all shards."""
-    from rewardops.curation.steps import CurationSettings, final_models
+    """The best RM (final silver, selected and calibrated on final gold), the gold RM and the gold
+    replay stage 2's noise estimates use, trained once for all shards."""
+    from rewardops.curation.settings import CurationSettings
+    from rewardops.curation.steps import final_models
     from rewardops.pipelines.steps import begin_step
 
     begin_step("curation-models", data_version)
-    info = final_models(state.path, models.path, CurationSettings.from_json(settings))
+    info = final_models(state.path, models.path, CurationSettings.parse(settings))
     models.metadata.update({"data_version": data_version, **info})
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def merge_shards(
     state: Input[Dataset],
+    models: Input[Model],
     parts: List[Dataset],
     data_version: str,
     curated: Output[Dataset],
     recycled: Output[Dataset],
+    no_verdict: Output[Dataset],
+    discarded: Output[Dataset],
     metrics: Output[Metrics],
+    settings: str = "",
 ):
-    """The curated training set (stage 1's final gold + silver, then stage 2's kept pairs) and
-    stage 2's recycled (flipped) pairs."""
-    from rewardops.curation.steps import merge_curated
-    from rewardops.curation.steps import merge_shards as merge
-    from rewardops.pipelines.steps import begin_step, dataset_dir, finish_dataset, log_metrics
+    """The published sets (`rewardops.curation.steps.merge`): curated = stage 1's final gold + silver
+    + stage 2's kept pairs, deduplicated; recycled; no_verdict; discarded; with counts and noise."""
+    from rewardops.curation.settings import CurationSettings
+    from rewardops.curation.steps import merge
+    from rewardops.pipelines.steps import begin_step, finish_dataset, log_metrics
 
     begin_step("merge-shards", data_version)
-    paths = [p.path for p in parts]
-    counts = merge_curated(state.path, paths, dataset_dir(curated))
-    merge(paths, dataset_dir(recycled), "recycled")
-    kept = finish_dataset(curated, data_version, stage="curated", shards=len(paths), **counts)
-    flipped = finish_dataset(recycled, data_version, stage="stage2-recycled")
-    log_metrics(metrics, {"curated": kept, "recycled": flipped, "shards": len(paths), **counts})
+    outs = {"curated": curated.path, "recycled": recycled.path, "no_verdict": no_verdict.path,
+            "discarded": discarded.path}
+    result = merge(state.path, models.path, [p.path for p in parts], outs, CurationSettings.parse(settings))
+    finish_dataset(curated, data_version, stage="curated", shards=len(parts), **result["sets"])
+    finish_dataset(recycled, data_version, stage="stage2-recycled")
+    finish_dataset(no_verdict, data_version, stage="stage2-no-verdict")
+    finish_dataset(discarded, data_version, stage="stage2-discarded")
+    log_metrics(metrics, {"curated": result["curated"], **result["sets"], "counts": result["stage2"]["counts"],
+                          "estimated_noise": result["stage2"]["estimated_noise"],
+                          "true_noise": result["stage2"]["true_noise"] or {}})

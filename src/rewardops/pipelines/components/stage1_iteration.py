@@ -15,13 +15,13 @@ def stage1_iteration(
     metrics: Output[Metrics],
     settings: str = "",
 ):
-    """Adds `stage1/iter-<iteration>` to the curation state: an RM trained on silver and selected on
-    gold, error-driven retrieval from the pool, human verification and LLM judging."""
-    from rewardops.curation.steps import CurationSettings
+    """Adds `stage1/iter-<iteration>` to the curation state: an RM trained on silver, selected and
+    calibrated on gold, error-driven retrieval from the pool, people's verification and LLM judging."""
+    from rewardops.curation.settings import CurationSettings
     from rewardops.curation.steps import stage1_iteration as run_iteration
     from rewardops.pipelines.steps import begin_step, log_metrics
 
     begin_step(f"stage1-iteration-{iteration}", data_version)
-    values = run_iteration(state.path, next_state.path, iteration, CurationSettings.from_json(settings))
+    values = run_iteration(state.path, next_state.path, iteration, CurationSettings.parse(settings))
     next_state.metadata.update({"data_version": data_version, "iteration": iteration})
     log_metrics(metrics, values)

@@ -16,13 +16,12 @@ def stage2_filter(
     settings: str = "",
 ):
     """Keep a pair iff the gold RM agrees with its label and (the judges or the best RM) agree;
-    discarded pairs are also written flipped to `recycled`."""
-    from pathlib import Path
-
-    from rewardops.curation.steps import CurationSettings, stage2_shard
+    confidently reversed discarded pairs are also written flipped to `recycled`; undecided pairs
+    go to `no_verdict` (`rewardops.curation.steps.stage2_shard`)."""
+    from rewardops.curation.settings import CurationSettings
+    from rewardops.curation.steps import stage2_shard
     from rewardops.pipelines.steps import begin_step
 
     begin_step(f"stage2-shard-{shard}", data_version)
-    summary = stage2_shard(Path(state.path) / "pool", models.path, state.path, shard, filtered.path,
-                           CurationSettings.from_json(settings))
+    summary = stage2_shard(state.path, models.path, shard, filtered.path, CurationSettings.parse(settings))
     filtered.metadata.update({"data_version": data_version, "shard": shard, **summary.get("outputs", {})})
