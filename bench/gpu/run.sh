@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Issue #17 on one GPU, in one prepared, time-boxed run: install the carried wheels, then
+#   2 correctness (packed == unpacked, no attention across packed boundaries, bf16 batch-size
+#     invariance of scoring, a 16K-token pair at the 0.6B shape)
+#   3 training throughput vs TRL RewardTrainer (defaults and matched), 0.6B and 1.7B, ckpt on/off
+#   4 scoring throughput vs peer-style padded batches of 8
+#   5 DeepSpeed ZeRO-1/2/3 bf16 loss curves vs plain bf16, export after ZeRO-3 reloads
+# each under its own `timeout`, so one failure or hang does not cost the rest. Every step writes
+# its JSON into OUT_DIR as it goes; run.json lists each step's exit code and seconds; run.log has
+# all output. At most 7 files land in OUT_DIR (the device tool brings back 8).
+#
+#   bash bench/gpu/run.sh OUT_DIR [--smoke] [--wheels DIR] [--steps "install correctness train score deepspeed"]
+#
+# Before (on the CPU machine): bash bench/gpu/prepare_wheels.sh   (wheels + the Qwen3 tokenizer copy)
+# On the device, through the run tool (timeout_s 600, about 9 minutes of work):
+#   command: bash bench/gpu/run.sh "$OUT"
+#   carry:   ["bench/gpu/wheels", "bench/gpu/assets"]
+# To redo only some steps on the same warm machine: --steps "score deepspeed".
+# Time boxes (seconds), overridable: T_INSTALL T_CORRECT T_TRAIN T_SCORE T_DS.
+# --smoke: tiny shapes on CPU, CUDA-only checks answer {"status": "needs CUDA"}; on a Python other
+# than the device's 3.12 the wheels are only checked for installability (not put on the path).
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+OUT=${1:?usage: run.sh OUT_DIR [--smoke] [--wheels DIR] [--steps LIST]}
+shift
+SMOKE=""
+WHEELS="$HERE/wheels"
+STEPS="install correctness train score deepspeed"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE="--smoke" ;;
+    --wheels) WHEELS=$(cd "$2" && pwd); shift ;;
+    --steps) STEPS="$2"; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PY=${PY:-python3}
+if [ -n "$SMOKE" ]; then
+  D_INSTALL=120; D_CORRECT=300; D_TRAIN=900; D_SCORE=300; D_DS=900   # shared 2-core CPU, tiny shapes
+else
+  D_INSTALL=30; D_CORRECT=80; D_TRAIN=210; D_SCORE=60; D_DS=150       # about 9 minutes on one GPU
+fi
+T_INSTALL=${T_INSTALL:-$D_INSTALL}; T_CORRECT=${T_CORRECT:-$D_CORRECT}; T_TRAIN=${T_TRAIN:-$D_TRAIN}
+T_SCORE=${T_SCORE:-$D_SCORE}; T_DS=${T_DS:-$D_DS}
+WORK=${WORK:-/tmp/rewardops-gpu-work}
+SITE=${SITE:-/tmp/rewardops-site}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH="$REPO/src:$REPO/bench${PYTHONPATH:+:$PYTHONPATH}"
+LOG="$OUT/run.log"
+STATUS="$OUT/run.json"
+echo "[" > "$STATUS.parts"
+T0=$(date +%s)
+case " $STEPS " in
+  *" install "*) ;;
+  *) if [ -d "$SITE" ]; then export PYTHONPATH="$SITE:$PYTHONPATH"; fi ;;  # a rerun on the same warm machine
+esac
+
+record() {  # name rc seconds limit
+  echo "{\"step\": \"$1\", \"rc\": $2, \"seconds\": $3, \"limit_s\": $4, \"timed_out\": $([ "$2" = 124 ] || [ "$2" = 137 ] && echo true || echo false)}," >> "$STATUS.parts"
+  { sed '$ s/,$//' "$STATUS.parts"; echo "]"; } > "$STATUS"
+}
+
+step() {  # name limit command...
+  local name=$1 limit=$2; shift 2
+  echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$LOG"
+  local start; start=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG" | grep -E '^\[|^imports|^\{|Error|error' | cut -c1-400
+  local rc=${PIPESTATUS[0]}
+  record "$name" "$rc" $(( $(date +%s) - start )) "$limit"
+  echo "=== $name rc=$rc in $(( $(date +%s) - start ))s" | tee -a "$LOG"
+}
+
+install_wheels() {
+  local wheels=("$WHEELS"/*.whl)
+  if [ ! -e "${wheels[0]}" ]; then echo "no wheels in $WHEELS: run bench/gpu/prepare_wheels.sh here first"; return 3; fi
+  local pyver; pyver=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+  rm -rf "$SITE"
+  if [ "$pyver" = "3.12" ]; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}" || return $?
+    echo "installed ${#wheels[@]} wheels into $SITE"
+  else  # smoke on another Python: prove the set installs for the device's interpreter, import from this env
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" --only-binary=:all: \
+      --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 "${wheels[@]}" || return $?
+    echo "verified ${#wheels[@]} wheels install for CPython 3.12 x86-64 into $SITE (this Python is $pyver: not put on the path)"
+    rm -rf "$SITE"
+  fi
+}
+
+for s in $STEPS; do
+  case "$s" in
+    install)
+      echo "=== install (limit ${T_INSTALL}s)" | tee -a "$LOG"
+      start=$(date +%s)
+      timeout "$T_INSTALL" bash -c "$(declare -f install_wheels); PY='$PY' WHEELS='$WHEELS' SITE='$SITE' install_wheels" >> "$LOG" 2>&1
+      rc=$?
+      record install "$rc" $(( $(date +%s) - start )) "$T_INSTALL"
+      tail -2 "$LOG"
+      ;;
+    correctness) step correctness "$T_CORRECT" "$PY" "$HERE/correctness.py" "$OUT" $SMOKE --work "$WORK" ;;
+    train)       step train "$T_TRAIN" "$PY" "$HERE/train_throughput.py" "$OUT" $SMOKE --work "$WORK" ;;
+    score)       step score "$T_SCORE" "$PY" "$HERE/scoring.py" "$OUT" $SMOKE --work "$WORK" ;;
+    deepspeed)   step deepspeed "$T_DS" "$PY" "$HERE/deepspeed_check.py" "$OUT" $SMOKE --work "$WORK" ;;
+    *) echo "unknown step $s" | tee -a "$LOG" ;;
+  esac
+  if [ "$s" = install ]; then
+    if [ -d "$SITE" ]; then export PYTHONPATH="$SITE:$PYTHONPATH"; fi
+    step preflight 60 "$PY" "$HERE/preflight.py" "$OUT" "$WHEELS"
+  fi
+done
+echo "=== all steps in $(( $(date +%s) - T0 ))s" | tee -a "$LOG"
+"$PY" "$HERE/summarize.py" "$OUT" || true
