@@ -434,10 +434,10 @@ class LabelStudioAnnotator:
         batch = self.batch or batch_of(pairs)
         elsewhere = self._decided_elsewhere(batch)
         ask = [p for p in pairs if p.id not in elsewhere]
-        led = self._open(batch)
+        led = self._open(batch) if ask else {"project": None, "tasks": {}}
         deadline = time.monotonic() + self.wait_s
         by_pair = {p.id: p for p in ask}
-        while True:
+        while ask:
             self._add_tasks(led, [p for p in ask if p.id not in led["tasks"]])
             counts = self.collect(led)
             if counts.get("tasks_reopened"):
