@@ -204,6 +204,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>")
+    # a chat template, so serving and evaluation both go through apply_chat_template
+    tokenizer.chat_template = "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
     config = tiny_config("qwen3", vocab_size=len(words), hidden_size=32, intermediate_size=32)
     config.pad_token_id = 0
     torch.manual_seed(0)

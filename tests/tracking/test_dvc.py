@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from rewardops.data.shards import count_pairs
-from rewardops.tracking.commands import source_argv
+from rewardops.tracking.commands import source_settings
 
 BIN = Path(sys.executable).parent
 
@@ -79,15 +79,24 @@ def test_dvc_yaml_stages_and_matrix(repo_root: Path, remote: dict[str, str]) -> 
     assert "data/curated" in stages and "data/discarded" in stages and "data/flipped" in stages
 
 
-def test_source_argv_follows_params() -> None:
+def test_source_settings_follow_params(tmp_path: Path) -> None:
     section = {"source": "generate", "generate": {"n": 7, "noise": 0.2, "seed": 3}, "shard_size": 5}
-    assert source_argv(section, "out") == ["generate", "--out", "out", "--n", "7", "--noise", "0.2", "--seed", "3", "--shard-size", "5"]
+    assert source_settings(section) == ("generate", {"n": 7, "noise": 0.2, "seed": 3, "shard_size": 5})
     ingest = {"source": "ingest", "ingest": {"paths": ["a.jsonl"], "format": "ultrafeedback"}, "shard_size": 5}
-    assert source_argv(ingest, "o")[:4] == ["ingest", "a.jsonl", "--out", "o"]
+    assert source_settings(ingest) == ("ingest", {"paths": ["a.jsonl"], "format": "ultrafeedback", "shard_size": 5})
     with pytest.raises(ValueError, match="paths is empty"):
-        source_argv({"source": "ingest"}, "o")
+        source_settings({"source": "ingest"})
     with pytest.raises(ValueError, match="'generate' or 'ingest'"):
-        source_argv({"source": "scrape"}, "o")
+        source_settings({"source": "scrape"})
+    # `rewardops data source` calls the library in-process (no subprocess of our own CLI)
+    from typer.testing import CliRunner
+
+    from rewardops.cli import app
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": section}))
+    done = CliRunner().invoke(app, ["data", "source", "--out", str(tmp_path / "raw"), "--params", str(tmp_path / "params.yaml")])
+    assert done.exit_code == 0, done.output
+    assert count_pairs(tmp_path / "raw") == 7
 
 
 def test_exp_run_set_param_changes_the_data(pipeline_repo: dict[str, object], remote: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from rewardops.tracking.compare import benchmark_columns
 from rewardops.tracking.mlflow_tracker import start_tracker
-from rewardops.tracking.registry import CANDIDATE, CHAMPION, model_name_for_size, promote_champion
+from rewardops.tracking.registry import CANDIDATE, CHAMPION, model_name_for_size, promote_champion, set_version_scores
 
 LINEAGE = ("rewardops.data.dvc_hash", "rewardops.data.git_rev", "rewardops.code.commit", "rewardops.pipeline.run_id", "rewardops.image")
 
@@ -25,6 +25,7 @@ def eval_metrics(average: float) -> dict[str, float]:
     names = [name for name, _ in benchmark_columns() if name != "average_7"]
     values = {f"eval/{name}": average + (i - 3) for i, name in enumerate(names)}
     values["eval/average_7"] = sum(values.values()) / len(names)
+    values["eval/score"] = values["eval/average_7"]
     return values
 
 
@@ -93,9 +94,11 @@ def test_suite_children_lineage_and_registry(lineage_env, monkeypatch: pytest.Mo
         monkeypatch.setenv("REWARDOPS_SUITE", suite)
         with start_tracker(experiment, "train-tiny-a", tags={"rewardops.size": "tiny-a"}) as tracker:
             tracker.log_metrics(eval_metrics(average), step=0)
-        # new versions of the same weights (one full log_model above is enough for the flavor)
-        model_id = source.removeprefix("models:/")  # MLflow 3: the source is the logged model
-        version = int(client.create_model_version(name, source, run_id=tracker.run_id, model_id=model_id).version)
+        # new versions of the same weights (one full log_model above is enough); their scores are
+        # recorded on the version, as the KFP `register` step does
+        assert source.startswith("runs:/")  # the serving pyfunc logged under the training run
+        version = int(client.create_model_version(name, source, run_id=runs["tiny-a"]).version)
+        set_version_scores(client, name, version, {k.removeprefix("eval/"): v for k, v in eval_metrics(average).items()})
         client.set_registered_model_alias(name, CANDIDATE, str(version))
         decision = promote_champion(client, name, min_delta=0.5)
         assert decision.candidate == version and decision.promoted is expect, decision
@@ -107,13 +110,19 @@ def test_suite_children_lineage_and_registry(lineage_env, monkeypatch: pytest.Mo
     cli = CliRunner().invoke(app, ["registry", "promote", name, "--tracking-uri", server.uri])
     assert cli.exit_code == 0 and "already the champion" in cli.output, cli.output
     cli = CliRunner().invoke(app, ["registry", "promote", "rewardops-rm-nope", "--tracking-uri", server.uri])
-    assert cli.exit_code == 2 and "candidate" in cli.output, cli.output
+    assert cli.exit_code == 2 and "no registered model 'rewardops-rm-nope'" in cli.output, cli.output
+    assert name in cli.output  # ... and which ones exist
 
-    # the registered model loads back through the transformers flavor
+    # the registered model is a reward pyfunc: conversations in, one raw reward per row out
     import mlflow
 
-    pipe = mlflow.transformers.load_model(f"models:/{name}@{CHAMPION}")
-    assert isinstance(pipe("hello world")[0]["score"], float)
+    served = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    import pandas as pd
+
+    rewards = served.predict(pd.DataFrame({"messages": [[{"role": "user", "content": "hello"}, {"role": "assistant", "content": "world"}]]}))
+    assert list(rewards.columns) == ["reward"] and isinstance(float(rewards["reward"][0]), float)
+    card = client.get_model_version(name, "1").description
+    assert "## Intended use and limits" in card and "tiny" in card
 
 
 def test_compare_two_suites(server_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

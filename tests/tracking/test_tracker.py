@@ -61,6 +61,14 @@ def test_non_zero_rank_gets_null_tracker(empty_dir: Path, monkeypatch: pytest.Mo
     assert not (empty_dir / "mlruns.db").exists()
 
 
+def test_params_hold_relative_paths(empty_dir: Path) -> None:
+    import tempfile
+
+    flat = flatten_params({"out": str(empty_dir / "runs" / "tiny"), "tmp": f"{tempfile.gettempdir()}/kfp-x/task/model",
+                           "uri": "s3://bucket/x", "rel": "data/curated"})
+    assert flat == {"out": "runs/tiny", "tmp": "<tmp>/…/task/model", "uri": "s3://bucket/x", "rel": "data/curated"}
+
+
 def test_disabled_gets_null_tracker(empty_dir: Path) -> None:
     tracker = start_tracker("exp", "run", enabled=False)
     assert isinstance(tracker, NullTracker)
@@ -141,11 +149,17 @@ def test_missing_artifact_is_a_clear_error(embedded: Path) -> None:
             tracker.register_model(embedded, "m")
 
 
-def test_promotion_rule_partial_average(embedded: Path) -> None:
+def test_one_promotion_rule_percent_and_partial_suites(embedded: Path) -> None:
     """The champion rule on the registry of the embedded store (versions created directly)."""
     from mlflow import MlflowClient
 
-    from rewardops.tracking.registry import CANDIDATE, CHAMPION, promote_champion
+    from rewardops.evaluation.report import registry_score
+    from rewardops.tracking.registry import CANDIDATE, CHAMPION, RegistryLookupError, promote_champion, set_version_scores
+
+    # the score: the paper benchmarks present, else the world; percent in, percent out
+    assert registry_score({"rmb": 60.0, "judgebench": 70.0, "world": 99.0}).value == pytest.approx(65.0)
+    assert registry_score({"world": 71.5}).basis == ("world",)
+    assert registry_score({}) is None
 
     client = MlflowClient(default_tracking_uri(embedded))
     name = "rewardops-rm-rule"
@@ -158,24 +172,35 @@ def test_promotion_rule_partial_average(embedded: Path) -> None:
         client.set_registered_model_alias(name, CANDIDATE, mv.version)
         return int(mv.version)
 
-    v1 = version_with({"eval/rm-bench": 50.0, "eval/judgebench": 50.0, "eval/rmb": 50.0})
-    strict = promote_champion(client, name)
-    assert not strict.promoted and "no eval/average_7" in strict.reason
-    first = promote_champion(client, name, allow_partial=True)
+    v1 = version_with({"eval/rm-bench": 50.0, "eval/judgebench": 50.0, "eval/rmb": 50.0, "eval/world": 90.0})
+    first = promote_champion(client, name)
     assert first.promoted and "3/7" in first.reason and first.candidate_score == pytest.approx(50.0)
+    assert first.basis == ("rmb", "rm-bench", "judgebench")  # the world does not count beside paper benchmarks
 
     # v2 is better on the two benchmarks both have; its rmb is missing and so left out
     v2 = version_with({"eval/rm-bench": 54.0, "eval/judgebench": 50.0})
-    second = promote_champion(client, name, allow_partial=True, min_delta=1.0)
+    second = promote_champion(client, name, min_delta=1.0)
     assert second.promoted and "2/7" in second.reason
     assert second.candidate_score == pytest.approx(52.0) and second.previous_score == pytest.approx(50.0)
     assert int(client.get_model_version_by_alias(name, CHAMPION).version) == v2
 
     version_with({"eval/rm-bench": 54.5, "eval/judgebench": 50.0})  # +0.25 on average: below min_delta
-    third = promote_champion(client, name, allow_partial=True, min_delta=1.0)
+    third = promote_champion(client, name, min_delta=1.0)
     assert not third.promoted and third.previous_champion == v2
     assert int(client.get_model_version_by_alias(name, CHAMPION).version) == v2
+
+    # scores recorded on the version (the KFP route) win over the run's metrics
+    v4 = version_with({})
+    assert set_version_scores(client, name, v4, {"rm-bench": 60.0, "judgebench": 60.0}) == pytest.approx(60.0)
+    assert client.get_model_version(name, str(v4)).tags["eval/score"] == "60.0"
+    assert promote_champion(client, name).promoted
     assert v1 == 1
+
+    # what does not exist is named, with what does
+    with pytest.raises(RegistryLookupError, match="no registered model 'rewardops-rm-nope'.*rewardops-rm-rule"):
+        promote_champion(client, "rewardops-rm-nope")
+    with pytest.raises(RegistryLookupError, match=r"version 99 of 'rewardops-rm-rule' not found.*versions \[1, 2, 3, 4\]"):
+        promote_champion(client, name, version=99)
 
 
 def test_explicit_sqlite_uri_keeps_artifacts_next_to_the_db(tmp_path: Path, empty_dir: Path) -> None:

@@ -12,12 +12,74 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardops.evaluation.benchmarks import BENCHMARKS, PAPER_BENCHMARKS, WORLD, get
+from rewardops.evaluation.benchmarks import ALL_NAMES, BENCHMARKS, PAPER_BENCHMARKS, WORLD, get
 from rewardops.evaluation.items import EvalItem
+
+# ------------------------------------------------------------------------------ the registry score
+#
+# The one number the model registry compares versions on, whichever route produced it (KFP
+# `register`, `rewardops registry promote`, the DVC `eval` stage): `registry_score`, in percent,
+# logged as SCORE_METRIC next to the per-benchmark `eval/<benchmark>` metrics (percent too).
+
+SCORE_METRIC = "eval/score"
+BENCHMARK_METRIC = "eval/{}"  # eval/rewardbench, ..., eval/world (percent)
+
+
+@dataclass(frozen=True)
+class RegistryScore:
+    value: float  # percent
+    basis: tuple[str, ...]  # the benchmarks averaged, in ALL_NAMES order
+
+    @property
+    def complete(self) -> bool:
+        """True when the basis is the paper's seven (the value is then SRv2 Table 1's Avg)."""
+        return set(PAPER_BENCHMARKS) <= set(self.basis)
+
+    def describe(self) -> str:
+        if self.complete:
+            return "average of the seven paper benchmarks"
+        paper = [b for b in self.basis if b in PAPER_BENCHMARKS]
+        if paper:
+            return f"average over {len(paper)}/7 paper benchmarks ({', '.join(paper)})"
+        return f"average over {', '.join(self.basis)} (no paper benchmark)"
+
+
+def registry_score(scores: Mapping[str, float | None], among: Collection[str] | None = None) -> RegistryScore | None:
+    """The registry score of per-benchmark scores given in percent (`{benchmark: value}`).
+
+    Rule: the mean over the paper benchmarks present (all seven: the paper's Avg); when none of
+    them is present, the mean over the other benchmarks present (the generated world). `among`
+    restricts the benchmarks considered (promotion passes the ones both versions have).
+    None when nothing is left.
+    """
+    present = {
+        name: float(value) for name, value in scores.items()
+        if name in ALL_NAMES and value is not None and not math.isnan(float(value)) and (among is None or name in among)
+    }  # fmt: skip
+    paper = [n for n in PAPER_BENCHMARKS if n in present]
+    basis = paper or [n for n in ALL_NAMES if n in present]
+    if not basis:
+        return None
+    return RegistryScore(sum(present[n] for n in basis) / len(basis), tuple(basis))
+
+
+def benchmark_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """`{benchmark: percent}` out of MLflow metrics/tags named `eval/<benchmark>`."""
+    out: dict[str, float] = {}
+    for name in ALL_NAMES:
+        value = metrics.get(BENCHMARK_METRIC.format(name))
+        try:
+            number = float(value) if value is not None else math.nan
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(number):
+            out[name] = number
+    return out
 
 
 def _clean(value: Any) -> Any:
@@ -54,6 +116,7 @@ def _pct(value: float | None) -> str:
 
 def summarize(model: str, fingerprint: str, results: dict[str, dict[str, Any]], missing: dict[str, str], engine: dict[str, Any]) -> dict[str, Any]:
     scores = {name: r.get("overall") for name, r in results.items()}
+    score = registry_score({n: None if v is None else 100 * v for n, v in scores.items()})
     paper = [scores[n] for n in PAPER_BENCHMARKS if scores.get(n) is not None and not math.isnan(scores[n])]
     six = [scores[n] for n in PAPER_BENCHMARKS if n != "rewardbench2" and scores.get(n) is not None and not math.isnan(scores[n])]
     return {
@@ -65,6 +128,9 @@ def summarize(model: str, fingerprint: str, results: dict[str, dict[str, Any]], 
         "average_6_without_rb2": sum(six) / 6 if len(six) == 6 else None,
         "average_present": sum(paper) / len(paper) if paper else None,
         "benchmarks_present": [n for n in PAPER_BENCHMARKS if n in results],
+        # the registry score (percent) and what it averages: see `registry_score`
+        "score": score.value if score else None,
+        "score_basis": list(score.basis) if score else [],
         "complete": {name: r.get("complete", True) for name, r in results.items()},
         "limited": sorted(name for name, r in results.items() if any("--limit" in n for n in r.get("notes", []))),
         "quarantined": {name: len(r.get("quarantined", [])) for name, r in results.items()},
@@ -74,7 +140,28 @@ def summarize(model: str, fingerprint: str, results: dict[str, dict[str, Any]], 
 
 
 def display_name(model: str) -> str:
-    """A local folder is shown by its name; MLflow URIs and backbone names as given."""
+    """How reports and plots name a model: by its size when it is one of ours (a registered
+    `models:/rewardops-rm-<size>...` URI, or an exported folder whose `rewardops_training.json`
+    names the size), else a local folder by its name and anything else as given."""
+    import re
+
+    from rewardops.naming import size_of
+
+    found = re.match(r"models:/([^/@]+)(?:[/@](.+))?$", model)
+    if found:
+        size = size_of(found.group(1))
+        if size:
+            return f"{size} ({found.group(2)})" if found.group(2) else size
+        return model
+    meta = Path(model).expanduser() / "rewardops_training.json"
+    if meta.is_file():
+        try:
+            recorded = json.loads(meta.read_text())
+            size = recorded.get("size") or (recorded.get("config") or {}).get("size")
+        except (OSError, ValueError, AttributeError):
+            size = None
+        if size:
+            return str(size)
     return Path(model).name if model.startswith(("/", ".", "~")) else model
 
 
@@ -107,6 +194,34 @@ def markdown_table(summary: dict[str, Any]) -> str:
         if n:
             notes.append(f"{name}: {n} malformed record(s) quarantined (see {name}/results.json)")
     return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
+
+
+def embedded_reports(out: Path, summary: dict[str, Any], title: str | None = None) -> tuple[str, str]:
+    """(Markdown, HTML) of the summary table with every PNG under `out/plots` embedded as a data
+    URI: single files a KFP UI (Output[Markdown] / Output[HTML]) shows without the folder."""
+    import base64
+    import html as html_lib
+
+    heading = title or f"Evaluation of {display_name(summary['model'])}"
+    table = markdown_table(summary)
+    images = []
+    for png in sorted((out / "plots").glob("*.png")):
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        images.append((png.stem.replace("_", " "), f"data:image/png;base64,{data}"))
+    md = f"# {heading}\n\nScores in percent.\n\n{table}\n" + "".join(f"## {t}\n\n![{t}]({uri})\n\n" for t, uri in images)
+    header, row = table_rows(summary)
+    cells = "".join(f"<th>{html_lib.escape(h)}</th>" for h in header)
+    values = "".join(f"<td>{html_lib.escape(v)}</td>" for v in row)
+    notes = "".join(f"<li>{html_lib.escape(line[2:])}</li>" for line in table.splitlines() if line.startswith("- "))
+    figures = "".join(f"<h2>{html_lib.escape(t)}</h2><img alt='{html_lib.escape(t)}' src='{uri}'/>" for t, uri in images)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + html_lib.escape(heading) + "</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "img{max-width:100%}</style></head><body>"
+        f"<h1>{html_lib.escape(heading)}</h1><p>Scores in percent.</p><table><tr>{cells}</tr><tr>{values}</tr></table>"
+        f"<ul>{notes}</ul>{figures}</body></html>"
+    )
+    return md, page
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -254,6 +369,8 @@ def mlflow_metrics(summary: dict[str, Any], results: dict[str, dict[str, Any]]) 
         put("eval/average_7", summary["average_7"])
     if summary["average_6_without_rb2"] is not None:
         put("eval/average_6", summary["average_6_without_rb2"])
+    if summary.get("score") is not None:
+        metrics[SCORE_METRIC] = float(summary["score"])  # already percent
     return metrics
 
 

@@ -4,8 +4,6 @@ promote|register`, and `rewardops compare`."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -101,23 +99,20 @@ def data_remote(
     out_console.print(f"remote {settings.name} -> {settings.url} ({settings.endpoint_url or 'AWS S3'})")
 
 
-def source_argv(section: dict[str, Any], out: str) -> list[str]:
-    """The `rewardops generate|ingest` arguments for params.yaml's `data:` section."""
+def source_settings(section: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """("generate"|"ingest", keyword arguments) for params.yaml's `data:` section."""
     kind = section.get("source", "generate")
-    shard = ["--shard-size", str(section.get("shard_size", 100_000))]
+    shard_size = int(section.get("shard_size", 100_000))
     if kind == "generate":
         g = section.get("generate") or {}
-        return [
-            "generate", "--out", out, "--n", str(g.get("n", 1000)), "--noise", str(g.get("noise", 0.1)),
-            "--seed", str(g.get("seed", 0)), *shard,
-        ]  # fmt: skip
+        return "generate", {"n": int(g.get("n", 1000)), "noise": float(g.get("noise", 0.1)),
+                            "seed": int(g.get("seed", 0)), "shard_size": shard_size}
     if kind == "ingest":
         i = section.get("ingest") or {}
         paths = [str(p) for p in (i.get("paths") or [])]
         if not paths:
             raise ValueError("params.yaml data.source is 'ingest' but data.ingest.paths is empty")
-        fmt = ["--format", str(i["format"])] if i.get("format") else []
-        return ["ingest", *paths, "--out", out, *fmt, *shard]
+        return "ingest", {"paths": paths, "format": i.get("format") or None, "shard_size": shard_size}
     raise ValueError(f"params.yaml data.source must be 'generate' or 'ingest', got {kind!r}")
 
 
@@ -126,50 +121,67 @@ def data_source(
     out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
     params: Annotated[Path, typer.Option("--params", help="The params file with a `data:` section.")] = Path("params.yaml"),
 ) -> None:
-    """The pipeline's first stage: `rewardops generate` or `rewardops ingest`, as params.yaml says."""
+    """The pipeline's first stage: generate the world or ingest files, as params.yaml says."""
     import yaml
 
     try:
         section = (yaml.safe_load(params.read_text()) or {}).get("data") or {}
-        argv = source_argv(section, str(out))
+        kind, settings = source_settings(section)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise _fail(f"{params}: {exc}") from None
-    console.print(f"[bold]rewardops {' '.join(argv)}[/bold]")
-    code = subprocess.call([sys.executable, "-m", "rewardops.cli", *argv])
-    if code:
-        raise typer.Exit(code)
+    console.print(f"[bold]data source: {kind} {settings}[/bold]")
+    try:
+        counts = _run_source(kind, settings, out)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"data source ({kind}) failed: {exc}") from None
+    out_console.print_json(json.dumps(counts, default=str))
+
+
+def _run_source(kind: str, settings: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The library calls behind `rewardops generate` / `rewardops ingest` (no subprocess)."""
+    if kind == "generate":
+        from rewardops.data.commands import generate_to
+
+        report = generate_to(out, settings["n"], settings["noise"], settings["seed"], settings["shard_size"],
+                             show_progress=False)
+    else:
+        from rewardops.data.ingest import ingest
+
+        report = ingest(settings["paths"], out, fmt=settings["format"], shard_size=settings["shard_size"])
+    from dataclasses import asdict
+
+    return {"kind": kind, "out": str(out), **asdict(report.totals())}
 
 
 # ------------------------------------------------------------------------------------ registry
 
 
 def _client(tracking_uri: str | None) -> Any:
-    import os
+    from rewardops.tracking.uri import client
 
-    from mlflow import MlflowClient
-
-    from rewardops.tracking.mlflow_tracker import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return client(tracking_uri)
 
 
 @registry_app.command("promote")
 def registry_promote(
     name: Annotated[str, typer.Argument(help="Registered model, e.g. rewardops-rm-qwen3-0.6b.")],
     version: Annotated[Optional[int], typer.Option("--version", help="Default: the 'candidate' alias.")] = None,
-    metric: Annotated[str, typer.Option("--metric")] = "eval/average_7",
-    min_delta: Annotated[float, typer.Option("--min-delta", help="Points the candidate must gain over the champion.")] = 0.0,
-    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Without all seven benchmarks, compare on those both versions have.")] = False,
+    min_delta: Annotated[float, typer.Option("--min-delta", help="Points (percent) the candidate must gain over the champion.")] = 0.0,
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
+    metric: Annotated[Optional[str], typer.Option("--metric", hidden=True, help="Ignored: one promotion rule.")] = None,
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", hidden=True, help="Ignored: one promotion rule.")] = False,
 ) -> None:
-    """Point 'champion' at the candidate when its seven-benchmark average beats the champion's."""
+    """Point 'champion' at the candidate when its registry score beats the champion's.
+
+    The score (percent) is the average of the seven paper benchmarks, over those both versions
+    have when some are missing, or over the generated world when no paper benchmark ran.
+    """
     from rewardops.tracking.registry import promote_champion
 
+    if metric or allow_partial:
+        console.print("note: --metric/--allow-partial are ignored; promotion has one rule (see --help)")
     try:
-        decision = promote_champion(
-            _client(tracking_uri), name, version=version, metric=metric, min_delta=min_delta, allow_partial=allow_partial
-        )
+        decision = promote_champion(_client(tracking_uri), name, version=version, min_delta=min_delta)
     except LookupError as exc:
         raise _fail(str(exc)) from None
     verb = "[green]promoted[/green]" if decision.promoted else "[yellow]kept[/yellow]"

@@ -13,18 +13,31 @@ Kubernetes pod sets), then git and DVC in the working tree, then a plain "unknow
 | rewardops.image             | REWARDOPS_IMAGE               | "local"                          |
 
 `mlflow.source.git.commit` is set to the same commit so MLflow's UI shows it too.
+
+Data lineage proper is a `DataVersion` (`data_version(path)`): the DVC registry that versions
+the dataset (its git URL or folder), the registry commit, the path inside it and the DVC md5 of
+the folder. It is found from a `dvc.json` in the dataset folder (written by the pipelines'
+`version-data` step, which versions a subset *before* training reads it), from the folder being
+a DVC-tracked path of a registry checkout, or from REWARDOPS_DATA_REGISTRY/REWARDOPS_DATA_REV/
+REWARDOPS_DATA_REGISTRY_PATH/REWARDOPS_DATA_MD5. Its tags (`rewardops.data.registry|rev|path|md5`,
+and `dvc_hash`/`git_rev` with the same meaning) go on the run and the registered version, and it
+is the run's MLflow dataset input (source: the DVC location; digest: the md5).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["code_commit", "data_dvc_hash", "git_revision", "run_tags"]
+__all__ = ["DataVersion", "code_commit", "data_dvc_hash", "data_version", "git_revision", "mlflow_dataset", "run_tags"]
+
+LINEAGE_FILE = "dvc.json"  # in a dataset folder written by the version-data step
 
 UNKNOWN = "unknown"
 
@@ -121,3 +134,136 @@ def run_tags(
     for key, value in (extra or {}).items():
         tags[str(key)] = str(value)
     return tags
+
+
+# ------------------------------------------------------------------------------------ data versions
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """Where a dataset is versioned: `dvc get <registry> <path> --rev <rev>` gives it back."""
+
+    registry: str  # git URL or folder of the DVC data registry
+    rev: str  # the registry commit
+    path: str  # the dataset's path inside the registry
+    md5: str  # DVC's md5 of the folder (`<hex>.dir`)
+    rows: int | None = None
+
+    def tags(self) -> dict[str, str]:
+        tags = {
+            "rewardops.data.registry": self.registry, "rewardops.data.rev": self.rev,
+            "rewardops.data.path": self.path, "rewardops.data.md5": self.md5,
+            "rewardops.data.dvc_hash": self.md5, "rewardops.data.git_rev": self.rev,
+        }  # fmt: skip
+        if self.rows is not None:
+            tags["rewardops.data.rows"] = str(self.rows)
+        return tags
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def uri(self) -> str:
+        return f"dvc://{self.registry}#{self.path}@{self.rev}"
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> DataVersion | None:
+        keys = ("registry", "rev", "path", "md5")
+        if not all(tags.get(f"rewardops.data.{k}") for k in keys):
+            return None
+        rows = tags.get("rewardops.data.rows")
+        return cls(*(tags[f"rewardops.data.{k}"] for k in keys), rows=int(rows) if rows and rows.isdigit() else None)
+
+
+def _from_file(folder: Path) -> DataVersion | None:
+    path = folder / LINEAGE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return DataVersion(str(data["registry"]), str(data["rev"]), str(data["path"]), str(data["md5"]), data.get("rows"))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _from_checkout(folder: Path) -> DataVersion | None:
+    top = _git(["rev-parse", "--show-toplevel"], folder if folder.is_dir() else folder.parent)
+    if not top:
+        return None
+    root = Path(top).resolve()
+    try:
+        rel = folder.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+    dvc_file = root / f"{rel}.dvc"
+    if not dvc_file.is_file() or _git(["status", "--porcelain", "--", f"{rel}.dvc"], root):
+        return None  # not tracked, or changed since the last registry commit
+    rev = _git(["log", "-1", "--format=%H", "--", f"{rel}.dvc"], root)
+    try:
+        out = ((yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}])[0]
+    except yaml.YAMLError:
+        return None
+    md5 = _md5_of_out(out)
+    if not rev or not md5:
+        return None
+    registry = _git(["config", "--get", "remote.origin.url"], root) or str(root)
+    return DataVersion(registry, rev, rel, md5, _rows(folder))
+
+
+def _rows(folder: Path) -> int | None:
+    manifest = folder / "_manifest.json"
+    try:
+        files = json.loads(manifest.read_text()).get("files", [])
+        counts = [f.get("rows") for f in files if f.get("rows") is not None]
+        return int(sum(counts)) if counts else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def data_version(path: str | os.PathLike[str] | None) -> DataVersion | None:
+    """The DVC registry version of the dataset at `path` (module docstring), or None."""
+    env = os.environ
+    if env.get("REWARDOPS_DATA_REGISTRY") and env.get("REWARDOPS_DATA_REV") and env.get("REWARDOPS_DATA_MD5"):
+        return DataVersion(env["REWARDOPS_DATA_REGISTRY"], env["REWARDOPS_DATA_REV"],
+                           env.get("REWARDOPS_DATA_REGISTRY_PATH", str(path or "")), env["REWARDOPS_DATA_MD5"])
+    if path is None or not Path(path).exists():
+        return None
+    folder = Path(path)
+    return _from_file(folder) or _from_checkout(folder)
+
+
+def mlflow_dataset(version: DataVersion) -> Any:
+    """An MLflow dataset for `log_input`: source = the DVC location, digest = the md5."""
+    from mlflow.data.dataset_source import DatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    class DvcDatasetSource(DatasetSource):
+        def __init__(self, info: dict[str, Any]) -> None:
+            self.info = info
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "dvc"
+
+        def load(self, **kwargs: Any) -> str:
+            raise NotImplementedError("use `rewardops data get --model ...` or `dvc get`")
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return False
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> DvcDatasetSource:
+            raise NotImplementedError
+
+        def to_dict(self) -> dict[str, Any]:
+            return dict(self.info)
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[Any, Any]) -> DvcDatasetSource:
+            return cls(dict(source_dict))
+
+    info = {"url": version.registry, "rev": version.rev, "path": version.path, "md5": version.md5,
+            "get": f"dvc get {version.registry} {version.path} --rev {version.rev}"}
+    name = Path(version.path).name or version.path
+    return MetaDataset(DvcDatasetSource(info), name=name, digest=version.md5[:36])

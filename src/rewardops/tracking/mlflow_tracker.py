@@ -4,51 +4,49 @@
         tracker.log_params(config)                   # nested dicts are flattened: "optim.lr"
         tracker.log_metrics({"train/loss": 0.4}, step=10)
         tracker.log_figure("curve.png")
-        tracker.register_model("out/final", "rm-qwen3-0.6b")   # alias "candidate"
+        tracker.register_model("out/model", "rewardops-rm-qwen3-0.6b")   # alias "candidate"
 
-Where runs go
-    `tracking_uri` argument, else `MLFLOW_TRACKING_URI`, else the embedded default: a SQLite
-    database `sqlite:///<cwd>/mlruns.db` with artifacts in `<cwd>/mlartifacts` (the layout the
-    `mlflow server` defaults use, so `mlflow ui --backend-store-uri sqlite:///mlruns.db` in the
-    same folder shows them). A `sqlite:///path/x.db` URI keeps its artifacts in `path/mlartifacts`.
-    `REWARDOPS_MLFLOW_ARTIFACTS` overrides the artifact folder/URI used for experiments this
-    module creates on a database backend.
+Where runs go: `rewardops.tracking.uri.resolve_tracking_uri` (the one place that decides).
 
-Ranks
-    Only the process with RANK 0 (or no RANK) talks to MLflow; other ranks, and `enabled=False`,
-    get a `NullTracker` with the same methods that does nothing. Broadcast `tracker.run_id` from
-    rank 0 if other ranks need it.
+Ranks: only the process with RANK 0 (or no RANK) talks to MLflow; other ranks, and
+`enabled=False`, get a `NullTracker` with the same methods that does nothing.
 
-Faults
-    Nothing the tracker does can stop training. Every call is queued and sent by one background
-    thread, in order; metrics are batched. When the server goes away the queue is kept, one
-    warning is printed, and sending is retried with backoff until it comes back (a later
-    warning says so). `close()` (the end of the `with` block) waits up to `flush_timeout`
-    seconds for the queue to drain; whatever is still unsent is written to a JSONL file in
-    `REWARDOPS_TRACKING_SPOOL` (default `./mlruns-unsent/`) and named in a warning, so nothing
-    is lost silently. Env knobs: `REWARDOPS_TRACKING_FLUSH_TIMEOUT` (s, default 60) and
-    `REWARDOPS_TRACKING_RETRY_MAX` (longest pause between retries, s, default 30). Requests the server rejects for good (e.g. a param changed value) are
-    dropped with a warning instead of retried forever.
-    Because this module retries itself, it lowers MLflow's own HTTP retries for this process
-    (`MLFLOW_HTTP_REQUEST_MAX_RETRIES=1`, `..._TIMEOUT=20`) unless they are already set; a
-    retry storm inside one request would otherwise hold the queue for minutes.
-    Starting a run needs the server: `start_tracker` raises `TrackingUnavailable` right away
-    (before any compute is spent) if it cannot create the run.
+Faults: MLflow does the work. Metrics, params and tags go through MLflow's own async logging
+(`MlflowClient.log_batch(..., synchronous=False)`: a queue and worker threads), and every HTTP
+request is retried by MLflow with backoff; this module sets `MLFLOW_HTTP_REQUEST_MAX_RETRIES=10`,
+`MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=1` and `MLFLOW_HTTP_REQUEST_TIMEOUT=20` unless already set
+(about 8 minutes of outage ride-through per request). Artifacts, the dataset input and the final
+status are sent from a background thread with the same retries. So a call never blocks training.
+What MLflow lacks is kept here: `flush(timeout)` says whether everything arrived (with one warning
+when the server is unreachable and one when it is back); a request MLflow gives up on, and
+whatever is still pending when `close()` has waited `flush_timeout` seconds
+(`REWARDOPS_TRACKING_FLUSH_TIMEOUT`, default 60), is written to the on-disk spool
+(`rewardops.tracking.spool`) and named in a warning. A request the server rejects for good (e.g. a
+param changing value) is dropped with a warning. Starting a run needs the server:
+`start_tracker` raises `TrackingUnavailable` at once, before any compute is spent.
+
+System metrics (CPU, memory, disk, network, GPU) are MLflow's own `SystemMetricsMonitor`
+(`system_metrics=True`, on for training). Experiments created here are tagged
+`mlflow.experimentKind=custom_model_development`, so MLflow's UI opens them on the runs table.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from rewardops.tracking import spool
+from rewardops.tracking.uri import default_artifact_location, default_tracking_uri, resolve_tracking_uri
 
 __all__ = [
     "NullTracker",
@@ -64,11 +62,16 @@ __all__ = [
     "suite_parent_run",
 ]
 
-_MAX_METRICS_PER_BATCH = 1000  # MLflow REST limit
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_TAGS_PER_BATCH = 100
+_MAX_METRICS_PER_BATCH = 1000
 _MAX_PARAM_VALUE = 6000  # MLflow 2.x+ limit for param values
-_MAX_BUFFERED_METRICS = 500_000  # beyond this the oldest points are spooled to disk
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "10",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 class TrackingUnavailable(RuntimeError):
@@ -125,29 +128,26 @@ def is_rank_zero() -> bool:
         return True
 
 
-def default_tracking_uri(cwd: str | os.PathLike[str] | None = None) -> str:
-    """The embedded default: a SQLite file `mlruns.db` in the working directory."""
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    return f"sqlite:///{base.resolve() / 'mlruns.db'}"
-
-
-def default_artifact_location(tracking_uri: str | None = None) -> str:
-    """`REWARDOPS_MLFLOW_ARTIFACTS`, else `mlartifacts/` next to a SQLite file, else in the cwd."""
-    env = os.environ.get("REWARDOPS_MLFLOW_ARTIFACTS")
-    if env:
-        return env if "://" in env else Path(env).resolve().as_uri()
-    base = Path.cwd()
-    if tracking_uri and tracking_uri.startswith("sqlite:///") and ":memory:" not in tracking_uri:
-        base = Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent
-    return (base.resolve() / "mlartifacts").as_uri()
-
-
-def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+def portable(text: str) -> str:
+    """A param value without machine-local folders: an absolute path inside the working directory
+    becomes relative to it; one in the temporary folder keeps only its last two parts."""
+    if not text.startswith("/") or "\n" in text or len(text) > 4096:
+        return text
+    path = Path(text)
+    for base, prefix in ((Path.cwd(), ""), (Path(tempfile.gettempdir()), "<tmp>/…/")):
+        try:
+            rel = path.relative_to(base.resolve()) if path.is_absolute() else path
+        except ValueError:
+            continue
+        if prefix:
+            return prefix + "/".join(rel.parts[-2:])
+        return rel.as_posix() or "."
+    return text
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, str]:
-    """`{"optim": {"lr": 1e-5}}` -> `{"optim.lr": "1e-05"}`; lists become JSON, long values are cut."""
+    """`{"optim": {"lr": 1e-5}}` -> `{"optim.lr": "1e-05"}`; lists become JSON, long values are cut,
+    local folders become relative (`portable`)."""
     flat: dict[str, str] = {}
     for key, value in params.items():
         name = f"{prefix}{sep}{key}" if prefix else str(key)
@@ -159,12 +159,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") 
 
             flat.update(flatten_params(asdict(value), name, sep))
             continue
-        if isinstance(value, (list, tuple)):
-            text = json.dumps(value, default=str)
-        elif isinstance(value, Path):
-            text = str(value)
-        else:
-            text = str(value)
+        text = json.dumps(value, default=str) if isinstance(value, (list, tuple)) else portable(str(value))
         if len(text) > _MAX_PARAM_VALUE:
             text = text[: _MAX_PARAM_VALUE - 3] + "..."
         flat[name] = text
@@ -173,6 +168,26 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") 
 
 def _stringify_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (tags or {}).items() if v is not None}
+
+
+def _looks_like_connection_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    markers = ("connection", "max retries", "timed out", "timeout", "refused", "unreachable", "503", "502", "504")
+    return any(m in text for m in markers)
+
+
+def _background(fn: Any, *args: Any, **kwargs: Any) -> Future:
+    """Run `fn` on a daemon thread (a stuck retry never keeps the process alive); a Future."""
+    future: Future = Future()
+
+    def target() -> None:
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the Future
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name="rewardops-tracking", daemon=True).start()
+    return future
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,6 +215,9 @@ class NullTracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         return None
 
+    def log_dataset(self, version: Any, context: str = "training") -> None:
+        return None
+
     def register_model(
         self, model_dir: str | os.PathLike[str], name: str, alias: str = "candidate"
     ) -> int | None:
@@ -223,72 +241,54 @@ class NullTracker:
 
 
 @dataclass
-class _Op:
-    kind: str  # "batch" | "artifact" | "terminate"
-    metrics: list[Any] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)
-    tags: list[Any] = field(default_factory=list)
-    path: str = ""
-    artifact_path: str | None = None
-    status: str = "FINISHED"
+class _Pending:
+    op: dict[str, Any]  # what was sent, in the spool's format
+    futures: list[Future] = field(default_factory=list)
+    handled: bool = False
 
-    def describe(self) -> dict[str, Any]:
-        if self.kind == "batch":
-            return {
-                "kind": "batch",
-                "metrics": [
-                    {"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
-                    for m in self.metrics
-                ],
-                "params": {p.key: p.value for p in self.params},
-                "tags": {t.key: t.value for t in self.tags},
-            }
-        if self.kind == "artifact":
-            return {"kind": "artifact", "path": self.path, "artifact_path": self.artifact_path}
-        return {"kind": self.kind, "status": self.status}
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def error(self) -> BaseException | None:
+        for f in self.futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                return f.exception()
+        return None
 
 
 def _is_permanent(exc: BaseException) -> bool:
     """A rejection that retrying will not fix (bad value, changed param), vs. the server being away."""
     from mlflow.exceptions import MlflowException
 
-    if not isinstance(exc, MlflowException):
-        return isinstance(exc, (FileNotFoundError, IsADirectoryError, ValueError, TypeError))
-    code = getattr(exc, "error_code", "")
-    return code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE", "RESOURCE_DOES_NOT_EXIST"}
+    if _looks_like_connection_error(exc):
+        return False
+    if isinstance(exc, MlflowException):
+        text = f"{getattr(exc, 'error_code', '')} {exc}"
+        return any(code in text for code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE", "RESOURCE_DOES_NOT_EXIST"))
+    return isinstance(exc, (FileNotFoundError, IsADirectoryError, ValueError, TypeError))
 
 
 class MlflowTracker:
-    """Logs one MLflow run through a background sender thread; see the module docstring."""
+    """One MLflow run logged through MLflow's async logging; see the module docstring."""
 
     enabled = True
 
-    def __init__(
-        self,
-        client: Any,
-        run_id: str,
-        tracking_uri: str,
-        *,
-        flush_timeout: float = 60.0,
-        retry_initial: float = 1.0,
-        retry_max: float = 30.0,
-    ) -> None:
+    def __init__(self, client: Any, run_id: str, tracking_uri: str, *, flush_timeout: float = 60.0,
+                 system_metrics: bool = False) -> None:
         self._client = client
         self._run_id = run_id
         self.tracking_uri = tracking_uri
         self.flush_timeout = flush_timeout
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._pending: list[_Op] = []  # owned by the sender thread
-        self._idle = threading.Condition()
-        self._outstanding = 0  # ops accepted but not yet sent or dropped
+        self._pending: list[_Pending] = []
+        self._lock = threading.Lock()
         self._down_since: float | None = None
         self._closed = False
         self._tmp = tempfile.TemporaryDirectory(prefix="rewardops-tracker-")
         self.dropped: list[dict[str, Any]] = []  # permanent rejections, for inspection
-        self._thread = threading.Thread(target=self._sender, name=f"mlflow-sender-{run_id[:8]}", daemon=True)
-        self._thread.start()
+        self.spooled: list[dict[str, Any]] = []
+        self._monitor = None
+        if system_metrics:
+            self._monitor = _start_system_metrics(run_id, tracking_uri)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -298,21 +298,23 @@ class MlflowTracker:
 
     @property
     def server_reachable(self) -> bool:
-        """False while the last send attempt failed (the queue is being kept)."""
+        """False from a `flush` that timed out until one that completes."""
         return self._down_since is None
 
     @property
     def backlog(self) -> int:
-        with self._idle:
-            return self._outstanding
+        """Operations sent to MLflow and not yet acknowledged."""
+        with self._lock:
+            return sum(1 for p in self._pending if not p.done())
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        flat = flatten_params(params)
-        items = [Param(k, v) for k, v in flat.items()]
+        items = list(flatten_params(params).items())
         for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            self._put(_Op("batch", params=items[i : i + _MAX_PARAMS_PER_BATCH]))
+            chunk = dict(items[i : i + _MAX_PARAMS_PER_BATCH])
+            self._batch({"kind": "batch", "metrics": [], "params": chunk, "tags": {}},
+                        params=[Param(k, v) for k, v in chunk.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -326,22 +328,29 @@ class MlflowTracker:
                 warnings.warn(f"metric {key!r}={value!r} is not a number; not logged", TrackingWarning, stacklevel=2)
                 continue
             items.append(Metric(str(key), number, now, int(step or 0)))
-        if items:
-            self._put(_Op("batch", metrics=items))
+        for i in range(0, len(items), _MAX_METRICS_PER_BATCH):
+            chunk = items[i : i + _MAX_METRICS_PER_BATCH]
+            described = [{"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp} for m in chunk]
+            self._batch({"kind": "batch", "metrics": described, "params": {}, "tags": {}}, metrics=chunk)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, v) for k, v in _stringify_tags(tags).items()]
+        items = list(_stringify_tags(tags).items())
         for i in range(0, len(items), _MAX_TAGS_PER_BATCH):
-            self._put(_Op("batch", tags=items[i : i + _MAX_TAGS_PER_BATCH]))
+            chunk = dict(items[i : i + _MAX_TAGS_PER_BATCH])
+            self._batch({"kind": "batch", "metrics": [], "params": {}, "tags": chunk},
+                        tags=[RunTag(k, v) for k, v in chunk.items()])
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """Upload a file or a folder. The sender reads it later: keep it until `flush()`/`close()`."""
+        """Upload a file or a folder in the background. Keep it until `flush()`/`close()`."""
         local = Path(path)
         if not local.exists():
             raise FileNotFoundError(f"artifact to log does not exist: {local}")
-        self._put(_Op("artifact", path=str(local.resolve()), artifact_path=artifact_path))
+        local = local.resolve()
+        send = self._client.log_artifacts if local.is_dir() else self._client.log_artifact
+        future = _background(send, self._run_id, str(local), artifact_path)
+        self._track(_Pending({"kind": "artifact", "path": str(local), "artifact_path": artifact_path}, [future]))
 
     def log_figure(self, figure: Any, name: str | None = None) -> None:
         """Log a PNG (a path) or a matplotlib Figure (saved to PNG first) under `figures/`."""
@@ -356,69 +365,95 @@ class MlflowTracker:
         figure.savefig(target, dpi=120, bbox_inches="tight")
         self.log_artifact(target, "figures")
 
+    def log_dataset(self, version: Any, context: str = "training") -> None:
+        """Record a DVC-versioned dataset (`rewardops.tracking.lineage.DataVersion`) as the run's
+        MLflow dataset input (source: the DVC location, digest: its md5) and as tags."""
+        from mlflow.entities import DatasetInput, InputTag
+
+        from rewardops.tracking.lineage import mlflow_dataset
+
+        self.set_tags(version.tags())
+        entity = mlflow_dataset(version)._to_mlflow_entity()
+        tags = [InputTag("mlflow.data.context", context)]
+        future = _background(self._client.log_inputs, self._run_id, datasets=[DatasetInput(entity, tags)])
+        self._track(_Pending({"kind": "input", "dataset": version.as_dict(), "context": context}, [future]))
+
     def register_model(
         self, model_dir: str | os.PathLike[str], name: str, alias: str = "candidate"
     ) -> int | None:
-        """Log `model_dir` (a saved transformers checkpoint) with the transformers flavor under
-        this run, register it as `name` and point `alias` at the new version.
+        """Log `model_dir` (an exported reward model) as the serving pyfunc under this run, register
+        it as `name` and point `alias` at the new version (`rewardops.tracking.rewardmodel`).
 
-        Returns the version, or None (with a warning) when the server is unreachable: the
-        checkpoint stays on disk and `rewardops.tracking.registry.register_checkpoint` can
-        register it later.
+        Returns the version, or None (with a warning) when the server is unreachable: the export
+        stays on disk and `rewardops registry register` registers it later.
         """
-        from rewardops.tracking.registry import log_and_register_checkpoint
+        from rewardops.tracking.rewardmodel import log_reward_model
 
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
             raise FileNotFoundError(f"not a saved transformers checkpoint (no config.json): {model_dir}")
-
         if not self.flush(self.flush_timeout):
             warnings.warn(
                 f"MLflow server at {self.tracking_uri} unreachable; model {name!r} from {model_dir} "
-                "not registered (the checkpoint is still on disk)",
+                f"not registered (the export is still on disk: rewardops registry register {model_dir} "
+                f"--name {name} --run-id {self._run_id})",
                 TrackingWarning,
                 stacklevel=2,
             )
             return None
         try:
-            return log_and_register_checkpoint(
-                self._client, self._run_id, model_dir, name, alias=alias, tracking_uri=self.tracking_uri
-            )
+            return log_reward_model(self._client, self._run_id, model_dir, name, alias=alias)
         except Exception as exc:  # noqa: BLE001 - an outage must not kill training; bugs still raise
             if not _looks_like_connection_error(exc):
                 raise
-            warnings.warn(
-                f"could not register model {name!r} from {model_dir} at {self.tracking_uri}: {exc}",
-                TrackingWarning,
-                stacklevel=2,
-            )
+            warnings.warn(f"could not register model {name!r} from {model_dir} at {self.tracking_uri}: {exc}",
+                          TrackingWarning, stacklevel=2)
             return None
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far is sent; False if `timeout` ran out first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            while self._outstanding:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._idle.wait(remaining if remaining is not None else 1.0)
+        """Wait until everything logged so far is acknowledged; False if `timeout` ran out first."""
+        with self._lock:
+            futures = [f for p in self._pending for f in p.futures]
+        _, not_done = wait_futures(futures, timeout=timeout)
+        self._settle()
+        if not_done:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                warnings.warn(
+                    f"MLflow tracking server {self.tracking_uri} unreachable: {self.backlog} operations "
+                    "buffering in MLflow's async queue and retried with backoff; training continues",
+                    TrackingWarning,
+                    stacklevel=2,
+                )
+            return False
+        if self._down_since is not None:
+            outage = time.monotonic() - self._down_since
+            self._down_since = None
+            warnings.warn(f"MLflow tracking server {self.tracking_uri} reachable again after {outage:.0f}s; "
+                          "buffered data sent", TrackingWarning, stacklevel=2)
         return True
 
     def close(self, status: str = "FINISHED") -> None:
-        """Mark the run finished (or FAILED/KILLED), drain the queue, spool what cannot be sent."""
+        """Mark the run finished (or FAILED/KILLED), wait for what is pending, spool what is not sent."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_Op("terminate", status=status))
-        with self._idle:
-            self._outstanding += 1
+        if self._monitor is not None:
+            try:
+                self._monitor.finish()
+            except Exception:  # noqa: BLE001 - system metrics are best effort
+                pass
         drained = self.flush(self.flush_timeout)
-        self._queue.put(None)  # stop the sender
-        self._thread.join(timeout=max(self._retry_max, 5.0))
+        if drained:
+            terminate = _background(self._client.set_terminated, self._run_id, status)
+            self._track(_Pending({"kind": "terminate", "status": status}, [terminate]))
+            drained = self.flush(self.flush_timeout)
+        else:
+            self._track(_Pending({"kind": "terminate", "status": status}, []))
         if not drained:
             self._spool_unsent()
-        self._tmp.cleanup()
+        else:
+            self._tmp.cleanup()
 
     def __enter__(self) -> MlflowTracker:
         return self
@@ -429,183 +464,79 @@ class MlflowTracker:
         else:
             self.close("FAILED" if exc_type is not None else "FINISHED")
 
-    # -- the sender -----------------------------------------------------------------------------
+    # -- bookkeeping ------------------------------------------------------------------------------
 
-    def _put(self, op: _Op) -> None:
+    def _batch(self, op: dict[str, Any], **entities: Any) -> None:
         if self._closed:
             warnings.warn("tracker is closed; call ignored", TrackingWarning, stacklevel=3)
             return
-        with self._idle:
-            self._outstanding += 1
-        self._queue.put(op)
+        operations = self._client.log_batch(self._run_id, synchronous=False, **entities)
+        futures = list(getattr(operations, "_operation_futures", None) or [])
+        self._track(_Pending(op, futures))
 
-    def _done(self, count: int) -> None:
-        with self._idle:
-            self._outstanding -= count
-            self._idle.notify_all()
+    def _track(self, pending: _Pending) -> None:
+        with self._lock:
+            self._pending.append(pending)
+        self._settle()
 
-    def _drain_queue(self, block_for: float | None) -> bool:
-        """Move queued ops into `_pending`; False once the stop sentinel was seen."""
-        try:
-            item = self._queue.get(timeout=block_for) if block_for is not None else self._queue.get()
-        except queue.Empty:
-            return True
-        while True:
-            if item is None:
-                return False
-            self._pending.append(item)
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return True
-
-    def _sender(self) -> None:
-        delay = self._retry_initial
-        running = True
-        while running or self._pending:
-            if not self._pending:
-                running = self._drain_queue(None)
+    def _settle(self) -> None:
+        """Drop acknowledged operations; spool the ones MLflow gave up on; warn about rejections."""
+        with self._lock:
+            finished = [p for p in self._pending if p.futures and p.done() and not p.handled]
+            self._pending = [p for p in self._pending if not (p.futures and p.done())]
+        for pending in finished:
+            pending.handled = True
+            error = pending.error()
+            if error is None:
                 continue
-            if running:
-                running = self._drain_queue(0.0)
-            self._trim_backlog()
-            try:
-                sent = self._send_some()
-            except Exception as exc:  # noqa: BLE001
-                if _is_permanent(exc) and not _looks_like_connection_error(exc):
-                    op = self._pending.pop(0)
-                    self.dropped.append({**op.describe(), "error": str(exc)})
-                    warnings.warn(
-                        f"MLflow rejected a {op.kind} for run {self._run_id}: {exc}; dropped",
-                        TrackingWarning,
-                        stacklevel=1,
-                    )
-                    self._done(1)
-                    continue
-                if self._down_since is None:
-                    self._down_since = time.monotonic()
-                    warnings.warn(
-                        f"MLflow tracking server {self.tracking_uri} unreachable ({type(exc).__name__}: "
-                        f"{str(exc)[:200]}); buffering and retrying, training continues",
-                        TrackingWarning,
-                        stacklevel=1,
-                    )
-                if not running:
-                    return  # stopped while the server is away: close() spools the rest
-                running = self._drain_queue(delay)
-                delay = min(delay * 2, self._retry_max)
-                continue
-            if self._down_since is not None:
-                outage = time.monotonic() - self._down_since
-                self._down_since = None
-                warnings.warn(
-                    f"MLflow tracking server {self.tracking_uri} reachable again after {outage:.0f}s; "
-                    "sending buffered data",
-                    TrackingWarning,
-                    stacklevel=1,
-                )
-            delay = self._retry_initial
-            self._done(sent)
-
-    def _send_some(self) -> int:
-        """Send the head of `_pending` (batch ops are merged); returns how many ops were sent."""
-        head = self._pending[0]
-        if head.kind == "artifact":
-            if Path(head.path).is_dir():
-                self._client.log_artifacts(self._run_id, head.path, head.artifact_path)
+            if _is_permanent(error):
+                self.dropped.append({**pending.op, "error": str(error)})
+                warnings.warn(f"MLflow rejected a {pending.op['kind']} for run {self._run_id}: {error}; dropped",
+                              TrackingWarning, stacklevel=3)
             else:
-                self._client.log_artifact(self._run_id, head.path, head.artifact_path)
-            self._pending.pop(0)
-            return 1
-        if head.kind == "terminate":
-            self._client.set_terminated(self._run_id, head.status)
-            self._pending.pop(0)
-            return 1
-        metrics, params, tags, count = [], [], [], 0
-        for op in self._pending:
-            if op.kind != "batch":
-                break
-            if (
-                len(metrics) + len(op.metrics) > _MAX_METRICS_PER_BATCH
-                or len(params) + len(op.params) > _MAX_PARAMS_PER_BATCH
-                or len(tags) + len(op.tags) > _MAX_TAGS_PER_BATCH
-            ) and count:
-                break
-            metrics += op.metrics
-            params += op.params
-            tags += op.tags
-            count += 1
-        self._client.log_batch(self._run_id, metrics=metrics, params=params, tags=tags)
-        del self._pending[:count]
-        return count
-
-    def _trim_backlog(self) -> None:
-        """Bound memory during a long outage: spool the oldest metric batches to disk."""
-        total = sum(len(op.metrics) for op in self._pending)
-        if total <= _MAX_BUFFERED_METRICS:
-            return
-        spill: list[_Op] = []
-        keep: list[_Op] = []
-        for op in self._pending:
-            if total > _MAX_BUFFERED_METRICS // 2 and op.kind == "batch" and op.metrics and not op.params and not op.tags:
-                spill.append(op)
-                total -= len(op.metrics)
-            else:
-                keep.append(op)
-        self._pending[:] = keep
-        path = self._write_spool(spill)
-        warnings.warn(
-            f"MLflow outage backlog too large; {sum(len(o.metrics) for o in spill)} metric points "
-            f"written to {path} instead",
-            TrackingWarning,
-            stacklevel=1,
-        )
-        self._done(len(spill))
+                path = spool.write(self._run_id, [pending.op])
+                self.spooled.append(pending.op)
+                warnings.warn(f"MLflow gave up sending a {pending.op['kind']} for run {self._run_id} "
+                              f"({str(error)[:200]}); written to {path}", TrackingWarning, stacklevel=3)
 
     def _spool_unsent(self) -> None:
-        unsent = list(self._pending)
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                unsent.append(item)
-        self._pending.clear()
+        with self._lock:
+            unsent = [p for p in self._pending if not p.done() or not p.futures]
+            self._pending = []
         if not unsent:
             return
-        path = self._write_spool(unsent)
+        ops = [p.op for p in unsent]
+        path = spool.write(self._run_id, ops)
+        self.spooled.extend(ops)
         warnings.warn(
-            f"MLflow server {self.tracking_uri} still unreachable at close; {len(unsent)} unsent "
-            f"items for run {self._run_id} written to {path}",
+            f"MLflow server {self.tracking_uri} still unreachable at close; {len(ops)} unsent operations "
+            f"for run {self._run_id} written to {path} (MLflow keeps retrying the pending requests while "
+            "this process lives; `rewardops.tracking.spool.replay` sends the file later)",
             TrackingWarning,
             stacklevel=2,
         )
 
-    def _write_spool(self, ops: list[_Op]) -> Path:
-        folder = Path(os.environ.get("REWARDOPS_TRACKING_SPOOL", "mlruns-unsent"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self._run_id}.jsonl"
-        with path.open("a", encoding="utf-8") as fh:
-            for op in ops:
-                fh.write(json.dumps(op.describe(), default=str) + "\n")
-        return path
 
+def _start_system_metrics(run_id: str, tracking_uri: str) -> Any:
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-def _looks_like_connection_error(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    markers = ("connection", "max retries", "timed out", "timeout", "refused", "unreachable", "503", "502", "504")
-    return any(m in text for m in markers)
+        interval = float(os.environ.get("REWARDOPS_SYSTEM_METRICS_INTERVAL", "10"))
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, tracking_uri=tracking_uri)
+        monitor.start()
+        return monitor
+    except Exception as exc:  # noqa: BLE001 - e.g. psutil missing: training goes on
+        warnings.warn(f"MLflow system metrics not started: {exc}", TrackingWarning, stacklevel=3)
+        return None
 
 
 # --------------------------------------------------------------------------------------------
 # entry point
 
 
-def _lower_http_retries() -> None:
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+def _set_http_retries() -> None:
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
 
 
 def get_or_create_experiment(client: Any, experiment: str, tracking_uri: str) -> str:
@@ -613,11 +544,13 @@ def get_or_create_experiment(client: Any, experiment: str, tracking_uri: str) ->
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
+        if (found.tags or {}).get(EXPERIMENT_KIND[0]) is None:
+            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
     # A database backend needs an artifact location; a server (http) chooses its own.
     location = None if tracking_uri.startswith(("http://", "https://", "databricks")) else default_artifact_location(tracking_uri)
     try:
-        return client.create_experiment(experiment, artifact_location=location)
+        return client.create_experiment(experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     except Exception:  # noqa: BLE001 - another rank/process created it first
         found = client.get_experiment_by_name(experiment)
         if found is None:
@@ -655,6 +588,7 @@ def start_tracker(
     enabled: bool = True,
     flush_timeout: float | None = None,
     lineage: bool = True,
+    system_metrics: bool = False,
 ) -> Tracker:
     """Start an MLflow run (a child of `parent_run_id` if given); a context manager.
 
@@ -662,8 +596,9 @@ def start_tracker(
     Environment: `REWARDOPS_PARENT_RUN_ID` is the default parent; `REWARDOPS_SUITE=<name>` makes
     the run a child of that suite's parent run in this experiment (created on first use), so
     separate processes (one per size: DVC matrix stages, KFP steps) end up under one suite.
-    With `lineage` (default) the `run_tags()` lineage tags are added under the given `tags`
-    (data hash of `tags["rewardops.data.path"]` or `REWARDOPS_DATA_PATH`).
+    With `lineage` (default) the `run_tags()` lineage tags are added under the given `tags`, and a
+    DVC-versioned dataset (`tags["rewardops.data.path"]` or `REWARDOPS_DATA_PATH`) is logged as the
+    run's dataset input.
     """
     if not enabled or not is_rank_zero():
         return NullTracker()
@@ -672,16 +607,20 @@ def start_tracker(
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
-        _lower_http_retries()
+        _set_http_retries()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     run_tags = _stringify_tags(tags)
+    version = None
     if lineage:
-        from rewardops.tracking.lineage import run_tags as lineage_tags
+        from rewardops.tracking.lineage import data_version, run_tags as lineage_tags
 
         data = run_tags.get("rewardops.data.path") or os.environ.get("REWARDOPS_DATA_PATH")
-        run_tags = {**lineage_tags(data), **run_tags}
+        version = data_version(data) if data else None
+        run_tags = {**lineage_tags(data), **run_tags, **(version.tags() if version else {})}
+        if data:
+            run_tags["rewardops.data.path"] = version.path if version else portable(str(data))
     suite = os.environ.get("REWARDOPS_SUITE")
     parent_run_id = parent_run_id or os.environ.get("REWARDOPS_PARENT_RUN_ID") or None
     try:
@@ -691,16 +630,15 @@ def start_tracker(
         if parent_run_id:
             run_tags["mlflow.parentRunId"] = parent_run_id
         if suite:
-            run_tags.setdefault("rewardops.suite", suite)
+            run_tags.setdefault(SUITE_TAG, suite)
         run = client.create_run(experiment_id, tags=run_tags, run_name=run_name)
     except Exception as exc:  # noqa: BLE001
         raise TrackingUnavailable(
             f"could not start MLflow run {run_name!r} in experiment {experiment!r} at {uri}: {exc}"
         ) from exc
-    mlflow.set_tracking_uri(uri)  # the transformers flavor logs through the fluent API
+    mlflow.set_tracking_uri(uri)  # MLflow's async queue and system metrics use the fluent URI
     timeout = flush_timeout if flush_timeout is not None else float(os.environ.get("REWARDOPS_TRACKING_FLUSH_TIMEOUT", "60"))
-    retry_max = float(os.environ.get("REWARDOPS_TRACKING_RETRY_MAX", "30"))
-    return MlflowTracker(
-        client, run.info.run_id, uri, flush_timeout=timeout, retry_initial=min(1.0, retry_max), retry_max=retry_max
-    )
-
+    tracker = MlflowTracker(client, run.info.run_id, uri, flush_timeout=timeout, system_metrics=system_metrics)
+    if version is not None:
+        tracker.log_dataset(version)
+    return tracker

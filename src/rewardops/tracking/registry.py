@@ -1,147 +1,105 @@
 """The model registry: one registered model per size, aliases `candidate` and `champion`.
 
-* Registration (`log_and_register_checkpoint`) logs a saved transformers checkpoint with the
-  MLflow transformers flavor (from the folder, so the weights are never loaded into memory),
-  creates a new version of the registered model and points the alias `candidate` at it.
-* Promotion (`promote_champion`) is a rule on the seven-benchmark average (`eval/average_7` by
-  default): the candidate becomes `champion` when there is no champion yet, or when its average
-  beats the champion's by more than `min_delta`. The decision, with both scores, is written on
-  the version as tags so the registry shows why it was (not) promoted.
+* Registration (`register_checkpoint`, or the tracker's `register_model`) logs an exported
+  reward model as a serving pyfunc (`rewardops.tracking.rewardmodel`), creates a new version of
+  `rewardops-rm-<size>` (`rewardops.naming`) and points the alias `candidate` at it.
+* Promotion (`promote_champion`) is one rule, whichever route calls it (the KFP `register` step,
+  `rewardops registry promote`, the DVC `eval` stage): the candidate becomes `champion` when
+  there is no champion yet, or when its registry score beats the champion's by more than
+  `min_delta` points. Both scores are `rewardops.evaluation.report.registry_score` (percent)
+  over the benchmarks the two versions have in common (the seven when both have them, the
+  paper benchmarks present otherwise, the generated world when no paper benchmark ran). The
+  decision, with both scores and their basis, is written on the version as tags.
 
-A version's score is read from the metric on the run that produced it, or, when evaluation ran
-as a separate run, from a model-version tag of the same name (`set_version_score`).
+A version's per-benchmark scores (`eval/<benchmark>`, percent) are its model-version tags when
+evaluation recorded them there (`set_version_scores`), else the metrics of its source run.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from rewardops.evaluation.report import SCORE_METRIC, benchmark_metrics, registry_score
+from rewardops.naming import registered_model_name
 
 __all__ = [
     "CANDIDATE",
     "CHAMPION",
     "PromotionDecision",
-    "log_and_register_checkpoint",
+    "RegistryLookupError",
     "model_name_for_size",
     "promote_champion",
     "register_checkpoint",
-    "set_version_score",
-    "version_score",
+    "resolve_version",
+    "set_version_scores",
+    "version_benchmarks",
 ]
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
-DEFAULT_METRIC = "eval/average_7"  # written by rewardops.evaluation.report (percent)
-TASK = "text-classification"  # a Bradley-Terry head is AutoModelForSequenceClassification, num_labels=1
+BASIS_TAG = "rewardops.score.basis"
+model_name_for_size = registered_model_name  # declared once, in rewardops.naming
 
 
-def model_name_for_size(size: str, prefix: str = "rewardops-rm") -> str:
-    """Registered model name for one catalog size, e.g. `rewardops-rm-qwen3-0.6b`."""
-    return f"{prefix}-{size}"
+class RegistryLookupError(LookupError):
+    """A registered model, version or alias that does not exist (the message says what does)."""
 
 
-def _check_checkpoint(model_dir: Path) -> None:
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model checkpoint folder not found: {model_dir}")
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a transformers checkpoint (no config.json)")
-    has_tokenizer = any((model_dir / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
-    if not has_tokenizer:
-        raise FileNotFoundError(
-            f"{model_dir} has no tokenizer files; save the tokenizer next to the model "
-            "(tokenizer.save_pretrained) so the registered model can be served"
-        )
+def _missing(exc: BaseException) -> bool:
+    text = f"{getattr(exc, 'error_code', '')} {exc}".lower()
+    return "resource_does_not_exist" in text or "not found" in text or "does not exist" in text
 
 
-def serving_requirements() -> list[str]:
-    """Pinned requirements for serving a registered reward model.
-
-    Given explicitly: MLflow's default list adds torchvision, which a text model never needs.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for package in ("transformers", "torch", "accelerate", "safetensors", "tokenizers"):
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            continue
-    return pins
-
-
-@contextmanager
-def _pipeline_impl_as_class() -> Iterator[None]:
-    """transformers 5 lists a task's pipeline class as a dotted string; MLflow's checkpoint
-    logging (3.17) reads `impl.__name__`. Resolve the string for the duration of the call."""
-    from transformers import pipelines
-
-    original = pipelines.check_task
-
-    def check_task(task: str) -> Any:
-        normalized, meta, options = original(task)
-        impl = meta.get("impl")
-        if isinstance(impl, str):
-            module, _, cls = impl.rpartition(".")
-            meta = {**meta, "impl": getattr(importlib.import_module(module), cls)}
-        return normalized, meta, options
-
-    pipelines.check_task = check_task
+def _known_models(client: Any) -> list[str]:
     try:
-        yield
-    finally:
-        pipelines.check_task = original
+        return sorted(m.name for m in client.search_registered_models(max_results=200))
+    except Exception:  # noqa: BLE001 - only used to word an error
+        return []
 
 
-def log_and_register_checkpoint(
-    client: Any,
-    run_id: str,
-    model_dir: str | os.PathLike[str],
-    name: str,
-    *,
-    alias: str | None = CANDIDATE,
-    tracking_uri: str | None = None,
-    artifact_name: str = "model",
-) -> int:
-    """Log `model_dir` under run `run_id` with the transformers flavor and register it as `name`.
+def _describe_model(client: Any, name: str) -> str:
+    try:
+        model = client.get_registered_model(name)
+    except Exception as exc:  # noqa: BLE001
+        if not _missing(exc):
+            raise
+        known = _known_models(client)
+        return f"no registered model {name!r}; registered models: {', '.join(known) or 'none'}"
+    aliases = ", ".join(f"{a}->v{v}" for a, v in sorted((model.aliases or {}).items())) or "none"
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    return f"registered model {name!r} has versions {versions or 'none'} and aliases {aliases}"
 
-    Returns the new version number; `alias` (default `candidate`) points at it.
-    """
-    import mlflow
 
-    folder = Path(model_dir)
-    _check_checkpoint(folder)
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    run = client.get_run(run_id)
-    # The fluent API places the logged model in the current experiment: make it the run's.
-    mlflow.set_experiment(experiment_id=run.info.experiment_id)
-    with _pipeline_impl_as_class():
-        info = mlflow.transformers.log_model(
-            transformers_model=str(folder),
-            name=artifact_name,
-            task=TASK,
-            run_id=run_id,
-            registered_model_name=name,
-            pip_requirements=serving_requirements(),
-            tags={"rewardops.checkpoint": str(folder.resolve())},
-        )
-    version = info.registered_model_version
-    if version is None:  # older servers: find the version this run created
-        found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
-        version = max(int(v.version) for v in found)
-    version = int(version)
-    for key, value in run.data.tags.items():
-        if key.startswith("rewardops."):
-            client.set_model_version_tag(name, str(version), key, value)
-    if alias:
-        client.set_registered_model_alias(name, alias, str(version))
-    return version
+def resolve_version(client: Any, name: str, version: int | str | None = None, alias: str | None = None) -> Any:
+    """The `ModelVersion` of `name` at `version` or `alias`; `RegistryLookupError` naming what exists."""
+    try:
+        if alias is not None:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, str(version))
+    except Exception as exc:  # noqa: BLE001 - MLflow raises RESOURCE_DOES_NOT_EXIST
+        if not _missing(exc):
+            raise
+        wanted = f"alias {alias!r}" if alias is not None else f"version {version}"
+        raise RegistryLookupError(f"{wanted} of {name!r} not found: {_describe_model(client, name)}") from None
+
+
+def _alias_version(client: Any, name: str, alias: str) -> int | None:
+    """The version `alias` points at, None when unset; `RegistryLookupError` when `name` is unknown."""
+    try:
+        return int(client.get_model_version_by_alias(name, alias).version)
+    except Exception as exc:  # noqa: BLE001
+        if not _missing(exc):
+            raise
+    try:
+        client.get_registered_model(name)
+    except Exception as exc:  # noqa: BLE001
+        if _missing(exc):
+            raise RegistryLookupError(_describe_model(client, name)) from None
+        raise
+    return None
 
 
 def register_checkpoint(
@@ -152,35 +110,31 @@ def register_checkpoint(
     tracking_uri: str | None = None,
     alias: str | None = CANDIDATE,
 ) -> int:
-    """Register a checkpoint after the fact (e.g. one the tracker could not register in an outage)."""
-    from mlflow.tracking import MlflowClient
+    """Register an exported model after the fact (e.g. one an outage kept from being registered)."""
+    from rewardops.tracking.rewardmodel import log_reward_model
+    from rewardops.tracking.uri import client as make_client
 
-    from rewardops.tracking.mlflow_tracker import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
-    return log_and_register_checkpoint(client, run_id, model_dir, name, alias=alias, tracking_uri=uri)
+    return log_reward_model(make_client(tracking_uri), run_id, model_dir, name, alias=alias)
 
 
-def set_version_score(client: Any, name: str, version: int | str, value: float, metric: str = DEFAULT_METRIC) -> None:
-    """Record an evaluation score on a model version (when evaluation ran as its own run)."""
-    client.set_model_version_tag(name, str(version), metric, repr(float(value)))
+def set_version_scores(client: Any, name: str, version: int | str, scores: dict[str, float]) -> float | None:
+    """Record per-benchmark scores (percent) and the registry score on a model version; returns it."""
+    for bench, value in scores.items():
+        client.set_model_version_tag(name, str(version), f"eval/{bench}", repr(float(value)))
+    score = registry_score(scores)
+    if score is not None:
+        client.set_model_version_tag(name, str(version), SCORE_METRIC, repr(score.value))
+        client.set_model_version_tag(name, str(version), BASIS_TAG, ",".join(score.basis))
+    return score.value if score else None
 
 
-def version_score(client: Any, name: str, version: int | str, metric: str = DEFAULT_METRIC) -> float | None:
-    """The version's `metric`: its model-version tag if set, else the metric on its source run."""
-    mv = client.get_model_version(name, str(version))
-    tagged = (mv.tags or {}).get(metric)
-    if tagged is not None:
-        try:
-            return float(tagged)
-        except ValueError:
-            pass
-    if mv.run_id:
-        value = client.get_run(mv.run_id).data.metrics.get(metric)
-        if value is not None and not math.isnan(value):
-            return float(value)
-    return None
+def version_benchmarks(client: Any, name: str, version: int | str) -> dict[str, float]:
+    """`{benchmark: percent}` of a version: its `eval/<benchmark>` tags, else its source run's metrics."""
+    mv = resolve_version(client, name, version)
+    found = benchmark_metrics(mv.tags or {})
+    if not found and mv.run_id:
+        found = benchmark_metrics(client.get_run(mv.run_id).data.metrics)
+    return {k: v for k, v in found.items() if not math.isnan(v)}
 
 
 @dataclass(frozen=True)
@@ -192,52 +146,11 @@ class PromotionDecision:
     previous_score: float | None
     promoted: bool
     reason: str
+    basis: tuple[str, ...] = ()
 
     @property
     def champion(self) -> int | None:
         return self.candidate if self.promoted else self.previous_champion
-
-
-def _alias_version(client: Any, name: str, alias: str) -> int | None:
-    try:
-        return int(client.get_model_version_by_alias(name, alias).version)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises RESOURCE_DOES_NOT_EXIST when unset
-        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
-            return None
-        raise
-
-
-PAPER_BENCHMARKS = ("rewardbench", "rewardbench2", "ppe-preference", "ppe-correctness", "rmb", "rm-bench", "judgebench")
-
-
-def benchmark_scores(client: Any, name: str, version: int | str) -> dict[str, float]:
-    """The version's per-benchmark `eval/<benchmark>` metrics (of the seven) from its source run."""
-    mv = client.get_model_version(name, str(version))
-    if not mv.run_id:
-        return {}
-    metrics = client.get_run(mv.run_id).data.metrics
-    return {b: float(metrics[f"eval/{b}"]) for b in PAPER_BENCHMARKS if f"eval/{b}" in metrics and not math.isnan(metrics[f"eval/{b}"])}
-
-
-def _scores(
-    client: Any, name: str, candidate: int, current: int | None, metric: str, allow_partial: bool
-) -> tuple[float | None, float | None, str]:
-    """(candidate score, champion score, what they are) under the rule's metric."""
-    score = version_score(client, name, candidate, metric)
-    current_score = version_score(client, name, current, metric) if current is not None else None
-    complete = score is not None and (current is None or current_score is not None)
-    if complete or not allow_partial:
-        return score, current_score, metric
-    # Some of the seven benchmarks are missing: compare on the ones both versions have.
-    mine = benchmark_scores(client, name, candidate)
-    theirs = benchmark_scores(client, name, current) if current is not None else None
-    common = sorted(set(mine) & set(theirs)) if theirs is not None else sorted(mine)
-    if not common:
-        return None, None, f"{metric} (no benchmark in common)"
-    basis = f"partial average over {len(common)}/7 benchmarks ({', '.join(common)})"
-    score = sum(mine[b] for b in common) / len(common)
-    current_score = sum(theirs[b] for b in common) / len(common) if theirs is not None else None
-    return score, current_score, basis
 
 
 def promote_champion(
@@ -245,40 +158,40 @@ def promote_champion(
     name: str,
     *,
     version: int | str | None = None,
-    metric: str = DEFAULT_METRIC,
     min_delta: float = 0.0,
-    allow_partial: bool = False,
 ) -> PromotionDecision:
-    """Apply the promotion rule to `version` (default: the `candidate` alias).
-
-    Promote when there is no champion, or when candidate score > champion score + min_delta.
-    A candidate without a score is never promoted (evaluate it first). With `allow_partial`,
-    when the seven-benchmark average is missing (benchmarks not available offline) the two
-    versions are compared on the mean of the benchmarks both have; the reason says so.
-    """
+    """Apply the promotion rule (module docstring) to `version` (default: the `candidate` alias)."""
     if version is None:
         version = _alias_version(client, name, CANDIDATE)
         if version is None:
-            raise LookupError(f"registered model {name!r} has no {CANDIDATE!r} alias to promote")
-    candidate = int(version)
+            raise RegistryLookupError(f"{_describe_model(client, name)}; no {CANDIDATE!r} alias to promote")
+    candidate = int(resolve_version(client, name, version).version)
     current = _alias_version(client, name, CHAMPION)
-    score, current_score, basis = _scores(client, name, candidate, current, metric, allow_partial)
+    mine = version_benchmarks(client, name, candidate)
+    theirs = version_benchmarks(client, name, current) if current is not None and current != candidate else None
+    common = set(mine) & set(theirs) if theirs is not None else set(mine)
+    score = registry_score(mine, among=common)
+    current_score = registry_score(theirs, among=common) if theirs is not None else None
+    basis = score.describe() if score else "registry score"
 
-    if score is None:
-        promoted, reason = False, f"version {candidate} has no {basis}; evaluate it before promotion"
-    elif current is None:
-        promoted, reason = True, f"no champion yet; {basis}={score:.4f}"
-    elif current == candidate:
+    if current == candidate:
         promoted, reason = False, f"version {candidate} is already the champion"
-    elif current_score is None:
-        promoted, reason = True, f"champion v{current} has no {basis}; candidate {score:.4f}"
-    elif score > current_score + min_delta:
-        promoted, reason = True, f"{basis}: {score:.4f} > champion v{current} {current_score:.4f} + {min_delta}"
+    elif not mine:
+        promoted, reason = False, f"version {candidate} has no eval/<benchmark> scores; evaluate it before promotion"
+    elif current is None:
+        promoted, reason = True, f"no champion yet; {basis} = {score.value:.2f}"  # type: ignore[union-attr]
+    elif score is None or current_score is None:
+        promoted, reason = True, f"champion v{current} shares no evaluated benchmark with v{candidate}; the newer evaluation wins"
+    elif score.value > current_score.value + min_delta:
+        promoted, reason = True, f"{basis}: {score.value:.2f} > champion v{current} {current_score.value:.2f} + {min_delta}"
     else:
-        promoted, reason = False, f"{basis}: {score:.4f} <= champion v{current} {current_score:.4f} + {min_delta}"
+        promoted, reason = False, f"{basis}: {score.value:.2f} <= champion v{current} {current_score.value:.2f} + {min_delta}"
 
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, str(candidate))
     client.set_model_version_tag(name, str(candidate), "rewardops.promotion", "promoted" if promoted else "kept")
     client.set_model_version_tag(name, str(candidate), "rewardops.promotion.reason", reason)
-    return PromotionDecision(name, candidate, score, current, current_score, promoted, reason)
+    return PromotionDecision(
+        name, candidate, score.value if score else None, current, current_score.value if current_score else None,
+        promoted, reason, score.basis if score else (),
+    )  # fmt: skip

@@ -3,7 +3,7 @@
 from typing import List
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Model, Output
 
 from rewardops.k8s.images import component_image
 
@@ -13,6 +13,8 @@ def evaluate(
     model: Input[Model],
     data_version: str,
     report: Output[Artifact],
+    summary: Output[Markdown],
+    summary_html: Output[HTML],
     metrics: Output[Metrics],
     benchmarks: str = "all+world",
     sources: List[str] = [],
@@ -20,11 +22,14 @@ def evaluate(
     world_n: int = 256,
     max_length: int = 16384,
 ):
-    """`rewardops eval`: results per benchmark, summary.json/.md and plots in the report folder;
-    logged to the model's MLflow training run when it has one. `sources` are NAME=PATH entries."""
+    """`rewardops eval`: the report folder (results per benchmark, summary.json/.md, plots), the
+    summary table with its plots embedded as Markdown and HTML (shown by the KFP UI), and the
+    scores in percent as metrics; logged to the model's MLflow training run when it has one.
+    `sources` are NAME=PATH entries."""
     from pathlib import Path
 
     from rewardops.evaluation.benchmarks import parse_names
+    from rewardops.evaluation.report import embedded_reports
     from rewardops.evaluation.runner import EvalConfig, run_eval
     from rewardops.pipelines.steps import begin_step, log_metrics
 
@@ -41,22 +46,18 @@ def evaluate(
         mlflow_run_id=model.metadata.get("mlflow_run_id") or None, show_progress=False,
     )
     outcome = run_eval(config)
-    summary = outcome.summary
-    scores = {k: v for k, v in (summary.get("scores") or {}).items() if v is not None}
-    # The number the registry compares versions on: the paper's seven-benchmark average when all
-    # seven ran, else the average over the paper benchmarks present, else over whatever ran
-    # (the demo's generated world), each under its own metric name.
-    if summary.get("average_7") is not None:
-        metric, score = "eval/avg7", summary["average_7"]
-    elif summary.get("average_present") is not None:
-        metric, score = "eval/avg_present", summary["average_present"]
-    elif scores:
-        metric, score = "eval/avg_" + "+".join(sorted(scores)), sum(scores.values()) / len(scores)
-    else:
-        raise RuntimeError(f"evaluation of {folder} scored no benchmark (missing: {summary.get('missing')})")
-    found = {"model": str(folder), "size": model.metadata.get("size", ""), "score_metric": metric, "score": score,
-             "average_7": summary.get("average_7"), "average_present": summary.get("average_present"),
-             "benchmarks_present": summary.get("benchmarks_present"), "scores": scores}
-    report.metadata.update({k: v for k, v in found.items() if v is not None})
-    log_metrics(metrics, {"score": score, **scores,
-                          **{k: v for k, v in summary.items() if k.startswith("average") and v is not None}})
+    found = outcome.summary
+    percent = {k: 100 * v for k, v in (found.get("scores") or {}).items() if v is not None}
+    if found.get("score") is None:
+        raise RuntimeError(f"evaluation of {folder} scored no benchmark (missing: {found.get('missing')})")
+    size = model.metadata.get("size", "")
+    title = f"Evaluation of {size}" if size else None
+    md, page = embedded_reports(Path(report.path), found, title)
+    Path(summary.path).write_text(md, encoding="utf-8")
+    Path(summary_html.path).write_text(page, encoding="utf-8")
+    # registry score and per-benchmark scores, in percent: what `register` records on the version
+    info = {"model": str(folder), "size": size, "score": found["score"], "score_basis": found["score_basis"],
+            "scores_percent": percent, "benchmarks_present": found.get("benchmarks_present")}
+    report.metadata.update(info)
+    summary.metadata.update({"size": size, "score": found["score"]})
+    log_metrics(metrics, {"score": found["score"], **percent})

@@ -1,0 +1,19 @@
+"""Names every layer agrees on: the registered reward model of one catalog size.
+
+Declared once here (the lowest layer) so training, evaluation, the registry, the KFP components
+and `dvc.yaml` (`models:/rewardops-rm-${item.size}`) all mean the same model.
+"""
+
+from __future__ import annotations
+
+MODEL_PREFIX = "rewardops-rm"
+
+
+def registered_model_name(size: str) -> str:
+    """`rewardops-rm-<size>`, e.g. `rewardops-rm-qwen3-0.6b`."""
+    return f"{MODEL_PREFIX}-{size}"
+
+
+def size_of(name: str) -> str | None:
+    """The size in a registered model name (`rewardops-rm-qwen3-0.6b` -> `qwen3-0.6b`), else None."""
+    return name.removeprefix(f"{MODEL_PREFIX}-") if name.startswith(f"{MODEL_PREFIX}-") else None
