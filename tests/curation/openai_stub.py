@@ -1,5 +1,6 @@
-"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions protocol, with a
-scripted `responder(body) -> Reply` so tests can make it slow, fail, or answer garbage."""
+"""A real HTTP server on 127.0.0.1 (the shared loopback helper) that speaks the OpenAI
+chat-completions protocol, with a scripted `responder(body) -> Reply` so tests can make it slow,
+fail, or answer garbage."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from support.loopback import LoopbackServer, Request, Response
 
 
 @dataclass
@@ -36,6 +38,8 @@ def completion(content: str | None, refusal: str | None = None, prompt_tokens: i
 
 
 class OpenAIStub:
+    """The chat-completions endpoint on the shared loopback server (tests/support/loopback.py)."""
+
     def __init__(self, responder: Callable[[dict[str, Any]], Reply]) -> None:
         self.responder = responder
         self.requests: list[dict[str, Any]] = []
@@ -43,60 +47,39 @@ class OpenAIStub:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        stub = self
+        self.server = LoopbackServer(self.handle, "OpenAI stand-in")
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with stub._lock:
-                    stub.requests.append(body)
-                    stub.auth.append(self.headers.get("Authorization"))
-                    stub.in_flight += 1
-                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
-                try:
-                    reply = stub.responder(body)
-                    if reply.delay_s:
-                        time.sleep(reply.delay_s)
-                    payload = reply.raw if reply.raw is not None else json.dumps(
-                        completion(reply.content, reply.refusal) if reply.status == 200 else {"error": {"message": "scripted"}}
-                    ).encode()
-                    try:
-                        self.send_response(reply.status)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(payload)))
-                        for k, v in (reply.headers or {}).items():
-                            self.send_header(k, v)
-                        self.end_headers()
-                        self.wfile.write(payload)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass  # the client timed out and left
-                finally:
-                    with stub._lock:
-                        stub.in_flight -= 1
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def handle(self, req: Request) -> Response:
+        if req.method != "POST" or req.path.rstrip("/") != "/v1/chat/completions":
+            return Response(404)
+        body = req.json()
+        with self._lock:
+            self.requests.append(body)
+            self.auth.append(req.headers.get("Authorization"))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            reply = self.responder(body)
+            if reply.delay_s:
+                time.sleep(reply.delay_s)
+            payload = reply.raw if reply.raw is not None else json.dumps(
+                completion(reply.content, reply.refusal) if reply.status == 200 else {"error": {"message": "scripted"}}
+            ).encode()
+            return Response(reply.status, payload, "application/json", dict(reply.headers or {}))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"{self.server.url}/v1"
 
     def __enter__(self) -> "OpenAIStub":
-        self.thread.start()
+        self.server.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.server.__exit__(*exc)
 
 
 def user_text(body: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """`rewardops submit` against a stand-in KFP API server, and the submit-time parameter checks.
 
-No KFP cluster can run on this machine, so `KfpStandIn` is a small HTTP server on 127.0.0.1 that
-answers the v2beta1 REST paths the real `kfp.Client` calls to upload a pipeline (or a new version
+No KFP cluster can run on this machine, so `KfpStandIn` is a small HTTP server on 127.0.0.1 (the
+shared loopback helper, tests/support/loopback.py) that answers the v2beta1 REST paths the real `kfp.Client` calls to upload a pipeline (or a new version
 of it) and start a run: healthz, experiments, pipelines (list, multipart upload, upload_version,
 versions) and runs. It records what it received, so the tests check the uploaded pipeline spec
 and the run's parameters exactly as a cluster would get them.
@@ -11,79 +11,50 @@ from __future__ import annotations
 
 import email.parser
 import json
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import yaml
+from support.loopback import LoopbackServer, Request, Response
 from typer.testing import CliRunner
 
 from rewardops.cli import app
 
 
 class KfpStandIn:
+    """The KFP v2beta1 REST paths `kfp.Client` uses, on the shared loopback server (tests/support/loopback.py)."""
+
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
         self.runs: list[dict[str, Any]] = []
         self.experiments: list[dict[str, Any]] = []
         self.pipelines: list[dict[str, Any]] = []
         self.versions: list[dict[str, Any]] = []  # each with the uploaded spec under "spec"
-        self.errors: list[str] = []
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                standin.guarded(self, "GET")
-
-            def do_POST(self) -> None:
-                standin.guarded(self, "POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.server = LoopbackServer(self.handle, "KFP API stand-in")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
+
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        return self.server.calls
 
     def __enter__(self) -> KfpStandIn:
-        self.thread.start()
+        self.server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        assert self.errors == [], self.errors
+        self.server.__exit__(*exc)
 
-    def send(self, h: BaseHTTPRequestHandler, code: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        h.send_response(code)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-
-    def guarded(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        try:
-            self.handle(h, method)
-        except Exception as exc:
-            self.errors.append(f"{method} {h.path}: {exc!r}")
-            self.send(h, 500, {"error": repr(exc)})
-
-    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        url = urllib.parse.urlsplit(h.path)
-        self.calls.append((method, url.path))
-        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
-        query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
-        if url.path in ("/apis/v2beta1/pipelines/upload", "/apis/v2beta1/pipelines/upload_version"):
+    def handle(self, req: Request) -> Response:
+        method, path = req.method, req.path
+        query = {k: v[0] for k, v in req.query.items()}
+        if path in ("/apis/v2beta1/pipelines/upload", "/apis/v2beta1/pipelines/upload_version"):
             message = email.parser.BytesParser().parsebytes(
-                b"Content-Type: " + h.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
+                b"Content-Type: " + req.headers["Content-Type"].encode() + b"\r\n\r\n" + req.body)
             (part,) = [p for p in message.get_payload() if p.get_param("name", header="content-disposition") == "uploadfile"]
-            spec = json.loads(json.dumps(list(__import__("yaml").safe_load_all(part.get_payload(decode=True)))))
-            if url.path.endswith("/upload"):
+            spec = json.loads(json.dumps(list(yaml.safe_load_all(part.get_payload(decode=True)))))
+            if path.endswith("/upload"):
                 pipeline = {"pipeline_id": f"pl-{len(self.pipelines) + 1}", "display_name": query["name"]}
                 self.pipelines.append(pipeline)
                 pipeline_id, version_name = pipeline["pipeline_id"], query["name"]
@@ -92,33 +63,33 @@ class KfpStandIn:
             version = {"pipeline_id": pipeline_id, "pipeline_version_id": f"v-{len(self.versions) + 1}",
                        "display_name": version_name, "spec": spec}
             self.versions.append(version)
-            reply = pipeline if url.path.endswith("/upload") else {k: v for k, v in version.items() if k != "spec"}
-            return self.send(h, 200, reply)
-        body = json.loads(raw or b"{}")
-        if url.path == "/apis/v2beta1/pipelines" and method == "GET":
+            reply = pipeline if path.endswith("/upload") else {k: v for k, v in version.items() if k != "spec"}
+            return Response.json(200, reply)
+        body = json.loads(req.body or b"{}")
+        if path == "/apis/v2beta1/pipelines" and method == "GET":
             predicate = json.loads(query["filter"])["predicates"][0]
             found = [p for p in self.pipelines if p["display_name"] == predicate.get("stringValue")]
-            return self.send(h, 200, {"pipelines": found, "total_size": len(found)})
-        if url.path.startswith("/apis/v2beta1/pipelines/") and url.path.endswith("/versions") and method == "GET":
-            pipeline_id = url.path.split("/")[4]
+            return Response.json(200, {"pipelines": found, "total_size": len(found)})
+        if path.startswith("/apis/v2beta1/pipelines/") and path.endswith("/versions") and method == "GET":
+            pipeline_id = path.split("/")[4]
             found = [{k: v for k, v in ver.items() if k != "spec"} for ver in self.versions if ver["pipeline_id"] == pipeline_id]
-            return self.send(h, 200, {"pipeline_versions": found, "total_size": len(found)})
-        if url.path == "/apis/v2beta1/healthz":
-            return self.send(h, 200, {"multi_user": False, "pipeline_store": "database"})
-        if url.path == "/apis/v2beta1/experiments" and method == "GET":
+            return Response.json(200, {"pipeline_versions": found, "total_size": len(found)})
+        if path == "/apis/v2beta1/healthz":
+            return Response.json(200, {"multi_user": False, "pipeline_store": "database"})
+        if path == "/apis/v2beta1/experiments" and method == "GET":
             predicate = json.loads(query["filter"])["predicates"][0]
             wanted = predicate.get("stringValue", predicate.get("string_value"))
             found = [e for e in self.experiments if e["display_name"] == wanted]
-            return self.send(h, 200, {"experiments": found, "total_size": len(found)})
-        if url.path == "/apis/v2beta1/experiments" and method == "POST":
+            return Response.json(200, {"experiments": found, "total_size": len(found)})
+        if path == "/apis/v2beta1/experiments" and method == "POST":
             experiment = {**body, "experiment_id": f"exp-{len(self.experiments) + 1}", "storage_state": "AVAILABLE"}
             self.experiments.append(experiment)
-            return self.send(h, 200, experiment)
-        if url.path == "/apis/v2beta1/runs" and method == "POST":
+            return Response.json(200, experiment)
+        if path == "/apis/v2beta1/runs" and method == "POST":
             run = {**body, "run_id": f"run-{len(self.runs) + 1}", "state": "PENDING"}
             self.runs.append(run)
-            return self.send(h, 200, run)
-        return self.send(h, 404, {"error": f"no route for {method} {url.path}"})
+            return Response.json(200, run)
+        return Response.json(404, {"error": f"no route for {method} {path}"})
 
 
 def spec_of(version: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +162,7 @@ def test_submit_without_upload_sends_the_spec_inline(tmp_path):
           "--param", "output_root=s3://b/o", "--param",
           'plan=[{"size": "qwen3-0.6b", "nodes": 3, "gpus_per_node": 8}]'], "not divisible by the world size 24"),
         (["curation", "--param", "data_version=dvc:1", "--param", "dataset_uri=s3://b/d",
-          "--param", 'settings={"judges": "gpt-9"}'], "judges 'gpt-9': use one of simulated, local, chat"),
+          "--param", 'settings={"judges": "gpt-9"}'], "judges 'gpt-9': use one of"),
         (["curation", "--param", "data_version=dvc:1", "--param", "dataset_uri=s3://b/d",
           "--param", 'settings={"judge": "chat"}'], "unknown curation settings ['judge']"),
         (["evaluation", "--param", "data_version=dvc:1", "--param", "model_uri=s3://b/m",
@@ -215,3 +186,20 @@ def test_submit_reports_an_unreachable_host_clearly(tmp_path):
     result = CliRunner().invoke(app, ["submit", "data", "--host", dead, "--param", "data_version=dvc:1",
                                       "--param", 'sources=["s3://b/raw"]'])
     assert result.exit_code == 2 and f"could not start data on {dead}" in result.output
+
+
+def test_overrides_travel_as_a_mapping_parameter_and_bad_ones_stop_before_the_server(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "hi", "chosen": "a", "rejected": "b"}\n')
+    common = ["submit", "training-suite", "--data", str(data), "--param", "dataset_uri=s3://b/d",
+              "--param", "output_root=s3://b/o", "--sizes", "qwen3-0.6b"]
+    with KfpStandIn() as kfp:
+        result = CliRunner().invoke(app, [*common, "--host", kfp.url, "--param", 'overrides={"lr": 1e-5, "zero_stage": 3}'])
+        assert result.exit_code == 0, result.output
+        assert kfp.runs[0]["runtime_config"]["parameters"]["overrides"] == {"lr": 1e-5, "zero_stage": 3}
+    for bad, message in (('overrides={"lr_rate": 1}', "unknown training setting 'lr_rate'"),
+                         ("overrides=lr=1e-5", "give a JSON object of training settings")):
+        with KfpStandIn() as kfp:
+            result = CliRunner().invoke(app, [*common, "--host", kfp.url, "--param", bad])
+            assert result.exit_code == 2 and message in result.output, result.output
+            assert kfp.calls == []
