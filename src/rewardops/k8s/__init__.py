@@ -1,10 +1,9 @@
-"""Kubernetes side of RewardOps.
+"""Kubernetes side of RewardOps: job specs and launching only.
 
 - `trainjob`: Kubeflow Trainer v2 TrainJob manifests for catalog sizes (validated by `schema`
-  against the vendored CRD schema in `crds/`).
-- `launcher`: create a TrainJob, wait, stream node-0's log, report progress, clean up.
-- `dataversion`: the data version (DVC hash or content hash) that keys pipeline caching.
-- `steps`, `curation_steps`: what the KFP components in `components/` call.
+  against the vendored CRD schema in `crds/`), the accelerator settings and the size plan.
+- `launcher`: attach to or create a TrainJob, wait, stream node-0's log, report progress; the
+  trained model's version from MLflow.
 - `images`: the component and training image names.
-- `tools`: pinned helm / kubectl binaries (deployment tests).
+- `tools`: pinned helm / kubectl binaries (deployment tests, infra/bootstrap.sh).
 """
