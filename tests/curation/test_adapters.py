@@ -34,16 +34,22 @@ def test_load_scorer_reads_rm_json_and_refuses_unknown_folders(tmp_path):
         load_scorer(tmp_path / "silver")
 
 
-def test_transformer_rm_trainer_trains_with_the_real_trainer_and_selects_on_gold(tmp_path):
-    """The stage-1 RM through rewardops.training (demo-tiny-qwen3), selected by gold accuracy."""
-    from rewardops.curation.adapters import TransformerRMTrainer
+def test_a_transformer_rm_by_settings_is_selected_calibrated_and_reloaded(tmp_path):
+    """rm=transformer:SIZE in the loop: candidates of 1..N epochs, the best on gold kept, its
+    temperature fitted on gold, and rm.json pointing at the export so stage 2 reloads the same model."""
+    from rewardops.curation.rms import load_scorer, train_rm
+    from rewardops.curation.settings import CurationSettings
 
     write_pairs(toy_pairs(16, seed=1, prefix="s"), tmp_path / "silver")
     write_pairs(toy_pairs(8, noise=0.0, seed=2, prefix="g"), tmp_path / "gold")
-    trainer = TransformerRMTrainer("demo-tiny-qwen3", overrides={"max_steps": 2}, select_epochs=2, device="cpu")
-    scorer = trainer.train(tmp_path / "silver", tmp_path / "gold", tmp_path / "rm")
-    assert isinstance(scorer, PairScorer)
-    assert len(trainer.last_history) == 2 and all(0.0 <= a <= 1.0 for a in trainer.last_history)
-    assert (tmp_path / "rm" / "selection.json").exists()
-    probs = scorer.score_pairs(toy_pairs(3, seed=5))
-    assert len(probs) == 3 and all(0.0 < p < 1.0 for p in probs)
+    settings = CurationSettings(rm="transformer:demo-tiny-qwen3", rm_max_steps=2, rm_select_epochs=2)
+    trained = train_rm(settings, tmp_path / "silver", tmp_path / "gold", tmp_path / "rm")
+    info = __import__("json").loads((tmp_path / "rm" / "rm.json").read_text())
+    assert info["kind"] == "transformer" and len(info["selection_history"]) == 2 and info["calibration_pairs"] == 8
+    assert (tmp_path / "rm" / info["export"] / "config.json").is_file()
+    again = load_scorer(tmp_path / "rm")
+    probe = toy_pairs(3, seed=5)
+    assert again.temperature == trained.temperature
+    assert again.score_pairs(probe) == trained.score_pairs(probe)
+    assert all(0.0 < p < 1.0 for p in again.score_pairs(probe))
+    assert (tmp_path / "rm" / "selection.json").exists()  # the adapter's record of the candidates
