@@ -163,6 +163,22 @@ def test_bad_input_is_a_clear_error_and_loses_nothing(tmp_path, labelstudio):
         LabelStudioAnnotator(admin, mine).verify(pairs)
     assert ledger(mine)["tasks"]["b00000"]["annotations"]  # what alice said is still there
 
+    # the ledger lost: the project is found again by its run and batch marks and its tasks adopted
+    p0 = ledger(other)["project"]
+    (other / "iter-01.ledger.json").unlink()
+    with pytest.raises(AnnotationsPending, match="0 of 2"):
+        LabelStudioAnnotator(admin, other).verify(tagged(toy_pairs(2, prefix="b")))
+    assert ledger(other)["project"] == p0 and len(admin.export(p0)) == 2  # no duplicate tasks
+    # the project deleted on the server: the batch is reopened in a new project
+    labelstudio.person("alice@rewardops.test").annotate(ledger(other)["tasks"]["b00001"]["task"], CHOICE_B)
+    with pytest.raises(AnnotationsPending, match="1 of 2"):
+        LabelStudioAnnotator(admin, other).verify(tagged(toy_pairs(2, prefix="b")))
+    admin.delete_project(p0)
+    with pytest.raises(AnnotationsPending, match="1 of 2"):  # what alice said survives the deletion
+        LabelStudioAnnotator(admin, other).verify(tagged(toy_pairs(2, prefix="b")))
+    assert ledger(other)["previous_projects"] == [p0] and ledger(other)["project"] != p0
+    assert [t["data"]["rewardops_id"] for t in admin.export(ledger(other)["project"])] == ["b00000"]
+
     # a wrong token and a server that is not there
     with pytest.raises(LabelStudioError, match="refused the token"):
         LabelStudioAnnotator(LabelStudioClient(labelstudio.url, "not-a-token"), mine).verify(pairs)

@@ -67,6 +67,10 @@ class LabelStudioError(ValueError):
     (bad input or configuration: the message says what to fix)."""
 
 
+class LabelStudioNotFound(LabelStudioError):
+    """HTTP 404: the project, task or annotation is not on the server (any more)."""
+
+
 class AnnotationsPending(RuntimeError):
     """Some pairs of the batch have no decision yet (not an error: people are not done). Nothing is
     lost: run the same command again (`--resume`, or `--wait SECONDS`) to collect them."""
@@ -115,7 +119,7 @@ class LabelStudioClient:
             raise LabelStudioError(f"Label Studio at {self.url} refused the token ({method} {path}: HTTP {r.status_code}); "
                                    f"check {ENV_KEY} (a legacy token; the organization must allow legacy tokens)")
         if r.status_code == 404:
-            raise LabelStudioError(f"Label Studio at {self.url}: {method} {path} not found (HTTP 404)")
+            raise LabelStudioNotFound(f"Label Studio at {self.url}: {method} {path} not found (HTTP 404)")
         if r.status_code >= 400:
             raise LabelStudioError(f"Label Studio at {self.url}: {method} {path} failed (HTTP {r.status_code}: {r.text[:300]})")
         return r.json() if r.content else None
@@ -169,6 +173,9 @@ class LabelStudioClient:
 
     def delete_annotation(self, annotation_id: int) -> None:
         self._call("DELETE", f"/api/annotations/{int(annotation_id)}/")
+
+    def delete_project(self, project_id: int) -> None:
+        self._call("DELETE", f"/api/projects/{int(project_id)}/")
 
 
 # -- the ledger ------------------------------------------------------------------------------------
@@ -316,12 +323,17 @@ class LabelStudioAnnotator:
                 self._log(f"label studio: ledger {batch} was opened at {led.get('url')}, now {self.client.url}")
             try:
                 project = self.client.project(led["project"])
-            except LabelStudioError as exc:
-                raise LabelStudioError(
-                    f"{self._ledger_path(batch)}: project {led['project']} of batch {batch} is gone from "
-                    f"{self.client.url} ({exc}). The {sum(bool(t.get('annotations')) for t in led['tasks'].values())} "
-                    "tasks with annotations are kept in this ledger; move the ledger away to reopen the batch in a new "
-                    "project (decided pairs are reused from other batches' ledgers only)") from exc
+            except LabelStudioNotFound:
+                # deleted on the server: reopen the batch in a new project; what people already said
+                # stays in the ledger and counts, only the unanswered pairs become new tasks
+                kept = sum(bool(t.get("annotations")) for t in led["tasks"].values())
+                project = self._create(batch)
+                self._log(f"label studio: project {led['project']} of {batch} is gone from {self.client.url}; reopened "
+                          f"as project {project['id']} ({kept} answered pairs kept from the ledger)")
+                led.setdefault("previous_projects", []).append(led["project"])
+                led["project"] = int(project["id"])
+                led["tasks"] = {pid: {**rec, "task": None} for pid, rec in led["tasks"].items() if rec.get("annotations")}
+                self._save(led)
             self._check_project(project, batch)
             return led
         title = f"RewardOps {self.run[:8]} {batch}"
@@ -330,16 +342,27 @@ class LabelStudioAnnotator:
             project = found[0]
             self._log(f"label studio: reusing project {project['id']} ({title}) found on the server")
         else:
-            from rewardops.curation.human import GLOBAL_GUIDELINE
-
-            project = self.client.create_project(
-                title, f"Gold verification for RewardOps curation.\nrewardops-run: {self.run}\nrewardops-batch: {batch}\n",
-                LABEL_CONFIG, GLOBAL_GUIDELINE)
-            self._log(f"label studio: opened project {project['id']} ({title})")
+            project = self._create(batch)
         led = {"format": LEDGER_FORMAT, "run": self.run, "batch": batch, "url": self.client.url,
                "project": int(project["id"]), "seed": self.seed, "created_at": _now(), "tasks": {}}
+        if found:  # adopt the tasks this run already put there (the annotations are collected next)
+            for task in self.client.export(led["project"]):
+                data = task.get("data") or {}
+                if data.get("rewardops_run") == self.run and data.get("rewardops_batch") == batch and "rewardops_id" in data:
+                    led["tasks"][data["rewardops_id"]] = {"task": task.get("id"), "annotations": {},
+                                                          "a_is_listed_chosen": bool(data.get("a_is_listed_chosen"))}
         self._save(led)
         return led
+
+    def _create(self, batch: str) -> dict[str, Any]:
+        from rewardops.curation.human import GLOBAL_GUIDELINE
+
+        title = f"RewardOps {self.run[:8]} {batch}"
+        project = self.client.create_project(
+            title, f"Gold verification for RewardOps curation.\nrewardops-run: {self.run}\nrewardops-batch: {batch}\n",
+            LABEL_CONFIG, GLOBAL_GUIDELINE)
+        self._log(f"label studio: opened project {project['id']} ({title})")
+        return project
 
     def _add_tasks(self, led: dict[str, Any], pairs: Sequence[PreferencePair]) -> int:
         new = [p for p in pairs if p.id not in led["tasks"]]
