@@ -141,3 +141,21 @@ def test_eval_logs_to_the_models_mlflow_run(tiny_model: str, small_data_dir: Pat
     assert summary2["fingerprint"] == summary["fingerprint"]
     assert summary2["engine"]["forwarded_sequences"] == 0
     assert f"logged to MLflow run {run.info.run_id}" in " ".join(again.output.split())
+
+
+def test_results_folder_is_atomic_and_verifiable(tiny_model: str, small_data_dir: Path, tmp_path: Path):
+    from rewardops.outputs import verify_output
+
+    out = tmp_path / "eval"
+    args = ["--model", tiny_model, "--benchmarks", "rewardbench", "--data-dir", str(small_data_dir), "--no-mlflow",
+            "--cache", str(tmp_path / "c.sqlite")]
+    result = invoke(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    manifest = verify_output(out, kind="evaluation")
+    assert {"summary.json", "summary.md", "rewardbench/results.json"} <= {f["path"] for f in manifest["files"]}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    result = invoke(*args, "--out", str(home))
+    assert result.exit_code == 2 and "not written by rewardops" in " ".join(result.output.split())
+    assert [p.name for p in home.iterdir()] == ["notes.txt"]

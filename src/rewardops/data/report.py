@@ -74,11 +74,11 @@ class RunReport:
         }
 
     def write(self, out_dir: str | Path) -> Path:
+        """report.json, written atomically (temp file, fsync, rename), after checking the sums."""
+        from rewardops.outputs import write_json_atomic
+
         self.check()
-        path = Path(out_dir) / "report.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return write_json_atomic(Path(out_dir) / "report.json", self.to_dict())
 
 
 def read_report(path: str | Path) -> dict[str, Any]:

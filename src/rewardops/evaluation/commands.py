@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate a reward model, scored exactly as each benchmark's official code scores it."""
         from rewardops.evaluation.benchmarks import parse_names
+        from rewardops.outputs import OutputError
         from rewardops.evaluation.runner import (
             BenchmarkDataError,
             EvalConfig,
@@ -95,6 +96,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         except FileNotFoundError as exc:
             console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        except OutputError as exc:  # --out overlaps, is locked by another run, or is not ours to replace
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
         for name, why in outcome.missing.items():
             console.print(f"[yellow]skipped {name}:[/yellow] {why}")

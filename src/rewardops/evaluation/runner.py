@@ -14,6 +14,7 @@ from rewardops.evaluation import report
 from rewardops.evaluation.benchmarks import WORLD, get, load_world
 from rewardops.evaluation.engine import DEFAULT_MAX_LENGTH, ScoreEngine, open_engine
 from rewardops.evaluation.items import LoadedBenchmark, MissingBenchmarkData
+from rewardops.outputs import atomic_output
 
 log = logging.getLogger("rewardops.evaluation")
 
@@ -108,7 +109,19 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
             download_dir=Path(tmp),
             show_progress=cfg.show_progress,
         )
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    # The results folder is written atomically (rewardops.outputs): a killed or failed evaluation
+    # leaves the previous results as they were, and a finished one carries a verifiable manifest.
+    # A results folder from before manifests (it has summary.json) may be replaced.
+    with atomic_output(cfg.out, kind="evaluation", replace_unmanaged=(Path(cfg.out) / "summary.json").is_file()) as out:
+        summary, results = _score_all(cfg, loaded, missing, engine, out)
+    run_id = cfg.mlflow_run_id or ref.run_id
+    if run_id and cfg.log_mlflow:
+        report.log_to_mlflow(run_id, cfg.out, summary, results)
+    return EvalOutcome(summary, results, missing, engine, run_id if cfg.log_mlflow else None)
+
+
+def _score_all(cfg: EvalConfig, loaded: dict[str, LoadedBenchmark], missing: dict[str, str], engine: Any,
+               out: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     results: dict[str, dict[str, Any]] = {}
     for name, data in loaded.items():
         before = engine.stats.as_dict()
@@ -124,12 +137,9 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
             engine={k: after[k] - before[k] for k in ("cached", "forwarded_sequences", "real_tokens", "padded_tokens", "truncated", "forward_batches")},
         )
         results[name] = result
-        report.write_benchmark(cfg.out, name, result, data.items, scores)
+        report.write_benchmark(out, name, result, data.items, scores)
     summary = report.summarize(cfg.model, engine.fingerprint, results, missing, engine.stats.as_dict())
-    report.write_json(cfg.out / "summary.json", summary)
-    (cfg.out / "summary.md").write_text(report.markdown_table(summary), encoding="utf-8")
-    report.write_plots(cfg.out, summary, results)
-    run_id = cfg.mlflow_run_id or ref.run_id
-    if run_id and cfg.log_mlflow:
-        report.log_to_mlflow(run_id, cfg.out, summary, results)
-    return EvalOutcome(summary, results, missing, engine, run_id if cfg.log_mlflow else None)
+    report.write_json(out / "summary.json", summary)
+    (out / "summary.md").write_text(report.markdown_table(summary), encoding="utf-8")
+    report.write_plots(out, summary, results)
+    return summary, results
