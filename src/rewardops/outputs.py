@@ -162,8 +162,10 @@ def write_json_atomic(path: str | Path, value: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+        # a lone surrogate (an undecodable file name, say) becomes the JSON escape "\udc80"
+        data = (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8", errors="backslashreplace")
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
