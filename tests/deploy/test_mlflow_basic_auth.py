@@ -147,3 +147,42 @@ def test_users_job_then_tracker_logs_with_env_credentials(server, tmp_path: Path
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRETS[("rewardops-mlflow-server", "admin-password")])
     assert AuthServiceClient(server["uri"]).get_user("rewardops-pipelines").is_admin is False
+
+
+def test_helm_test_pod_script(server, tmp_path: Path) -> None:
+    """The `helm test` pod's script (charts/rewardops/files/helm_test.py), with the env the chart
+    gives that pod, against this MLflow and an S3 API: moto's server mode on loopback stands in for
+    MinIO, which cannot be installed here. Runs after the users Job test created the clients' user."""
+    from moto.server import ThreadedMotoServer
+
+    docs = server["docs"]
+    pod = next(d for d in docs if name_of(d) == "Pod/rewardops-test")
+    container = pod["spec"]["containers"][0]
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    s3.start()
+    try:
+        host, port = s3.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        env = _container_env(container, SECRETS)
+        env.update({"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_URL": server["uri"],
+                    "AWS_ENDPOINT_URL": endpoint})
+        assert env["MLFLOW_AUTH_MODE"] == "basic-auth" and env["MLFLOW_TRACKING_USERNAME"] == "rewardops-pipelines"
+        argv = [*container["command"], *container["args"]]
+        argv[0] = sys.executable
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="unused-here", aws_secret_access_key="unused-here")
+        missing = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert missing.returncode != 0 and "NoSuchBucket" in missing.stderr + missing.stdout  # buckets not there yet
+        for bucket in ("rewardops-mlflow", "rewardops-dvc", "rewardops-checkpoints"):
+            client.create_bucket(Bucket=bucket)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for line in ("mlflow: ok", "a request without credentials is refused (401)", "database (through MLflow): ok",
+                     "s3://rewardops-mlflow/artifacts/: list, write, read, delete ok",
+                     "s3://rewardops-dvc/dvc/: list, write, read, delete ok"):
+            assert line in done.stdout, done.stdout
+        assert not client.list_objects_v2(Bucket="rewardops-dvc").get("Contents")  # cleaned up after itself
+    finally:
+        s3.stop()
