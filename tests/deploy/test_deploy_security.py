@@ -273,3 +273,24 @@ def test_oauth2_proxy_mode_renders_a_sidecar() -> None:
     service = next(d for d in docs if name_of(d) == "Service/rewardops-mlflow")
     assert service["spec"]["ports"][0]["targetPort"] == "proxy"
     assert not [d for d in docs if name_of(d) == "Job/rewardops-mlflow-users"]
+
+
+def test_pipeline_account_gets_kfps_runner_role_in_client_namespaces() -> None:
+    docs = render()
+    binding = next(d for d in docs if name_of(d) == "RoleBinding/rewardops-pipeline-kfp")
+    assert binding["metadata"]["namespace"] == "kubeflow"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pipeline-runner"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rewardops-pipeline", "namespace": "kubeflow"}]
+    assert not [d for d in render(set_values=("pipelines.kfpRunnerRole.name=",)) if name_of(d) == "RoleBinding/rewardops-pipeline-kfp"]
+
+
+@pytest.mark.parametrize("sets", [ALL_ON, ("mlflow.auth.mode=oauth2-proxy", "mlflow.auth.oauth2Proxy.extraArgs[0]=--provider=oidc"),
+                                  ("mlflow.auth.mode=none",),
+                                  ("networkPolicy.externalEgress[0].cidr=10.0.0.0/8", "networkPolicy.externalEgress[0].ports[0]=5432")],
+                         ids=["all-on", "oauth2-proxy", "no-auth", "external-egress"])
+def test_other_modes_render_valid_objects(sets: tuple[str, ...]) -> None:
+    from chart_support import object_errors
+
+    docs = render(set_values=sets)
+    errors = [e for doc in docs for e in object_errors(doc)]
+    assert not errors, "\n".join(errors)
