@@ -138,9 +138,17 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     # One MLflow store for every step of the run (steps are separate processes).
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    from rewardops.tracking.uri import resolve_tracking_uri
+
+    os.environ["MLFLOW_TRACKING_URI"] = resolve_tracking_uri(home=workdir)
     prepare_tracking_store(os.environ["MLFLOW_TRACKING_URI"], artifact_root=workdir / "mlartifacts")
     os.environ.setdefault("REWARDOPS_PIPELINE_RUN_ID", f"local-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    # every size's training run becomes a child of one parent run per pipeline run (`rewardops compare`)
+    os.environ.setdefault("REWARDOPS_SUITE", os.environ["REWARDOPS_PIPELINE_RUN_ID"])
+    # the demo versions its curated subset in a DVC registry inside the workdir before training
+    inputs = pipeline_inputs(build_pipeline(name, iterations))
+    if "data_registry" in inputs and not params.get("data_registry"):
+        params = {**params, "data_registry": str(workdir / "data-registry"), "data_remote": str(workdir / "dvc-remote")}
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"),
                enable_caching=cache, cache_root=str(workdir / "kfp-cache"), raise_on_error=True)
     func = build_pipeline(name, iterations)

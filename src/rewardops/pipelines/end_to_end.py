@@ -18,6 +18,7 @@ from rewardops.pipelines.components.preprocess import preprocess
 from rewardops.pipelines.components.register import register
 from rewardops.pipelines.components.train import train
 from rewardops.pipelines.components.train_launcher import train_launcher
+from rewardops.pipelines.components.version_data import version_data
 from rewardops.pipelines.curation import DEFAULT_ITERATIONS, curate
 from rewardops.pipelines.resources import retry, sized, with_gpu
 from rewardops.k8s.trainjob import size_plan
@@ -29,17 +30,20 @@ def _train_evaluate_register(dataset, data_version, item, local, output_root, pr
     if local:
         trained = sized(train(dataset=dataset, size=item.size, data_version=data_version, profile=profile,
                               max_steps=max_steps, overrides=overrides, run_id=run_id), "train-cpu")
+        trained.set_display_name("train (in process)")
     else:
         trained = retry(sized(train_launcher(dataset=dataset, size=item.size, nodes=item.nodes,
                                              gpus_per_node=item.gpus_per_node, data_version=data_version,
                                              output_root=output_root, profile=profile, overrides=overrides,
                                              run_id=run_id), "light"))
+        trained.set_display_name("train (TrainJob)")
     scored = sized(evaluate(model=trained.outputs["model"], data_version=data_version, benchmarks=benchmarks,
                             sources=sources, world_n=world_n), "data")
+    scored.set_display_name("evaluate")
     if not local:
         retry(with_gpu(scored))
     sized(register(model=trained.outputs["model"], report=scored.outputs["report"], data_version=data_version),
-          "light", cache=False)
+          "light", cache=False).set_display_name("register and promote")
 
 
 def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list[str] | None = None):
@@ -71,8 +75,29 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         eval_sources: List[str] = [],
         eval_world_n: int = 256,
         overrides: dict = {},
+        data_registry: str = "",
+        data_remote: str = "",
     ):
-        """`overrides`: any training setting over the catalog for every size, e.g. {"lr": 1e-5}."""
+        """Curation -> training suite -> evaluation -> registry.
+
+        Args:
+            data_version: The input data's version (DVC hash or content hash); part of every step's cache key.
+            sources: Raw preference files or Hugging Face ids to ingest (cluster build).
+            world_n: Pairs of the generated preference world (local build).
+            world_noise: Share of flipped labels in the generated world.
+            world_seed: Seed of the generated world; a new seed makes a new data version.
+            settings: Curation settings: a profile name (default, demo), JSON or short forms.
+            plan: The sizes to train, one entry per size (size, nodes, gpus_per_node).
+            profile: Training profile of the catalog (final or dev).
+            max_steps: Cap on optimizer steps per size (0: the profile's schedule).
+            output_root: Object-storage prefix for TrainJob outputs (cluster build).
+            benchmarks: Benchmarks to evaluate on: all, all+world, or a comma list; training data is decontaminated against them.
+            eval_sources: NAME=PATH entries giving each benchmark's files.
+            eval_world_n: Held-out generated pairs for the world benchmark.
+            overrides: Any training setting over the catalog for every size, e.g. {"lr": 1e-5}.
+            data_registry: Folder of the DVC data registry the curated subset is versioned in before training (local build; empty: no versioning).
+            data_remote: The registry's DVC remote folder (default: dvc-remote next to the registry).
+        """
         if local:
             raw = sized(generate(n=world_n, noise=world_noise, seed=world_seed), "data")
         else:
@@ -81,8 +106,15 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         clean = sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version, benchmarks=benchmarks,
                                  benchmark_sources=eval_sources, world_n=eval_world_n), "data")
         merged = curate(clean.outputs["dataset"], data_version, iterations, settings)
+        curated = merged.outputs["curated"]
+        if local:
+            # lineage: the subset is in the DVC registry (commit + md5) before any size trains on it
+            versioned = sized(version_data(dataset=curated, name="curated", registry=data_registry,
+                                           remote=data_remote, data_version=data_version), "light")
+            versioned.set_display_name("version curated data (DVC)")
+            curated = versioned.outputs["versioned"]
         with dsl.ParallelFor(items=plan, name="sizes") as item:
-            _train_evaluate_register(merged.outputs["curated"], data_version, item, local, output_root, profile,
+            _train_evaluate_register(curated, data_version, item, local, output_root, profile,
                                      max_steps, benchmarks, eval_sources, eval_world_n, overrides)
 
     return end_to_end_pipeline

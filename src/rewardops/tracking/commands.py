@@ -4,6 +4,7 @@ promote|register`, and `rewardops compare`."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -78,6 +79,57 @@ def data_status(repo: Annotated[Path, typer.Option("--repo")] = Path(".")) -> No
         result = status(repo)
     except RemoteError as exc:
         raise _fail(str(exc)) from None
+    out_console.print_json(json.dumps(result))
+
+
+@data_app.command("get")
+def data_get(
+    path: Annotated[Optional[str], typer.Argument(help="Dataset path inside the registry (with --registry).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the dataset goes (a new or empty folder).")] = Path("data-get"),
+    model: Annotated[Optional[str], typer.Option("--model", help="models:/NAME@ALIAS or models:/NAME/VERSION: the data it was trained on.")] = None,
+    registry: Annotated[Optional[str], typer.Option("--registry", help="The DVC data registry (git URL or folder); default: the model's.")] = None,
+    rev: Annotated[Optional[str], typer.Option("--rev", help="Registry revision (commit, tag, branch); default: the model's, else HEAD.")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
+) -> None:
+    """Bring back a versioned dataset: the exact training data of a registered model
+    (`--model models:/rewardops-rm-demo-tiny-qwen3@champion`), or PATH of --registry at --rev."""
+    from rewardops.tracking.dvc_remote import RemoteError, RemoteSettings, _s3_configured, get_dataset
+    from rewardops.tracking.lineage import DataVersion
+
+    expected = None
+    if model:
+        from rewardops.tracking.registry import RegistryLookupError, resolve_version
+
+        found = re.match(r"models:/([^/@]+)(?:@([\w.-]+)|/(\d+))$", model)
+        if not found:
+            raise _fail(f"--model {model!r}: use models:/NAME@ALIAS or models:/NAME/VERSION")
+        name, alias, number = found.groups()
+        try:
+            mv = resolve_version(_client(tracking_uri), name, number, alias)
+        except RegistryLookupError as exc:
+            raise _fail(str(exc)) from None
+        expected = DataVersion.from_tags(mv.tags or {})
+        if expected is None:
+            raise _fail(f"{model} (version {mv.version}) carries no DVC data lineage (tags rewardops.data.registry, "
+                        ".rev, .path, .md5): it was trained on data that was not versioned in a DVC registry")
+    registry = registry or (expected.registry if expected else None)
+    path = path or (expected.path if expected else None)
+    rev = rev or (expected.rev if expected else None)
+    if not registry or not path:
+        raise _fail("say which data: --model models:/NAME@ALIAS, or PATH with --registry")
+    try:
+        settings = RemoteSettings.from_env() if _s3_configured() else None
+        dest = get_dataset(registry, path, out, rev=rev, settings=settings)
+    except RemoteError as exc:
+        raise _fail(str(exc)) from None
+    result: dict[str, Any] = {"registry": registry, "path": path, "rev": rev or "HEAD", "out": str(dest)}
+    if expected is not None:
+        from rewardops.tracking.lineage import dvc_md5
+
+        result["md5"] = dvc_md5(dest)
+        if result["md5"] != expected.md5:
+            raise _fail(f"{dest}: DVC md5 {result['md5']} differs from the {expected.md5} the model was trained on")
+        result["verified"] = True
     out_console.print_json(json.dumps(result))
 
 

@@ -4,10 +4,14 @@ The local demo (and anyone without a cluster) gets what a team gets from an S3-b
 registry: every run's subsets committed as `.dvc` files in git, their content in a DVC remote
 (a local folder here; `rewardops data push` for S3), and any older version back with
 `dvc get <registry> <name> --rev <commit>`. A run whose data did not change adds no commit.
+
+The remote is recorded as a path relative to the registry (`../dvc-remote` style), so moving the
+folder that holds both (the demo's `demo-out/`) keeps every version retrievable.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -32,17 +36,26 @@ def _dvc(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def _relative_remote(registry: Path, remote: Path) -> str:
+    # given relative to the registry (the command's cwd); DVC stores it relative to .dvc/config
+    return os.path.relpath(remote.resolve(), registry.resolve())
+
+
 def init_registry(registry: Path, remote: Path) -> None:
-    """A git repository with DVC initialised and `remote` (a folder) as its default remote."""
+    """A git repository with DVC initialised and `remote` (a folder, stored relative) as its default remote."""
     registry.mkdir(parents=True, exist_ok=True)
+    remote.mkdir(parents=True, exist_ok=True)
     if not (registry / ".git").exists():
         _git(registry, "init", "-q")
     if not (registry / ".dvc").exists():
         _dvc(registry, "init", "-q")
         _dvc(registry, "config", "core.analytics", "false")
-        remote.mkdir(parents=True, exist_ok=True)
-        _dvc(registry, "remote", "add", "-d", "local", str(remote.resolve()))
-        _git(registry, "add", "-A")
+        _dvc(registry, "config", "core.autostage", "false")
+        _dvc(registry, "remote", "add", "-d", "local", "placeholder")
+    # written with `--local`-free `config` so it is committed; relative so the folder can move
+    _dvc(registry, "remote", "modify", "local", "url", _relative_remote(registry, remote))
+    _git(registry, "add", "-A")
+    if _git(registry, "status", "--porcelain"):
         _git(registry, "commit", "-q", "-m", "DVC data registry")
 
 
@@ -70,3 +83,11 @@ def version_datasets(registry: Path, datasets: dict[str, Path], remote: Path, me
     }
     hashes["rev"] = _git(registry, "rev-parse", "HEAD")
     return hashes
+
+
+def version_dataset(registry: Path, name: str, src: Path, remote: Path, message: str) -> "DataVersion":
+    """Version one dataset folder as `registry/<name>` and say where it is (`DataVersion`)."""
+    from rewardops.tracking.lineage import DataVersion, _rows
+
+    found = version_datasets(registry, {name: src}, remote, message)
+    return DataVersion(str(Path(registry).resolve()), found["rev"], name, found[name], _rows(Path(src)))

@@ -1,4 +1,6 @@
-"""The DVC S3 remote (MinIO or AWS), configured from the environment.
+"""The DVC remote: an S3 remote (MinIO or AWS) configured from the environment, or, when none
+is configured there, whatever default remote the repository itself declares (the demo's data
+registry has a local-folder remote), so `rewardops data push|pull|status|get` work with any.
 
 | setting          | environment (first set wins)                                              |
 |------------------|---------------------------------------------------------------------------|
@@ -130,11 +132,36 @@ def configure_remote(repo_root: str | os.PathLike[str], settings: RemoteSettings
             conf["core"]["remote"] = settings.name
 
 
-def _prepare(repo_root: str | os.PathLike[str], settings: RemoteSettings | None, create_bucket: bool = False) -> RemoteSettings:
+def _s3_configured(env: dict[str, str] | None = None) -> bool:
+    env = dict(os.environ if env is None else env)
+    return bool(env.get("REWARDOPS_DVC_REMOTE") or env.get("REWARDOPS_S3_BUCKET"))
+
+
+def _prepare(repo_root: str | os.PathLike[str], settings: RemoteSettings | None, create_bucket: bool = False) -> RemoteSettings | None:
+    """The S3 remote (checked and written to .dvc/config.local), or None: the repository's own default remote."""
+    if settings is None and not _s3_configured():
+        _check_repo_remote(repo_root)
+        return None
     settings = settings or RemoteSettings.from_env()
     check_remote(settings, create_bucket=create_bucket)
     configure_remote(repo_root, settings)
     return settings
+
+
+def _check_repo_remote(repo_root: str | os.PathLike[str]) -> None:
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo_root)) as repo:
+            core = repo.config.get("core", {})
+            remotes = repo.config.get("remote", {})
+    except Exception as exc:  # noqa: BLE001 - not a DVC repository
+        raise RemoteError(f"{repo_root}: not a DVC repository ({exc})") from None
+    if not core.get("remote") or core["remote"] not in remotes:
+        raise RemoteError(
+            f"{repo_root}: no DVC remote: the repository declares no default remote and no S3 remote is set "
+            "(REWARDOPS_DVC_REMOTE=s3://bucket/prefix or REWARDOPS_S3_BUCKET, plus REWARDOPS_S3_ENDPOINT for MinIO)"
+        )
 
 
 def recorded_targets(repo_root: str | os.PathLike[str]) -> list[str]:
@@ -176,7 +203,8 @@ def push(
 
     settings = _prepare(repo_root, settings, create_bucket)
     with Repo(str(repo_root)) as repo:
-        return int(repo.push(targets=targets or None, jobs=jobs, remote=settings.name, all_commits=all_commits))
+        return int(repo.push(targets=targets or None, jobs=jobs, remote=settings.name if settings else None,
+                             all_commits=all_commits))
 
 
 def pull(
@@ -198,7 +226,8 @@ def pull(
     settings = _prepare(repo_root, settings)
     if rev is None:
         with Repo(str(repo_root)) as repo:
-            stats = repo.pull(targets=targets or recorded_targets(repo_root) or None, jobs=jobs, remote=settings.name)
+            stats = repo.pull(targets=targets or recorded_targets(repo_root) or None, jobs=jobs,
+                              remote=settings.name if settings else None)
         # DVC: {"added": [paths], "modified": [paths], ..., "stats": {"fetched": n, "added": n, ...}}
         counts = stats.get("stats", {})
         return {
@@ -213,15 +242,7 @@ def pull(
     written = []
     for target in targets:
         dest = Path(out) / Path(target).name if out is not None and len(targets) > 1 else Path(out or f"{target.rstrip('/')}@{rev}")
-        Repo.get(
-            str(root),
-            target,
-            out=str(dest),
-            rev=rev,
-            jobs=jobs,
-            remote=settings.name,
-            remote_config=settings.remote_config(),
-        )
+        get_dataset(str(root), target, dest, rev=rev, jobs=jobs, settings=settings)
         written.append(str(dest))
     return {"rev": rev, "written": written}
 
@@ -232,10 +253,49 @@ def status(repo_root: str | os.PathLike[str] = ".", *, settings: RemoteSettings 
 
     settings = _prepare(repo_root, settings)
     with Repo(str(repo_root)) as repo:
-        raw = repo.data_status(not_in_remote=True, remote_refresh=True)
+        raw = repo.data_status(not_in_remote=True, remote_refresh=True, remote=settings.name if settings else None)
     return {
         "not_in_remote": sorted(raw.get("not_in_remote", [])),
         "uncommitted": sorted(str(k) for k in raw.get("uncommitted", {})),
         "committed": sorted(str(k) for k in raw.get("committed", {})),
         "not_in_cache": sorted(raw.get("not_in_cache", [])),
     }
+
+
+def _registry_revisions(url: str, limit: int = 10) -> list[str]:
+    """`<commit> <subject>` of the registry's recent commits (local folders only), for error messages."""
+    import subprocess
+
+    if not Path(url).is_dir():
+        return []
+    done = subprocess.run(["git", "log", f"-{limit}", "--format=%h %s"], cwd=url, capture_output=True, text=True, check=False)
+    return done.stdout.splitlines() if done.returncode == 0 else []
+
+
+def get_dataset(
+    registry: str,
+    path: str,
+    out: str | os.PathLike[str],
+    *,
+    rev: str | None = None,
+    jobs: int | None = None,
+    settings: RemoteSettings | None = None,
+) -> Path:
+    """`dvc get registry path --rev rev -o out`, with the S3 settings when given; a clear
+    `RemoteError` naming the registry, path and revision (and the revisions there are) on failure."""
+    from dvc.repo import Repo
+
+    kwargs: dict[str, Any] = {}
+    if settings is not None:
+        kwargs = {"remote": settings.name, "remote_config": settings.remote_config()}
+    dest = Path(out)
+    if dest.exists() and any(dest.iterdir()):
+        raise RemoteError(f"{dest} exists and is not empty; choose an empty or new folder for -o")
+    try:
+        Repo.get(registry, path, out=str(dest), rev=rev, jobs=jobs, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - DVC/scmrepo errors: say what was looked up
+        known = _registry_revisions(registry)
+        hint = ("; recent revisions: " + "; ".join(known)) if known else ""
+        raise RemoteError(f"could not get {path!r} at revision {rev or 'HEAD'} from the data registry {registry}: "
+                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}{hint}") from None
+    return dest

@@ -267,3 +267,20 @@ def mlflow_dataset(version: DataVersion) -> Any:
             "get": f"dvc get {version.registry} {version.path} --rev {version.rev}"}
     name = Path(version.path).name or version.path
     return MetaDataset(DvcDatasetSource(info), name=name, digest=version.md5[:36])
+
+
+def dvc_md5(folder: str | os.PathLike[str]) -> str:
+    """DVC 3's md5 of a folder (`<hex>.dir`): md5 of the sorted JSON list of {md5, relpath} of its
+    files, as `dvc add` records it; used to check that data brought back is the data trained on."""
+    import hashlib
+
+    root = Path(folder)
+    entries = []
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security measure
+        with open(file, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        entries.append({"md5": digest.hexdigest(), "relpath": file.relative_to(root).as_posix()})
+    entries.sort(key=lambda e: e["relpath"])
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"  # noqa: S324
