@@ -38,7 +38,9 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-PY=${PY:-python3}
+if [ -z "${PY:-}" ]; then  # the device's python3 holds torch; a smoke run here uses the repo's venv
+  if [ -n "$SMOKE" ] && [ -x "$REPO/.venv/bin/python" ]; then PY="$REPO/.venv/bin/python"; else PY=python3; fi
+fi
 if [ -n "$SMOKE" ]; then
   D_INSTALL=120; D_CORRECT=300; D_TRAIN=900; D_SCORE=300; D_DS=900   # shared 2-core CPU, tiny shapes
 else
@@ -68,7 +70,7 @@ step() {  # name limit command...
   local name=$1 limit=$2; shift 2
   echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$LOG"
   local start; start=$(date +%s)
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG" | grep -E '^\[|^imports|^\{|Error|error' | cut -c1-400
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG" | grep --line-buffered -E '^\[|^imports|^\{|Error|error' | cut -c1-400
   local rc=${PIPESTATUS[0]}
   record "$name" "$rc" $(( $(date +%s) - start )) "$limit"
   echo "=== $name rc=$rc in $(( $(date +%s) - start ))s" | tee -a "$LOG"
@@ -99,7 +101,7 @@ for s in $STEPS; do
       timeout "$T_INSTALL" bash -c "$(declare -f install_wheels); PY='$PY' WHEELS='$WHEELS' SITE='$SITE' install_wheels" >> "$LOG" 2>&1
       rc=$?
       record install "$rc" $(( $(date +%s) - start )) "$T_INSTALL"
-      tail -2 "$LOG"
+      tail -1 "$LOG"
       ;;
     correctness) step correctness "$T_CORRECT" "$PY" "$HERE/correctness.py" "$OUT" $SMOKE --work "$WORK" ;;
     train)       step train "$T_TRAIN" "$PY" "$HERE/train_throughput.py" "$OUT" $SMOKE --work "$WORK" ;;
