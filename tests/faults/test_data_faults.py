@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
-import os
 import random
 import signal
 import subprocess
@@ -391,3 +390,13 @@ def test_two_preprocess_runs_race_and_exactly_one_wins(tmp_path: Path):
         assert "another writer is producing this output" in errs
     rep = assert_complete(tmp_path / "pp")
     assert rep["kept"] == 1000
+
+
+def test_preprocess_refuses_unreadable_or_foreign_shards_with_one_message(tmp_path: Path):
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1" + bytes(range(200)))
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "other.parquet")
+    for name, words in (("junk.parquet", "unreadable Parquet shard"), ("other.parquet", "not a pair shard")):
+        result = runner.invoke(app, ["preprocess", str(tmp_path / name), "--out", str(tmp_path / "pp")])
+        text = " ".join(result.output.split())
+        assert result.exit_code == 1 and str(tmp_path / name) in text and words in text, text
+        assert "Traceback" not in result.output and not (tmp_path / "pp").exists()

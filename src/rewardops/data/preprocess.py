@@ -139,6 +139,32 @@ class LabelledPrompts:
         return cls(texts, [tuple(x) for x in labels], per_label)
 
 
+class ShardFault(ValueError):
+    """An input shard that cannot be read as pairs (unreadable Parquet, wrong schema)."""
+
+
+def _shard_tables(shard: Path, batch_size: int) -> Iterable[pa.Table]:
+    """The record batches of one input shard as PAIR_SCHEMA tables; a shard that is not a readable
+    pair shard is one ShardFault naming it and its last good row (and the run writes nothing)."""
+    row = 0
+    try:
+        pf = pq.ParquetFile(shard)
+        missing = [f.name for f in PAIR_SCHEMA if f.name not in pf.schema_arrow.names]
+        if missing:
+            raise ShardFault(f"{shard}: not a pair shard (no column {', '.join(missing)}); pass datasets written by "
+                             "ingest, generate or preprocess (other files go through `rewardops ingest` first)")
+        for batch in pf.iter_batches(batch_size=batch_size, columns=PAIR_SCHEMA.names):
+            table = pa.Table.from_batches([batch]).cast(PAIR_SCHEMA)
+            yield table
+            row += table.num_rows
+    except ShardFault:
+        raise
+    except (OSError, pa.ArrowException) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ShardFault(f"{shard}: unreadable Parquet shard after row {row} (the last good row): {first}; "
+                         "nothing was written") from None
+
+
 def preprocess(
     inputs: str | Path | Sequence[str | Path],
     out_dir: str | Path,
@@ -188,8 +214,7 @@ def preprocess(
         with Quarantine(tmp / QUARANTINE_FILE) as quarantine, open(tmp / DROPPED_FILE, "w", encoding="utf-8") as dropped:
             for shard in shards:
                 row0 = 0
-                for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size):
-                    table = pa.Table.from_batches([batch])
+                for table in _shard_tables(shard, batch_size):
                     _process_batch(table, shard, row0, decon, seen if dedup else None, report, writer, quarantine,
                                    dropped, labelled, hits)
                     row0 += table.num_rows

@@ -167,4 +167,11 @@ def read_pairs(path: str | Path, batch_size: int = 4_096) -> Iterator[Preference
 
 
 def count_pairs(path: str | Path) -> int:
-    return sum(pq.ParquetFile(s).metadata.num_rows for s in shard_paths(path))
+    total = 0
+    for s in shard_paths(path):
+        try:
+            total += pq.ParquetFile(s).metadata.num_rows
+        except (OSError, pa.ArrowException) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{s}: unreadable Parquet shard: {first}") from None
+    return total
