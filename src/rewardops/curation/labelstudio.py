@@ -1,22 +1,27 @@
 """People in the loop through a real Label Studio server (stage 1's human verification).
 
 `LabelStudioAnnotator` is an `Annotator` (see protocols.py) that, for each batch of pairs stage 1
-routes to humans (one batch per iteration: "iter-01", ...; "seed" for the gold seed):
+routes to people (one batch per iteration, named from the pairs' lineage: "iter-01", ...; the
+gold seed gets a content-hash name):
 
-1. creates (or reuses) one Label Studio project per batch, titled and described with this run's
+1. creates (or reuses) one Label Studio project per batch, its description marked with this run's
    id and the batch, with the labeling interface of `human.LABEL_CONFIG` (guideline, attributes,
    conversation, responses A/B in a per-pair random order, a choice A / B / cannot decide);
-2. imports one task per pair not yet in the project (a pair already decided by people in an
-   earlier batch of the same run is answered from that decision, not asked again);
-3. collects the annotations (Label Studio's JSON export), merging them into a ledger on disk
-   (`<ledger folder>/<batch>.ledger.json`, written atomically; the folder is `<output>.labelstudio/` beside the step's output): an annotation once seen is never
-   forgotten, even if it is later deleted in Label Studio;
+2. imports one task per pair not yet in the project (a pair people already decided in another
+   batch of the same run is answered from that decision, not asked again);
+3. collects the annotations (Label Studio's JSON export) into a ledger on disk,
+   `<ledger folder>/<batch>.ledger.json`, written atomically; the folder is `<output>.labelstudio/`
+   beside the step's output (or `options(ledger=...)`). An annotation once collected is never
+   forgotten, even if it is deleted in Label Studio later; a deleted project is reopened with only
+   the unanswered pairs; a lost ledger re-adopts its project (found by the run and batch marks);
 4. when every pair has a decision, returns the answers and writes who labelled what (user id,
-   email, time, choice) into each pair's lineage and `meta["human_annotations"]`; otherwise it
-   polls until `wait_s` has passed and then raises `AnnotationsPending` naming the project, how
-   many are done, and how to resume. Stage 1 then writes nothing for the iteration; running the
-   same command again (or `--resume`) repeats the iteration, which finds the same project and the
-   annotations made meanwhile.
+   email, time, what they said) into each pair's lineage and `meta["human_annotations"]`;
+   otherwise it polls until `wait_s` has passed and then raises `AnnotationsPending` naming the
+   project, how many are decided, and how to resume. Stage 1 then writes nothing for the
+   iteration; running the same command again (`--resume`) repeats the iteration, which finds the
+   same project and the annotations made meanwhile. The iteration's RM training is deterministic
+   (seeded), so the repeat routes the same pairs to people; were it not, new pairs become new
+   tasks and the earlier answers stay in the ledger (`last_counts["not_in_this_call"]`).
 
 The server is reached over its REST API with httpx (`LabelStudioClient`): the `label-studio-sdk`
 package pins opencv-python-headless<4.13, which would downgrade numpy in our environment and pull
