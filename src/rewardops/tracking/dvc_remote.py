@@ -21,6 +21,7 @@ fails at once with a message that says which (DVC's own error for these is a gen
 from __future__ import annotations
 
 import os
+from contextlib import chdir
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,7 @@ def push(
     from dvc.repo import Repo
 
     settings = _prepare(repo_root, settings, create_bucket)
-    with Repo(str(repo_root)) as repo:
+    with chdir(repo_root), Repo(".") as repo:  # DVC reads targets relative to the working directory
         return int(repo.push(targets=targets or None, jobs=jobs, remote=settings.name if settings else None,
                              all_commits=all_commits))
 
@@ -225,7 +226,7 @@ def pull(
 
     settings = _prepare(repo_root, settings)
     if rev is None:
-        with Repo(str(repo_root)) as repo:
+        with chdir(repo_root), Repo(".") as repo:
             stats = repo.pull(targets=targets or recorded_targets(repo_root) or None, jobs=jobs,
                               remote=settings.name if settings else None)
         # DVC: {"added": [paths], "modified": [paths], ..., "stats": {"fetched": n, "added": n, ...}}
