@@ -22,7 +22,7 @@ LINEAGE = ("rewardops.data.dvc_hash", "rewardops.data.git_rev", "rewardops.code.
 
 def eval_metrics(average: float) -> dict[str, float]:
     """The keys `rewardops eval` logs (percent): eval/<benchmark> and eval/average_7."""
-    names = [name for name, _ in benchmark_columns() if name != "average_7"]
+    names = [name for name, _ in benchmark_columns() if name != "score"]
     values = {f"eval/{name}": average + (i - 3) for i, name in enumerate(names)}
     values["eval/average_7"] = sum(values.values()) / len(names)
     values["eval/score"] = values["eval/average_7"]
@@ -147,16 +147,21 @@ def test_compare_two_suites(server_env, monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert "| qwen3-0.6b |" in md and "60.0" in md
     rows = list(csv.DictReader((tmp_path / "one" / "compare.csv").open()))
     by_size = {r["size"]: r for r in rows}
-    assert float(by_size["llama-3.2-1b"]["average_7"]) == pytest.approx(62.0)
+    assert float(by_size["llama-3.2-1b"]["score"]) == pytest.approx(62.0)
     assert (tmp_path / "one" / "compare.png").stat().st_size > 5000
 
     two = runner.invoke(app, ["compare", "v1", "v2", "--experiment", experiment, "--out", str(tmp_path / "two")])
     assert two.exit_code == 0, two.output
     rows = list(csv.DictReader((tmp_path / "two" / "compare-v1-vs-v2.csv").open()))
-    deltas = {r["size"]: float(r["average_7:delta"]) for r in rows}
+    deltas = {r["size"]: float(r["score:delta"]) for r in rows}
     assert deltas == pytest.approx({"qwen3-0.6b": 3.0, "llama-3.2-1b": -1.0})
     assert "60.0 -> 63.0 (+3.0)" in (tmp_path / "two" / "compare-v1-vs-v2.md").read_text()
     assert (tmp_path / "two" / "compare-v1-vs-v2.png").is_file()
 
     missing = runner.invoke(app, ["compare", "nope", "--experiment", experiment, "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "no suite 'nope'" in missing.output
+    assert "v1" in " ".join(missing.output.split())  # ... and which suites exist
+
+    # without a name: the newest suite
+    newest = runner.invoke(app, ["compare", "--experiment", experiment, "--out", str(tmp_path / "newest")])
+    assert newest.exit_code == 0 and "Suite v2" in newest.output, newest.output

@@ -211,3 +211,26 @@ def test_explicit_sqlite_uri_keeps_artifacts_next_to_the_db(tmp_path: Path, empt
         assert tracker.flush(30)
     assert list((db.parent / "mlartifacts").rglob("note.txt"))
     assert not (empty_dir / "mlartifacts").exists()
+
+
+def test_compare_on_a_world_only_suite_names_rows_by_size(embedded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's case: no paper benchmark offline, only the generated world; one parent, a child per size."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from rewardops.cli import app
+
+    monkeypatch.setenv("REWARDOPS_SUITE", "demo-suite")
+    for size, world in (("demo-tiny-qwen3", 61.0), ("demo-smollm2-135m", 70.7)):
+        with start_tracker("rewardops-demo-compare", size, tags={"rewardops.size": size}, lineage=False) as tracker:
+            tracker.log_metrics({"eval/world": world, "eval/score": world, "eval/world/arith": 50.0}, step=0)
+    monkeypatch.delenv("REWARDOPS_SUITE")
+    out = embedded / "compare-demo"
+    done = CliRunner().invoke(app, ["compare", "demo-suite", "--experiment", "rewardops-demo-compare", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    md = (out / "compare.md").read_text()
+    assert "| Size | World | Avg. |" in md
+    assert "| demo-smollm2-135m | 70.7 | 70.7 |" in md and "| demo-tiny-qwen3 | 61.0 | 61.0 |" in md
+    rows = {r["size"]: r for r in csv.DictReader((out / "compare.csv").open())}
+    assert float(rows["demo-tiny-qwen3"]["world"]) == pytest.approx(61.0)

@@ -262,17 +262,19 @@ def registry_register(
 
 
 def compare(
-    suite: Annotated[str, typer.Argument(help="Suite name (or parent run id).")],
+    suite: Annotated[Optional[str], typer.Argument(help="Suite name (or parent run id); default: the newest suite.")] = None,
     other: Annotated[Optional[str], typer.Argument(help="A second suite to set side by side.")] = None,
     experiment: Annotated[Optional[str], typer.Option("--experiment", help="Default: search all experiments.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for compare.md/.csv/.png.")] = Path("compare"),
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
 ) -> None:
-    """Table 1 of the paper for a suite: sizes x seven benchmarks + average, from MLflow."""
-    from rewardops.tracking.compare import load_suite, rich_table, write_outputs
+    """Table 1 of the paper for a suite: one row per size, the benchmarks it has (the seven, or
+    those present, the world included) and the registry score, in percent, from MLflow."""
+    from rewardops.tracking.compare import latest_suite, load_suite, rich_table, write_outputs
 
     client = _client(tracking_uri)
     try:
+        suite = suite or latest_suite(client, experiment)
         a = load_suite(client, suite, experiment)
         b = load_suite(client, other, experiment) if other else None
     except LookupError as exc:

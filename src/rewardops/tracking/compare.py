@@ -2,7 +2,9 @@
 
 A suite is an MLflow parent run (tag `rewardops.suite=<name>`, see `start_tracker`) whose child
 runs are one per size. Each child's `eval/<benchmark>` metrics (percent, written by
-`rewardops eval`) fill one row; `eval/average_7` is the last column. Two suites are set side by
+`rewardops eval`) fill one row, named by its size; the columns are the benchmarks the suite has
+(the seven of the paper, or those present, the generated world included), and the last column is
+the registry score `eval/score`. Two suites are set side by
 side as `A -> B (delta)`. Output: a rich table on the terminal, and Markdown, CSV and PNG files.
 """
 
@@ -14,28 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SuiteTable", "benchmark_columns", "load_suite", "write_outputs"]
+__all__ = ["SuiteTable", "benchmark_columns", "latest_suite", "load_suite", "write_outputs"]
 
-AVERAGE = "average_7"
-_FALLBACK_COLUMNS = (
-    ("rewardbench", "RB v1"),
-    ("rewardbench2", "RB v2"),
-    ("ppe-preference", "PPE Pref"),
-    ("ppe-correctness", "PPE Corr"),
-    ("rmb", "RMB"),
-    ("rm-bench", "RM-Bench"),
-    ("judgebench", "JudgeBench"),
-)
+AVERAGE = "score"  # the registry score (rewardops.evaluation.report.registry_score), percent
 
 
-def benchmark_columns() -> list[tuple[str, str]]:
-    """(metric suffix, column title) for the seven benchmarks in the paper's order, then Avg."""
-    try:
-        from rewardops.evaluation.benchmarks import BENCHMARKS, PAPER_BENCHMARKS
+def benchmark_columns(present: set[str] | None = None) -> list[tuple[str, str]]:
+    """(metric suffix, column title): the seven paper benchmarks in Table 1's order, or, given the
+    benchmarks `present` in a suite, those of them there are plus the world; then the score."""
+    from rewardops.evaluation.benchmarks import BENCHMARKS, PAPER_BENCHMARKS, WORLD
 
+    if present is None:
         columns = [(name, BENCHMARKS[name].title) for name in PAPER_BENCHMARKS]
-    except ImportError:  # evaluation not installed in this image
-        columns = list(_FALLBACK_COLUMNS)
+    else:
+        columns = [(name, BENCHMARKS[name].title) for name in PAPER_BENCHMARKS if name in present]
+        if WORLD.name in present:
+            columns.append((WORLD.name, WORLD.title))
     return [*columns, (AVERAGE, "Avg.")]
 
 
@@ -50,10 +46,19 @@ class SuiteTable:
         v = self.rows.get(size, {}).get(benchmark)
         return None if v is None or math.isnan(v) else v
 
+    def columns(self, other: SuiteTable | None = None) -> list[tuple[str, str]]:
+        """The benchmarks this suite (and `other`) have, then Avg. (see `benchmark_columns`)."""
+        present = {b for row in self.rows.values() for b in row}
+        if other is not None:
+            present |= {b for row in other.rows.values() for b in row}
+        return benchmark_columns(present)
+
     def partial_average(self, size: str) -> tuple[float, int] | None:
-        """Mean over the benchmarks present (when some of the seven are missing), and how many."""
-        present = [v for n, _ in benchmark_columns() if n != AVERAGE and (v := self.value(size, n)) is not None]
-        return (sum(present) / len(present), len(present)) if present else None
+        """The registry score over the benchmarks present, and how many, when the run has no score."""
+        from rewardops.evaluation.report import registry_score
+
+        found = registry_score(self.rows.get(size, {}))
+        return (found.value, len(found.basis)) if found else None
 
 
 def _find_parent(client: Any, suite: str, experiment_ids: list[str]) -> tuple[str, str]:
@@ -68,24 +73,45 @@ def _find_parent(client: Any, suite: str, experiment_ids: list[str]) -> tuple[st
         return run.info.run_id, run.info.experiment_id
     except Exception:  # noqa: BLE001 - not a run id
         pass
-    raise LookupError(f"no suite {suite!r} in MLflow (no parent run tagged {SUITE_TAG}={suite}, and not a run id)")
+    known = sorted({r.data.tags.get(SUITE_TAG, "") for r in client.search_runs(
+        experiment_ids, f"tags.`{SUITE_PARENT_TAG}` = 'true'", max_results=200)} - {""})
+    raise LookupError(f"no suite {suite!r} in MLflow (no parent run tagged {SUITE_TAG}={suite}, and not a run id); "
+                      f"suites: {', '.join(known) or 'none'}")
+
+
+def latest_suite(client: Any, experiment: str | None = None) -> str:
+    """The newest suite (parent run) in the experiment, or in any experiment."""
+    from rewardops.tracking.mlflow_tracker import SUITE_PARENT_TAG, SUITE_TAG
+
+    ids = _experiment_ids(client, experiment)
+    found = client.search_runs(ids, f"tags.`{SUITE_PARENT_TAG}` = 'true'", order_by=["attributes.start_time DESC"], max_results=1)
+    if not found:
+        raise LookupError("no suite in MLflow yet (no parent run tagged rewardops.suite.parent=true); "
+                          "train sizes with REWARDOPS_SUITE=<name>, or run `rewardops run demo --local`")
+    return found[0].data.tags[SUITE_TAG]
+
+
+def _experiment_ids(client: Any, experiment: str | None) -> list[str]:
+    if experiment:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            names = sorted(e.name for e in client.search_experiments())
+            raise LookupError(f"no MLflow experiment named {experiment!r}; experiments: {', '.join(names) or 'none'}")
+        return [exp.experiment_id]
+    return [e.experiment_id for e in client.search_experiments()]
 
 
 def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteTable:
     """Read a suite's child runs; the newest run per size that has eval metrics wins."""
-    if experiment:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            raise LookupError(f"no MLflow experiment named {experiment!r}")
-        experiment_ids = [exp.experiment_id]
-    else:
-        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    experiment_ids = _experiment_ids(client, experiment)
     parent_id, experiment_id = _find_parent(client, suite, experiment_ids)
     children = client.search_runs(
         [experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", order_by=["attributes.start_time DESC"]
     )
+    from rewardops.evaluation.benchmarks import ALL_NAMES
+
     table = SuiteTable(suite=suite, parent_run_id=parent_id)
-    wanted = {name for name, _ in benchmark_columns()}
+    wanted = {*ALL_NAMES, AVERAGE}
     for run in children:
         size = run.data.tags.get("rewardops.size") or run.info.run_name or run.info.run_id
         values = {
@@ -117,7 +143,7 @@ def cell(a: SuiteTable, b: SuiteTable | None, size: str, bench: str) -> str:
     va = a.value(size, bench)
     if b is None:
         if va is None and bench == AVERAGE and (partial := a.partial_average(size)) is not None:
-            return f"({partial[0]:.1f} over {partial[1]})"  # not the seven: shown apart, as the eval summary does
+            return f"{partial[0]:.1f}"  # runs logged before eval/score existed
         return _fmt(va)
     vb = b.value(size, bench)
     if va is None or vb is None:
@@ -130,9 +156,10 @@ def title(a: SuiteTable, b: SuiteTable | None) -> str:
 
 
 def markdown(a: SuiteTable, b: SuiteTable | None = None) -> str:
-    cols = benchmark_columns()
+    cols = a.columns(b)
     lines = [
-        f"Reward models of suite {title(a, b)} (percent; Avg. = mean of the seven)",
+        f"Reward models of suite {title(a, b)}, by size (percent; Avg. = the registry score: the mean of the "
+        "paper benchmarks present, of the seven when all ran, else of the world)",
         "",
         "| Size | " + " | ".join(t for _, t in cols) + " |",
         "|---|" + "---:|" * len(cols),
@@ -143,7 +170,7 @@ def markdown(a: SuiteTable, b: SuiteTable | None = None) -> str:
 
 
 def write_csv(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
-    cols = benchmark_columns()
+    cols = a.columns(b)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         if b is None:
@@ -179,7 +206,7 @@ def plot_png(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    cols = benchmark_columns()
+    cols = a.columns(b)
     sizes = _sizes(a, b)
     grid = np.full((len(sizes), len(cols)), np.nan)
     for i, size in enumerate(sizes):
@@ -199,6 +226,7 @@ def plot_png(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
         bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
         image = ax.imshow(grid, cmap="RdYlGn", aspect="auto", vmin=-bound or -1, vmax=bound or 1)
     fig.colorbar(image, ax=ax, label="percent" if b is None else f"{b.suite} - {a.suite} (points)")
+    ax.set_ylabel("size")
     ax.set_xticks(range(len(cols)), [t for _, t in cols], rotation=30, ha="right")
     ax.set_yticks(range(len(sizes)), sizes)
     for i, size in enumerate(sizes):
@@ -225,8 +253,8 @@ def write_outputs(out: str | Path, a: SuiteTable, b: SuiteTable | None = None) -
 def rich_table(a: SuiteTable, b: SuiteTable | None = None) -> Any:
     from rich.table import Table
 
-    cols = benchmark_columns()
-    table = Table(title=f"Suite {title(a, b)} (percent)")
+    cols = a.columns(b)
+    table = Table(title=f"Suite {title(a, b)} by size (percent)")
     table.add_column("Size")
     for _, t in cols:
         table.add_column(t, justify="right")
