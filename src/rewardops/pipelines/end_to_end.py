@@ -39,7 +39,7 @@ def _train_evaluate_register(dataset, data_version, item, local, output_root, pr
         trained.set_display_name("train (TrainJob)")
     scored = sized(evaluate(model=trained.outputs["model"], data_version=data_version, benchmarks=benchmarks,
                             sources=sources, world_n=world_n), "data")
-    scored.set_display_name("evaluate")
+    scored.set_display_name("evaluate on the benchmarks")
     if not local:
         retry(with_gpu(scored))
     sized(register(model=trained.outputs["model"], report=scored.outputs["report"], data_version=data_version),
@@ -100,11 +100,14 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         """
         if local:
             raw = sized(generate(n=world_n, noise=world_noise, seed=world_seed), "data")
+            raw.set_display_name("generate the preference world")
         else:
             raw = sized(ingest(sources=sources, data_version=data_version), "data")
+            raw.set_display_name("ingest")
         # decontaminated against the prompts of every benchmark this run evaluates on (issue #11)
         clean = sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version, benchmarks=benchmarks,
                                  benchmark_sources=eval_sources, world_n=eval_world_n), "data")
+        clean.set_display_name("preprocess (dedup, decontaminate)")
         merged = curate(clean.outputs["dataset"], data_version, iterations, settings)
         curated = merged.outputs["curated"]
         if local:
