@@ -26,8 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from rewardops.data.dedup import DigestSet
-from rewardops.data.readers import SourceFault, canonical_source, expand_sources, file_tag, is_local, read_source, source_name
-from rewardops.data.report import RunReport
+from rewardops.data.readers import (
+    ReadResult,
+    SourceFault,
+    canonical_source,
+    expand_sources,
+    file_tag,
+    is_local,
+    read_source,
+    source_name,
+)
+from rewardops.data.report import RunReport, SourceCounts
 from rewardops.data.shards import ShardWriter
 from rewardops.data.validation import DEFAULT_MAX_ROW_BYTES, Quarantine, Reason, RowError
 from rewardops.outputs import atomic_output
@@ -77,8 +86,8 @@ def id_tags(files: Sequence[str]) -> dict[str, str]:
     return {f: tag(f) for f in local}
 
 
-def _id_key(pair_id: str) -> np.ndarray:
-    return np.frombuffer(hashlib.blake2b(pair_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), dtype=np.uint64)
+def _id_key(pair_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(pair_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
 def ingest(
@@ -110,31 +119,43 @@ def ingest(
         faults: list[dict[str, object]] = []
         ids = DigestSet(2 * expected_pairs)
         with ShardWriter(tmp, shard_size=shard_size) as writer, Quarantine(tmp / QUARANTINE_FILE, strict) as quarantine:
+
+            def flush(batch: list[ReadResult], counts: SourceCounts) -> None:
+                """Rows in read order; pair ids checked against every id written so far, a batch at once."""
+                good = [r for r in batch if r.pair is not None]
+                fresh = ids.add_batch(np.array([_id_key(r.pair.id) for r in good], dtype=np.uint64)) if good else []
+                is_new = {id(r): bool(f) for r, f in zip(good, fresh)}
+                for r in batch:
+                    pair, error = r.pair, r.error
+                    if pair is not None and not is_new[id(r)]:
+                        pair, error = None, RowError(Reason.DUPLICATE_ID, f"pair id {pair.id!r} was already written by this run")
+                    if pair is not None:
+                        writer.write(pair)
+                        counts.kept += 1
+                    else:
+                        assert error is not None
+                        quarantine.add(r.source_file, r.row, error, r.raw)
+                        counts.quarantined[error.reason.value] += 1
+                batch.clear()
+
             for src in files:
                 name = source_name(src)
                 counts = report.source(name)
-                pending = 0
+                batch: list[ReadResult] = []
                 try:
                     for result in read_source(src, fmt=fmt, max_row_bytes=max_row_bytes, source=name, id_prefix=tags.get(src)):
                         counts.rows_in += 1
-                        pair, error = result.pair, result.error
-                        if pair is not None and not ids.add_batch(_id_key(pair.id))[0]:
-                            pair, error = None, RowError(Reason.DUPLICATE_ID, f"pair id {pair.id!r} was already written by this run")
-                        if pair is not None:
-                            writer.write(pair)
-                            counts.kept += 1
-                        else:
-                            assert error is not None
-                            quarantine.add(result.source_file, result.row, error, result.raw)
-                            counts.quarantined[error.reason.value] += 1
-                        pending += 1
-                        if progress is not None and pending >= PROGRESS_EVERY:
-                            progress(name, pending)
-                            pending = 0
+                        batch.append(result)
+                        if len(batch) >= PROGRESS_EVERY:
+                            flush(batch, counts)
+                            if progress is not None:
+                                progress(name, PROGRESS_EVERY)
                 except SourceFault as fault:
                     if not keep_partial:
                         raise
                     faults.append({"file": fault.source_file, "last_good_row": fault.last_row, "error": fault.detail})
+                pending = len(batch)
+                flush(batch, counts)
                 if progress is not None and pending:
                     progress(name, pending)
         if faults:

@@ -36,7 +36,7 @@ from rewardops.data.validation import (
     Reason,
     RowError,
     check_candidate,
-    check_pair,
+    check_pair_fields,
     nesting_depth,
 )
 
@@ -153,7 +153,9 @@ def _as_record(record: Any, source_file: str, row: int, raw: Any) -> RawRow:
     if not isinstance(record, dict):
         err = RowError(Reason.MALFORMED_RECORD, f"a row must be an object, got {type(record).__name__}")
         return RawRow(source_file, row, error=err, raw=raw)
-    if nesting_depth(record) > MAX_NESTING:
+    # a JSON text with at most MAX_NESTING opening brackets cannot nest deeper: skip the walk
+    shallow = isinstance(raw, (str, bytes)) and raw.count("[" if isinstance(raw, str) else b"[") + raw.count("{" if isinstance(raw, str) else b"{") <= MAX_NESTING
+    if not shallow and nesting_depth(record) > MAX_NESTING:
         err = RowError(Reason.TOO_DEEPLY_NESTED, f"nested deeper than {MAX_NESTING} levels")
         return RawRow(source_file, row, error=err, raw=None if raw is record else raw)
     return RawRow(source_file, row, record=record, raw=raw if raw is not None else record)
@@ -768,7 +770,7 @@ def read_source(
                 pair = build_pair(candidate, source, raw.source_file, raw.row, fmt, id_prefix)
             except (TypeError, ValueError, KeyError, AttributeError) as e:
                 raise RowError(Reason.MALFORMED_RECORD, f"fields of the wrong type: {e}") from None
-            check_pair(pair)  # the one structural check every entry applies
+            check_pair_fields(pair)  # with check_candidate above: check_pair, the one check every entry applies
         except RowError as err:
             yield ReadResult(raw.source_file, raw.row, None, err, raw.raw)
             continue

@@ -136,19 +136,21 @@ def check_candidate(c: Candidate) -> None:
 
 def nesting_depth(value: Any) -> int:
     """How deeply lists and dicts nest inside `value` (0 for a scalar); iterative, so a hostile
-    record cannot exhaust the stack."""
+    record cannot exhaust the stack, and it stops as soon as MAX_NESTING is passed."""
+    if not isinstance(value, (dict, list, tuple)):
+        return 0
     deepest = 0
     stack = [(value, 1)]
+    containers = (dict, list, tuple)
     while stack:
         v, d = stack.pop()
-        if isinstance(v, dict):
-            v = list(v.values())
-        elif not isinstance(v, (list, tuple)):
-            continue
-        deepest = max(deepest, d)
-        if d > MAX_NESTING:
-            return d
-        stack.extend((x, d + 1) for x in v)
+        if d > deepest:
+            deepest = d
+            if d > MAX_NESTING:
+                return d
+        for x in (v.values() if isinstance(v, dict) else v):
+            if isinstance(x, containers):
+                stack.append((x, d + 1))
     return deepest
 
 
@@ -179,16 +181,19 @@ def check_pair(pair: Any) -> None:
     label_source is a string, scores map names to numbers, lineage is a list of strings and meta
     is JSON-serialisable.
     """
-    _check_label(getattr(pair, "id", None), "id")
-    _check_label(getattr(pair, "source", None), "source")
     conversation = getattr(pair, "conversation", None)
     if not isinstance(conversation, list):
         raise RowError(Reason.MALFORMED_RECORD, "conversation must be a list of messages")
-    turns = []
-    for i, m in enumerate(conversation):
-        role, content = getattr(m, "role", None), getattr(m, "content", None)
-        turns.append((role, content))
+    turns = [(getattr(m, "role", None), getattr(m, "content", None)) for m in conversation]
     check_candidate(Candidate(turns, getattr(pair, "chosen", None), getattr(pair, "rejected", None)))
+    check_pair_fields(pair)
+
+
+def check_pair_fields(pair: Any) -> None:
+    """The part of `check_pair` beyond the texts and turns (`check_candidate`): readers that have
+    already run `check_candidate` on a row finish its `check_pair` with this."""
+    _check_label(getattr(pair, "id", None), "id")
+    _check_label(getattr(pair, "source", None), "source")
     _check_label(getattr(pair, "label_source", None), "label_source")
     for name in ("task_category", "objectivity", "controversiality", "desired_attributes", "annotation_guideline"):
         value = getattr(pair, name, None)
