@@ -196,9 +196,13 @@ def output_lock(final: str | Path, command: str | None = None) -> Iterator[Path]
     """Hold the advisory lock of `final` (non-blocking). The lock file records pid and command, and is
     removed on release; one left behind by a killed writer is taken over (flock died with it)."""
     path = lock_path(final)
-    path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(20):  # bounded: each retry means the lock file was replaced under us
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"{final}: cannot write next to it ({e.strerror}: {path}); choose an output folder "
+                              "you can write to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -324,7 +328,10 @@ def atomic_output(
     with output_lock(final, command):
         _clean_stale(final)
         tmp = final.parent / f".{final.name}.tmp-{secrets.token_hex(6)}"
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as e:
+            raise OutputError(f"{final}: cannot create its temporary folder {tmp} ({e.strerror})") from None
         _STAGING.add(tmp)
         try:
             yield tmp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -208,3 +209,19 @@ def test_writers_inside_an_atomic_output_write_into_it_and_it_seals_everything(t
     names = [f["path"] for f in verify_output(out)["files"]]
     assert names == ["part-00000.parquet", "report.json", "sub/_manifest.json", "sub/part-00000.parquet"]
     assert count_pairs(out) == 3 and count_pairs(out / "sub") == 2
+
+
+def test_an_output_where_nothing_can_be_written_is_a_message(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # running as root: permissions do not bind; use a file as the parent
+            (tmp_path / "file").write_text("x")
+            target = tmp_path / "file" / "out"
+        else:
+            target = ro / "out"
+        with pytest.raises(OutputError, match="cannot write next to it"):
+            write_pairs(pairs(1), target)
+    finally:
+        ro.chmod(0o700)
