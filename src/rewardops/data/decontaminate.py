@@ -185,7 +185,8 @@ def load_prompts(paths: Iterable[str | Path]) -> Iterator[str]:
     folders of them (searched recursively)."""
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(PROMPT_SUFFIXES))
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(PROMPT_SUFFIXES)
+                           and f.name not in ("_manifest.json", "report.json"))
         elif p.is_file():
             files = [p]
         else:

@@ -53,7 +53,7 @@ class RawRow:
 # --------------------------------------------------------------------------- containers
 
 LOCAL_SUFFIXES = (".jsonl.gz", ".jsonl", ".json.gz", ".json", ".parquet")
-RUN_OUTPUTS = frozenset({"report.json", "quarantine.jsonl", "dropped.jsonl"})  # never read as data
+RUN_OUTPUTS = frozenset({"report.json", "quarantine.jsonl", "dropped.jsonl", "_manifest.json"})  # never read as data
 SHARD_NAME = re.compile(r"part-\d+\.parquet")
 
 
