@@ -400,3 +400,27 @@ def test_preprocess_refuses_unreadable_or_foreign_shards_with_one_message(tmp_pa
         text = " ".join(result.output.split())
         assert result.exit_code == 1 and str(tmp_path / name) in text and words in text, text
         assert "Traceback" not in result.output and not (tmp_path / "pp").exists()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_vectorised_check_flags_exactly_what_check_pair_rejects_on_random_pairs(seed: int):
+    rng = random.Random(seed)
+    roles = ["system", "user", "assistant", "tool", "User", "", None]
+    texts = ["fine text", "", "   ", "\u3000\x0b", "a\x00b", "\x85", "x\u2003", "same", None]
+    pairs = []
+    for i in range(400):
+        conv = [Message(rng.choice(roles[:3] * 4 + roles), rng.choice(texts[:1] * 10 + texts)) for _ in range(rng.randint(0, 4))]
+        chosen = rng.choice(["good", "same"] * 4 + texts)
+        rejected = rng.choice(["bad", "same"] * 4 + texts)
+        pairs.append(PreferencePair(id=rng.choice([f"r{i}"] * 9 + ["", "x\x00"]), source="s", conversation=conv,
+                                    chosen=chosen, rejected=rejected))
+    table = pa.Table.from_pylist([p.to_row() for p in pairs], schema=pa.schema(
+        [f.with_nullable(True) for f in PAIR_SCHEMA], metadata=PAIR_SCHEMA.metadata))
+    exact = {}
+    for i, pair in enumerate(pairs):
+        try:
+            check_pair(pair)
+        except RowError as e:
+            exact[i] = e.reason
+    assert {i: e.reason for i, e in check_table(table)} == exact
+    assert 0 < len(exact) < len(pairs)
