@@ -6,7 +6,7 @@ rewardops.training.checkpoint: after this rank's files, after the completion rec
 `latest` marker) at a random step, or at a random moment after the first step. Afterwards:
 - `latest`, if any, names a complete checkpoint, and no unfinished save is taken for one;
 - resuming (in this process) finishes the run with exactly the weights and losses of an
-  uninterrupted run.
+  uninterrupted run, and metrics.jsonl logs every step once.
 """
 
 from __future__ import annotations
@@ -99,3 +99,6 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(point, seed, referenc
     worst = max(float((got[k] - want[k]).abs().max()) for k in want)
     assert worst <= 1e-6, worst
     assert not list((out / "checkpoints").glob(".partial-*"))
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, STEPS + 1))  # the killed run's steps past its checkpoint are not logged twice
+    assert _losses(out) == pytest.approx(ref_losses, rel=1e-6, abs=1e-7)

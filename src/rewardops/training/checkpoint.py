@@ -656,9 +656,9 @@ def save_checkpoint(store: CheckpointStore, step: int, parts: Parts, *, state: M
         failpoint("save:finalized", step)
         store.mark_latest(tag)
         failpoint("save:latest", step)
-        for old in store.tags()[: -max(keep, 1)]:
-            if old != tag:
-                store.delete(old)
+        older = [t for t in store.tags() if t < tag]  # never this one, never a newer one of an earlier run
+        for old in older[: max(len(older) - (max(keep, 1) - 1), 0)]:
+            store.delete(old)
     parts.barrier()
     return tag
 
@@ -725,6 +725,26 @@ def resume_checkpoint(store: CheckpointStore, parts: Parts, fingerprint: Mapping
     if skipped:
         say("no complete checkpoint (only unfinished saves); starting at step 1")
     return None
+
+
+def trim_metrics(path: Path, step: int) -> int:
+    """Drop the lines of a `metrics.jsonl` after `step` (steps a killed run did past its last
+    checkpoint, which the resumed run redoes), atomically; returns how many were dropped."""
+    if not path.exists():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row_step = int(json.loads(line).get("step", 0))
+        except (ValueError, AttributeError, TypeError):
+            row_step = step + 1  # a line torn by the kill
+        if row_step <= step:
+            keep.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        write_bytes_atomic(path, "".join(f"{line}\n" for line in keep).encode())
+    return dropped
 
 
 _HYPER = ("initial_lr", "betas", "eps", "weight_decay")

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from rewardops.training.attention import PackedRewardModel, resolve_backend, use_packed_attention
 from rewardops.training.checkpoint import (
     CheckpointStore, Parts, harden_deepspeed, open_store, resume_checkpoint, run_fingerprint, save_checkpoint,
+    trim_metrics,
 )
 from rewardops.training.config import ConfigError, TrainConfig, deepspeed_config, validate
 from rewardops.training.data import EncodedPair, PairEncoder, PairSource, epoch_order
@@ -317,15 +318,15 @@ class Trainer:
         """The newest complete checkpoint of this run (its fingerprint must match unless resume=force)."""
         if self.env.is_main:
             self.store.clean_partial()
-        if not self.config.resume:
-            return None
-        found = resume_checkpoint(self.store, self._parts(), self.fingerprint, force=self.config.resume == "force")
-        if found is None:
-            return None
-        tag, state = found
-        self.state = TrainState(**state)
-        self.encoder.counts.update(self.state.counts)
-        return tag
+        found = None
+        if self.config.resume:
+            found = resume_checkpoint(self.store, self._parts(), self.fingerprint, force=self.config.resume == "force")
+        if found is not None:
+            self.state = TrainState(**found[1])
+            self.encoder.counts.update(self.state.counts)
+        if self.env.is_main:  # lines of steps past the checkpoint are redone now: no step is logged twice
+            trim_metrics(self.out / "metrics.jsonl", self.state.step)
+        return found[0] if found is not None else None
 
     # -- one step ---------------------------------------------------------------------------
 
