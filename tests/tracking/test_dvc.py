@@ -194,34 +194,3 @@ def test_wrong_credentials_fail_clearly(pipeline_repo: dict[str, object], remote
     assert "rejected the credentials" in message and "AWS_ACCESS_KEY_ID=WRON" in message, message
     # plain DVC fails too, but only says "Forbidden: ... (403) when calling the HeadObject operation"
     assert plain.returncode != 0 and "403" in plain.stdout + plain.stderr
-
-
-def test_seed_split_and_subsets_commands(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from rewardops.cli import app
-    from rewardops.data.shards import write_pairs
-    from rewardops.data.world import generate_world
-
-    pairs = list(generate_world(60, noise=0.1, seed=1))
-    write_pairs(pairs, tmp_path / "pre")
-    runner = CliRunner()
-    split = runner.invoke(app, ["data", "seed-split", str(tmp_path / "pre"), "--out", str(tmp_path / "seed"),
-                                "--gold-n", "10", "--silver-n", "20", "--pool-shards", "3"])  # fmt: skip
-    assert split.exit_code == 0, split.output
-    assert count_pairs(tmp_path / "seed/silver") == 20 and count_pairs(tmp_path / "seed/pool") == 30
-    assert count_pairs(tmp_path / "seed/gold") <= 10
-    too_small = runner.invoke(app, ["data", "seed-split", str(tmp_path / "pre"), "--out", str(tmp_path / "x"),
-                                    "--gold-n", "50", "--silver-n", "20"])  # fmt: skip
-    assert too_small.exit_code == 2 and "cannot seed" in too_small.output
-
-    stage2 = tmp_path / "stage2"
-    write_pairs(pairs[:7], stage2 / "kept")
-    write_pairs(pairs[7:10], stage2 / "discarded")
-    write_pairs([p.flipped() for p in pairs[7:10]], stage2 / "recycled")
-    made = runner.invoke(app, ["data", "subsets", str(stage2), "--out", str(tmp_path / "data")])
-    assert made.exit_code == 0, made.output
-    assert json.loads((tmp_path / "data/subsets.json").read_text()) == {"curated": 7, "discarded": 3, "flipped": 3}
-    assert count_pairs(tmp_path / "data/flipped") == 3
-    missing = runner.invoke(app, ["data", "subsets", str(tmp_path / "nothing"), "--out", str(tmp_path / "d2")])
-    assert missing.exit_code == 2 and "kept/" in missing.output
