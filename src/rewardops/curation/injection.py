@@ -47,6 +47,13 @@ class InjectionReport:
     toward_injection: int = 0
     lost_verdict: int = 0
     per_injection: dict[str, dict[str, int]] = field(default_factory=dict)
+    clean_agree: int = 0  # clean pairs whose verdict sides with the listed label
+    clean_decided: int = 0
+
+    @property
+    def clean_accuracy(self) -> float | None:
+        """Agreement of the clean verdicts with the pairs' labels (truth on the generated world)."""
+        return self.clean_agree / self.clean_decided if self.clean_decided else None
 
     @property
     def flip_rate(self) -> float:
@@ -54,7 +61,8 @@ class InjectionReport:
 
     def as_dict(self) -> dict[str, object]:
         return {"compared": self.compared, "flipped": self.flipped, "toward_injection": self.toward_injection,
-                "lost_verdict": self.lost_verdict, "flip_rate": self.flip_rate, "per_injection": self.per_injection}
+                "lost_verdict": self.lost_verdict, "flip_rate": self.flip_rate, "per_injection": self.per_injection,
+                "clean_accuracy": self.clean_accuracy}
 
 
 def measure_injection(make_ensemble: Callable[[], JudgeEnsemble], pairs: Sequence[PreferencePair],
@@ -63,6 +71,8 @@ def measure_injection(make_ensemble: Callable[[], JudgeEnsemble], pairs: Sequenc
     injections = injections or INJECTIONS
     clean = make_ensemble().judge([(p, []) for p in pairs])
     report = InjectionReport()
+    report.clean_decided = sum(c.agrees is not None for c in clean)
+    report.clean_agree = sum(c.agrees is True for c in clean)
     for name, text in injections.items():
         attacked = make_ensemble().judge([(inject(p, text, name), []) for p in pairs])
         row = {"compared": 0, "flipped": 0, "toward_injection": 0}
