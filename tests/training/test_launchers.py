@@ -47,10 +47,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def config_json(out: Path, data: Path, zero_stage: int) -> str:
-    config = load_config("demo-tiny-qwen3", {**COMMON, "data": str(data), "out": str(out),
-                                             "deepspeed": True, "zero_stage": zero_stage})
-    return config.to_json()
+def config_json(out: Path, data: Path, zero_stage: int | None) -> str:
+    """The resolved config a TrainJob pod gets; zero_stage None = no DeepSpeed."""
+    ds = {"deepspeed": True, "zero_stage": zero_stage} if zero_stage is not None else {}
+    return load_config("demo-tiny-qwen3", {**COMMON, "data": str(data), "out": str(out), **ds}).to_json()
 
 
 def launch(cmd: list[str], out: Path, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
@@ -88,6 +88,24 @@ def rank_lines(proc: subprocess.CompletedProcess) -> list[dict]:
     return summaries
 
 
+def single_dir(single: dict, stage: int) -> Path:
+    return single[stage][2]
+
+
+def assert_same_logits(a: Path, b: Path, pairs_dir: Path) -> None:
+    import torch
+
+    from rewardops.rendering import render_pair
+    from rewardops.training.data import PairSource
+    from rewardops.training.export import load_exported
+
+    (model_a, tok), (model_b, _) = load_exported(a), load_exported(b)
+    seqs = [s for p in PairSource(pairs_dir).take([0, 1, 2]) for s in render_pair(tok, p)]
+    batch = tok.pad({"input_ids": seqs}, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        torch.testing.assert_close(model_a(**batch).logits, model_b(**batch).logits, rtol=1e-4, atol=1e-5)
+
+
 @pytest.fixture(scope="session")
 def single(tmp_path_factory, pairs_dir):
     """One process, ZeRO-1 and ZeRO-3, same global batch: the baselines (plain `rewardops train`)."""
@@ -97,7 +115,7 @@ def single(tmp_path_factory, pairs_dir):
         out = root / f"zero{stage}"
         ok(launch([REWARDOPS, "train", "--no-progress", "--config-json", config_json(out, pairs_dir, stage)], out,
                   clean_env()))
-        runs[stage] = exported(out)
+        runs[stage] = (*exported(out), out)
     return runs
 
 
@@ -113,6 +131,8 @@ def test_mpirun_two_ranks_deepspeed_equals_one_process(stage, single, pairs_dir,
     assert (meta["world_size"], meta["launcher"], meta["ranks_per_node"]) == (2, "mpirun", 2)
     assert single[stage][1]["world_size"] == 1 and single[stage][1]["launcher"] == "none"
     assert_same_weights(weights, single[stage][0])
+    if stage == 3:  # the shards were gathered on export: Hugging Face reads the same model back
+        assert_same_logits(out / "model", single_dir(single, 3) / "model", pairs_dir)
 
 
 def test_torchrun_two_ranks_equals_one_process(single, pairs_dir, tmp_path):
@@ -148,7 +168,7 @@ def test_a_lone_process_claiming_an_mpi_world_of_two_fails_before_step_one(pairs
     out = tmp_path / "lone"
     env = clean_env(OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="0", OMPI_COMM_WORLD_LOCAL_RANK="0",
                     OMPI_COMM_WORLD_LOCAL_SIZE="2")
-    proc = launch([REWARDOPS, "train", "--no-progress", "--config-json", config_json(out, pairs_dir, 1)], out, env,
+    proc = launch([REWARDOPS, "train", "--no-progress", "--config-json", config_json(out, pairs_dir, None)], out, env,
                   timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "OMPI_COMM_WORLD_SIZE=2" in proc.stderr and "MPI reports a world of 1" in proc.stderr
