@@ -135,3 +135,30 @@ def test_pipeline_checks_refuse_a_terminal_annotator():
     problems = check("curation", {"data_version": "x:1", "settings": ""}, local=True)
     assert any("annotator 'terminal'" in p and "labelstudio" in p for p in problems)
     assert not check("curation", {"data_version": "x:1", "settings": "demo"}, local=True)
+
+
+def test_stage2_verifies_its_inputs_and_merge_its_parts(tmp_path: Path):
+    from rewardops.curation.steps import final_models, stage1, stage2_shard
+
+    write_pairs(list(generate_world(120, noise=0.2, seed=4)), tmp_path / "in")
+    settings = CurationSettings.parse({**SMALL, "gold_n": 16, "silver_n": 30, "stage2_judges": False})
+    seed_split(tmp_path / "in", tmp_path / "seed", settings)
+    stage1(tmp_path / "seed", tmp_path / "s1", settings)
+    info = final_models(tmp_path / "s1", tmp_path / "rms", settings)
+    assert info["from"] == "iter-01" and info["best_rm_temperature"] > 0
+    with pytest.raises(ValueError, match="the settings ask for 2"):
+        final_models(tmp_path / "s1", tmp_path / "rms2", settings.with_overrides(iterations=2))
+    stage2_shard(tmp_path / "s1", tmp_path / "rms", 0, tmp_path / "part0", settings)
+    verify_output(tmp_path / "part0", "curation-stage2")
+    # a models folder changed after it was written is refused before anything is read or written
+    rm_json = tmp_path / "rms" / "best_rm" / "rm.json"
+    rm_json.write_text(rm_json.read_text().replace('"temperature"', '"temperature" ', 1))
+    with pytest.raises(IncompleteOutputError, match="rms"):
+        stage2_shard(tmp_path / "s1", tmp_path / "rms", 1, tmp_path / "part1", settings)
+    assert not (tmp_path / "part1").exists()
+    # a half-written shard folder (no manifest) is refused by merge
+    (tmp_path / "half").mkdir()
+    with pytest.raises(IncompleteOutputError, match="half"):
+        merge(tmp_path / "s1", tmp_path / "rms", [tmp_path / "part0", tmp_path / "half"],
+              {n: tmp_path / "sets" / n for n in SETS}, settings)
+    assert not (tmp_path / "sets").exists()

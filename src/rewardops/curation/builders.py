@@ -152,13 +152,6 @@ def build_judges(settings: CurationSettings) -> JudgeEnsemble:
     return JudgeEnsemble(models, n_samples=settings.judge_samples, merge=settings.judge_merge, seed=settings.seed)
 
 
-def build_ensemble(specs: Sequence[str], n_samples: int, merge: str, seed: int = 0) -> JudgeEnsemble:
-    """An ensemble from judge specs alone (bench scripts)."""
-    from rewardops.curation.settings import CurationSettings
-
-    return build_judges(CurationSettings(judges=tuple(specs), judge_samples=n_samples, judge_merge=merge, seed=seed))
-
-
 def _openai_client(arg: str, what: str) -> Any:
     from rewardops.curation.llm.openai_client import LLMConfigError, OpenAIChatClient
 
@@ -253,9 +246,3 @@ def transformer_rm(arg: str, settings: CurationSettings, embedder: Embedder | No
         overrides["max_steps"] = settings.rm_max_steps
     return TransformerRMTrainer(arg, overrides=overrides, select_epochs=settings.rm_select_epochs)
 
-
-def build_trainer(spec: str, embedder: Embedder | None, seed: int = 0) -> RMTrainer:
-    """A trainer from an RM spec alone (bench scripts)."""
-    from rewardops.curation.settings import CurationSettings
-
-    return build_rm_trainer(CurationSettings(rm=spec, seed=seed), embedder)

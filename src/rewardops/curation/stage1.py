@@ -34,9 +34,6 @@ from rewardops.curation.rms import calibrate, fit_temperature
 from rewardops.data.schema import LabelSource, PreferencePair
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
 
-SETS = ("gold", "silver", "added_gold", "added_silver", "undecidable", "no_verdict")
-
-
 @dataclass
 class Stage1Config:
     iterations: int = 3
