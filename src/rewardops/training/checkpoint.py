@@ -21,7 +21,7 @@ plus an allowlist of DeepSpeed's plain-data classes), so a crafted file is refus
 Atomic: locally every rank writes into `.partial-step-.../`; after a barrier rank 0 fsyncs every
 file, writes checkpoint.json (sizes, sha256 of files up to HASH_LIMIT), renames the folder to
 `step-...` and only then rewrites `latest` (temp + fsync + rename). On S3 each rank uploads its
-staged files, then rank 0 lists them into checkpoint.json, then `latest`. A folder without a valid
+staged files, then rank 0 lists them (with their sizes) into checkpoint.json, then `latest`. A folder without a valid
 checkpoint.json (killed while saving, truncated, tampered) is never resumed.
 
 Resume (`resume_checkpoint`): the `latest` checkpoint if it is complete, else the newest complete
@@ -492,6 +492,8 @@ class S3Store:
         return (body.decode(errors="replace").strip() or None) if body is not None else None
 
     def write_dir(self, tag: str) -> Path:
+        # the same step saved again: its old record goes first, so a save killed half-way is never complete
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(tag, MANIFEST))
         path = self.staging / tag
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True)
