@@ -100,6 +100,7 @@ def reference(tmp_path_factory, pairs_dir, eval_dir):
     config = resolve_config("demo-tiny-qwen3", {
         **COMMON, "data": str(pairs_dir), "out": str(out), "eval_data": str(eval_dir),
         "checkpoint_every": 2, "mlflow": True, "tracking_uri": f"sqlite:///{out.parent / 'mlflow.db'}",
+        "run_tags": {"rewardops.trainjob": "rm-demo-tiny-qwen3-test"},
     })
     result = train(config, progress=False)
     return out, result, config
@@ -173,6 +174,8 @@ def test_mlflow_run_params_metrics_and_registered_model(reference):
     run = client.get_run(result.run_id)
     assert run.data.params["lr"] == "0.001" and run.data.params["size"] == "demo-tiny-qwen3"
     assert run.data.params["resolved.world_size"] == "1"
+    assert (run.data.params["resolved.launcher"], run.data.params["resolved.ranks_per_node"]) == ("none", "1")
+    assert run.data.tags["rewardops.trainjob"] == "rm-demo-tiny-qwen3-test"
     for key in ("train/loss", "train/accuracy", "train/margin", "train/reward_std", "train/lr",
                 "perf/tokens_per_s", "perf/padding_waste", "system/rss_gib", "eval/accuracy", "data/final_used"):
         assert key in run.data.metrics, key
@@ -181,6 +184,12 @@ def test_mlflow_run_params_metrics_and_registered_model(reference):
     assert version.run_id == result.run_id and int(version.version) == result.registered_version
     artifacts = [a.path for a in client.list_artifacts(result.run_id, "figures")]
     assert any(p.endswith("training_curves.png") for p in artifacts)
+    # what train_launcher does after a TrainJob: find the registered version by the job's tag, not in logs
+    from rewardops.k8s.launcher import model_version_for_trainjob
+
+    found = model_version_for_trainjob("rm-demo-tiny-qwen3-test", config.model_name, config.tracking_uri, config.experiment)
+    assert found == (result.run_id, result.registered_version)
+    assert model_version_for_trainjob("rm-other", config.model_name, config.tracking_uri, config.experiment) is None
 
 
 def test_two_nodes_match_one_process(reference, pairs_dir, tmp_path):
