@@ -59,14 +59,11 @@ def test_the_pipeline_offers_label_studio_steps_behind_an_option(tmp_path):
 
     from rewardops.pipelines.curation import build
 
-    for with_people in (False, True):
-        path = tmp_path / f"p{with_people}.yaml"
-        compiler.Compiler().compile(build(iterations=2, labelstudio=with_people), str(path))
-        tasks = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]
-        names = set(tasks)
-        if not with_people:
-            assert not any(n.startswith("labelstudio") for n in names)
-            continue
-        assert {"labelstudio-open", "labelstudio-collect", "labelstudio-open-2", "labelstudio-collect-2"} <= names
-        assert tasks["labelstudio-collect"]["retryPolicy"]["maxRetryCount"] > 0
-        assert tasks["labelstudio-open-2"]["dependentTasks"] == ["labelstudio-collect"]  # iteration 2 follows 1
+    path = tmp_path / "curation.yaml"  # (the pipeline without the option is compiled by tests/pipelines)
+    compiler.Compiler().compile(build(iterations=2, labelstudio=True), str(path))
+    tasks = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]
+    assert {"labelstudio-open", "labelstudio-collect", "labelstudio-open-2", "labelstudio-collect-2"} <= set(tasks)
+    assert not any(name.startswith("stage1-iteration") for name in tasks)
+    assert tasks["labelstudio-collect"]["retryPolicy"]["maxRetryCount"] > 0
+    assert tasks["labelstudio-open-2"]["dependentTasks"] == ["labelstudio-collect"]  # iteration 2 follows 1
+    assert tasks["labelstudio-collect"]["dependentTasks"] == ["annotate", "labelstudio-open"]
