@@ -163,8 +163,11 @@ def make_fit(kind: str, args, work: Path):
                 write_pairs(gold, d / "gold")
             trainer = TransformerRMTrainer("demo-smollm2-135m", overrides={
                 "max_length": args.smollm2_max_length, "micro_batch_tokens": 2 * args.smollm2_max_length,
-                "global_batch": 16, "lr": 5e-5, "data_subset": None})
-            return trainer.train(d / "silver", d / "gold" if gold else None, d / "rm")
+                "global_batch": 16, "lr": 5e-5, "seed": args.seed})
+            # no selection run inside the trainer (1 epoch, one candidate): it would score gold at 4,096 tokens
+            scorer = trainer.train(d / "silver", None, d / "rm")
+            scorer.rm.max_length = args.smollm2_max_length  # score at the length it was trained at (left-truncated)
+            return scorer
 
         return fit
     raise ValueError(kind)
@@ -292,6 +295,8 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.25)
     ap.add_argument("--band", type=float, default=0.1)
     ap.add_argument("--recycle-confidence", type=float, default=0.9)
+    ap.add_argument("--embedding-pool", type=int, default=400,
+                    help="the embedding RM runs on this many pool pairs (MiniLM on every text: CPU bound)")
     ap.add_argument("--smollm2-pool", type=int, default=300, help="SmolLM2 runs on this many pool pairs (CPU bound)")
     ap.add_argument("--smollm2-max-length", type=int, default=384)
     ap.add_argument("--seed", type=int, default=0)
@@ -317,8 +322,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="curation-real-") as tmp:
         for kind in args.rms.split(","):
             sub = pool
-            if kind == "smollm2" and args.smollm2_pool < len(pool):
-                sub = random.Random(args.seed + 7).sample(pool, args.smollm2_pool)
+            bound = {"embedding": args.embedding_pool, "smollm2": args.smollm2_pool}.get(kind, 0)
+            if 0 < bound < len(pool):  # the same random subset for every bounded RM (same flips, same gold)
+                sub = random.Random(args.seed + 7).sample(pool, bound)
             print(f"== {kind}: pool {len(sub)}", file=sys.stderr)
             r = run_rm(kind, gold, sub, args, Path(tmp))
             print(json.dumps(r, indent=1, default=float), file=sys.stderr)
@@ -328,9 +334,12 @@ def main() -> None:
                     f"{torch.get_num_threads()} torch threads, CPU only", "pairs": len(pairs), "gold": len(gold),
                     "noise": args.noise, "seed": args.seed, "band": args.band,
                     "recycle_confidence": args.recycle_confidence,
-                    "notes": [f"- smollm2: SmolLM2-135M fine-tuned on CPU, so bounded to a random {args.smollm2_pool}-pair "
-                              f"subset of the pool (max length {args.smollm2_max_length} tokens, 1 epoch per fold); the "
-                              "gold set is the same 200 pairs."]}
+                    "notes": [f"- embedding: all-MiniLM-L6-v2 embeds every prompt and response on CPU, so it runs on a "
+                              f"random {args.embedding_pool}-pair subset of the pool (the same flips; the gold set is "
+                              "the same 200 pairs).",
+                              f"- smollm2: SmolLM2-135M fine-tuned as a BT RM with the real trainer on CPU, bounded to a "
+                              f"random {args.smollm2_pool}-pair subset of the pool (max length {args.smollm2_max_length} "
+                              "tokens, 1 epoch per fold); the gold set is the same 200 pairs."]}
             json_out.write_text(json.dumps({"seed": args.seed, "pairs": len(pairs), "results": results, "meta": meta},
                                            indent=1, default=float))
             args.out.write_text(markdown(results, meta))
