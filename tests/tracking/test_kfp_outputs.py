@@ -52,7 +52,7 @@ def test_embedded_reports_carry_the_plots(tmp_path: Path) -> None:
 
     results = {"world": {"overall": 0.707, "subsets": {"arith": 0.6, "facts": 0.8}}}
     summary = summarize("models:/rewardops-rm-demo-tiny-qwen3@candidate", "fp", results, {}, {})
-    assert summary["score"] == pytest.approx(70.7) and summary["score_basis"] == ["world"]
+    assert summary["score_percent"] == pytest.approx(70.7) and summary["score_basis"] == ["world"]
     write_plots(tmp_path, summary, results)
     md, html = embedded_reports(tmp_path, summary)
     assert "Evaluation of demo-tiny-qwen3 (candidate)" in md  # named by size, not "model"

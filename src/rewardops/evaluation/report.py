@@ -129,7 +129,7 @@ def summarize(model: str, fingerprint: str, results: dict[str, dict[str, Any]], 
         "average_present": sum(paper) / len(paper) if paper else None,
         "benchmarks_present": [n for n in PAPER_BENCHMARKS if n in results],
         # the registry score (percent) and what it averages: see `registry_score`
-        "score": score.value if score else None,
+        "score_percent": score.value if score else None,
         "score_basis": list(score.basis) if score else [],
         "complete": {name: r.get("complete", True) for name, r in results.items()},
         "limited": sorted(name for name, r in results.items() if any("--limit" in n for n in r.get("notes", []))),
@@ -369,8 +369,8 @@ def mlflow_metrics(summary: dict[str, Any], results: dict[str, dict[str, Any]]) 
         put("eval/average_7", summary["average_7"])
     if summary["average_6_without_rb2"] is not None:
         put("eval/average_6", summary["average_6_without_rb2"])
-    if summary.get("score") is not None:
-        metrics[SCORE_METRIC] = float(summary["score"])  # already percent
+    if summary.get("score_percent") is not None:
+        metrics[SCORE_METRIC] = float(summary["score_percent"])
     return metrics
 
 

@@ -1,9 +1,13 @@
 """Experiment tracking (MLflow), data versioning (DVC) and the model registry.
 
-Public entry points:
-- `start_tracker(experiment, run_name, ...)` -> a `Tracker` (rank-0 MLflow run, no-op elsewhere)
-- `run_tags(data=...)` -> lineage tags (data DVC hash + git revision, code commit, pipeline run, image)
-- `rewardops.tracking.registry`: `promote_champion`, aliases `candidate` / `champion`
+Modules (imports go down this list, never up):
+- `uri`: where runs go (the one tracking-URI default); `spool`: the on-disk outage spool
+- `lineage`: run tags and `DataVersion` (DVC registry, commit, path, md5) of a dataset
+- `rewardmodel` (+ `serving_model`): the registered reward pyfunc, its signature and model card
+- `mlflow_tracker`: `start_tracker(experiment, run_name, ...)` -> a rank-0 `Tracker` on MLflow's async logging
+- `registry`: the one promotion rule (`promote_champion`), aliases `candidate` / `champion`
+- `data_registry`, `dvc_remote`, `dataversion`: the DVC data registry, remotes, pipeline data versions
+- `compare`: `rewardops compare`; `commands`: the CLI (`data`, `registry`, `compare`)
 """
 
 from rewardops.tracking.lineage import run_tags

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from rewardops.tracking import spool
+from rewardops.tracking.spool import write as spool_write
 from rewardops.tracking.uri import default_artifact_location, default_tracking_uri, resolve_tracking_uri
 
 __all__ = [
@@ -494,7 +494,7 @@ class MlflowTracker:
                 warnings.warn(f"MLflow rejected a {pending.op['kind']} for run {self._run_id}: {error}; dropped",
                               TrackingWarning, stacklevel=3)
             else:
-                path = spool.write(self._run_id, [pending.op])
+                path = spool_write(self._run_id, [pending.op])
                 self.spooled.append(pending.op)
                 warnings.warn(f"MLflow gave up sending a {pending.op['kind']} for run {self._run_id} "
                               f"({str(error)[:200]}); written to {path}", TrackingWarning, stacklevel=3)
@@ -506,7 +506,7 @@ class MlflowTracker:
         if not unsent:
             return
         ops = [p.op for p in unsent]
-        path = spool.write(self._run_id, ops)
+        path = spool_write(self._run_id, ops)
         self.spooled.extend(ops)
         warnings.warn(
             f"MLflow server {self.tracking_uri} still unreachable at close; {len(ops)} unsent operations "

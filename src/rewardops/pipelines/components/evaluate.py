@@ -48,7 +48,7 @@ def evaluate(
     outcome = run_eval(config)
     found = outcome.summary
     percent = {k: 100 * v for k, v in (found.get("scores") or {}).items() if v is not None}
-    if found.get("score") is None:
+    if found.get("score_percent") is None:
         raise RuntimeError(f"evaluation of {folder} scored no benchmark (missing: {found.get('missing')})")
     size = model.metadata.get("size", "")
     title = f"Evaluation of {size}" if size else None
@@ -56,8 +56,8 @@ def evaluate(
     Path(summary.path).write_text(md, encoding="utf-8")
     Path(summary_html.path).write_text(page, encoding="utf-8")
     # registry score and per-benchmark scores, in percent: what `register` records on the version
-    info = {"model": str(folder), "size": size, "score": found["score"], "score_basis": found["score_basis"],
+    info = {"model": str(folder), "size": size, "score": found["score_percent"], "score_basis": found["score_basis"],
             "scores_percent": percent, "benchmarks_present": found.get("benchmarks_present")}
     report.metadata.update(info)
-    summary.metadata.update({"size": size, "score": found["score"]})
-    log_metrics(metrics, {"score": found["score"], **percent})
+    summary.metadata.update({"size": size, "score": found["score_percent"]})
+    log_metrics(metrics, {"score": found["score_percent"], **percent})
