@@ -196,3 +196,32 @@ def test_gpu_settings_reach_the_compiled_gpu_steps(tmp_path, monkeypatch):
     executor = ir["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-evaluate"]
     assert executor["nodeSelector"] == {"labels": {"pool": "gpu"}}
     assert executor["tolerations"][0]["key"] == "amd.com/gpu"
+
+
+@dsl.pipeline(name="train-one")
+def train_one(dataset_uri: str, data_version: str, overrides: dict = {}):
+    from rewardops.pipelines.components.train import train
+
+    data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)
+    train(dataset=data.output, size="demo-tiny-qwen3", data_version=data_version, overrides=overrides, max_steps=1,
+          run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+
+
+def test_the_in_process_train_component_takes_the_overrides_mapping(tmp_path, monkeypatch):
+    """The `train` component (demo / single node) under kfp.local: one training entry, overrides as a dict."""
+    from rewardops.data.schema import Message, PreferencePair
+    from rewardops.data.shards import write_pairs
+
+    pairs = [PreferencePair(id=f"p{i}", source="test", conversation=[Message("user", f"What is {i} + {i}?")],
+                            chosen=f"It is {2 * i}.", rejected=f"It is {2 * i + 1}.") for i in range(16)]
+    write_pairs(pairs, tmp_path / "pairs")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    task = train_one(dataset_uri=str(tmp_path / "pairs"), data_version="sha256:abc",
+                     overrides={"lr": 2e-4, "global_batch": 8, "num_threads": 1, "max_length": 256,
+                                "micro_batch_tokens": 1024, "export": False})
+    (config_file,) = (tmp_path / "root").glob("train-one-*/train/model/checkpoints/step-*/config.json")
+    ran = json.loads(config_file.read_text())
+    assert (ran["lr"], ran["global_batch"], ran["max_steps"]) == (2e-4, 8, 1)
+    assert ran["run_tags"]["rewardops.pipeline.run_id"]
+    assert task is not None

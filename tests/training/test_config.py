@@ -171,3 +171,14 @@ def test_a_resolved_config_round_trips_through_json_once():
         config_from_json('{"size": "x", "backbone": "y", "lr_rate": 1}')
     with pytest.raises(ConfigError, match="not valid JSON"):
         config_from_json("{lr: 1}")
+
+
+def test_pipeline_overrides_arrive_as_json_numbers_and_are_typed():
+    # KFP dict parameters are protobuf Structs: every number is a float
+    c = resolve_config("qwen3-0.6b", {"global_batch": 256.0, "num_threads": 2.0, "lr": 1, "max_steps": None})
+    assert (c.global_batch, c.num_threads, c.lr, c.max_steps) == (256, 2, 1.0, None)
+    assert isinstance(c.global_batch, int) and isinstance(c.lr, float)
+    with pytest.raises(ConfigError, match="global_batch=2.5: expected int"):
+        resolve_config("qwen3-0.6b", {"global_batch": 2.5})
+    with pytest.raises(ConfigError, match="deepspeed=1: expected bool"):
+        resolve_config("qwen3-0.6b", {"deepspeed": 1})

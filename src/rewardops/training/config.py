@@ -140,9 +140,9 @@ def _coerce(key: str, value: Any) -> Any:
     if key not in _FIELD_TYPES:
         known = ", ".join(sorted(_FIELD_TYPES))
         raise ConfigError(f"unknown training setting {key!r}; known settings: {known}")
-    if not isinstance(value, str):
-        return value
     kind = str(_FIELD_TYPES[key].type)
+    if not isinstance(value, str):
+        return _typed(key, value, kind)
     text = value.strip()
     if text.lower() in ("none", "null", "") and "None" in kind:
         return None
@@ -164,6 +164,34 @@ def _coerce(key: str, value: Any) -> Any:
     if kind.startswith("dict"):
         return json.loads(text)
     return text
+
+
+def _typed(key: str, value: Any, kind: str) -> Any:
+    """A JSON / YAML value as the field's type. KFP's dict parameters arrive as protobuf Structs,
+    whose numbers are all floats: 8.0 for an int setting is 8; 8.5 is an error."""
+    if value is None:
+        if "None" in kind:
+            return None
+        raise ConfigError(f"setting {key}=null: expected {kind}")
+    if kind.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+    elif kind.startswith("int"):
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int):
+            return value
+        elif isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind.startswith("float"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind.startswith("dict"):
+        if isinstance(value, Mapping):
+            return dict(value)
+    else:  # str fields
+        return value if isinstance(value, str) else str(value)
+    raise ConfigError(f"setting {key}={value!r}: expected {kind}")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
