@@ -26,7 +26,7 @@ Library names used (imported inside functions, so a moved module is a one-line f
 rewardops.training.config.resolve_config, rewardops.training.trainer.{Trainer, load_backbone},
 rewardops.training.data.{PairEncoder, epoch_order}, rewardops.training.metrics.{non_embedding_params,
 peak_flops}, rewardops.data.shards.write_pairs, rewardops.data.schema.{Message, PreferencePair},
-rewardops.backbones.resolve_backbone.
+rewardops.backbones.resolve_backbone, rewardops.rendering.ensure_distinct_pad.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def random_qwen3_folder(shape: str, root: Path, dtype: torch.dtype = torch.bfloa
     cfg = Qwen3Config(vocab_size=151936, max_position_embeddings=40960, num_labels=1,
                       pad_token_id=tok.pad_token_id, tie_word_embeddings=False, **QWEN3_SHAPES[shape])
     torch.manual_seed(0)
-    model = Qwen3ForSequenceClassification(cfg).to(dtype)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # initialising 1.7B on a GPU takes seconds
+        model = Qwen3ForSequenceClassification(cfg).to(dtype)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     del model
@@ -141,10 +142,15 @@ def our_config(data_dir: str, out_dir: str, backbone: str, bs: int, steps: int, 
 def encode_usable(pairs, config):
     """Our encoder's ids for every pair (after the over-length policy), dropping the few pairs our
     trainer would drop (identical/empty), so both trainers see the same pair list."""
-    from rewardops.training.data import PairEncoder
-    from rewardops.training.trainer import load_backbone
+    from transformers import AutoTokenizer
 
-    tokenizer, _ = load_backbone(config)
+    from rewardops.backbones import resolve_backbone
+    from rewardops.rendering import ensure_distinct_pad
+    from rewardops.training.data import PairEncoder
+
+    # the tokenizer exactly as rewardops.training.trainer.load_backbone prepares it (without the model)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(config.backbone))
+    ensure_distinct_pad(tokenizer)
     enc = PairEncoder(tokenizer, config.max_length, config.truncation, config.drop_identical, config.margin_key)
     kept, ids = [], []
     for i, p in enumerate(pairs):

@@ -85,6 +85,8 @@ class Report:
             result = {"status": "error", "error": f"{type(exc).__name__}: {str(exc)[:600]}",
                       "traceback": traceback.format_exc()[-2500:]}
         result.setdefault("status", "ok")
+        if result["status"] == "ok" and result.get("pass") is False:
+            result["status"] = "fail"
         result["seconds"] = round(time.time() - t, 1)
         self.data["checks"][name] = result
         self.write()

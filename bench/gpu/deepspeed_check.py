@@ -45,7 +45,8 @@ from common import CUDA, Report  # noqa: E402
 
 import torch  # noqa: E402
 
-MODES = {"plain": (False, 0), "zero1": (True, 1), "zero2": (True, 2), "zero3": (True, 3)}
+# run order: the most informative first, in case the step's time box cuts the last one
+MODES = {"plain": (False, 0), "zero1": (True, 1), "zero3": (True, 3), "zero2": (True, 2)}
 LOSS_TOL, STAGE_TOL = 0.02, 0.005
 
 
@@ -155,8 +156,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--worker", default=None)
     ap.add_argument("--work", default="/tmp/rewardops-gpu-work")
-    ap.add_argument("--worker-timeout", type=int, default=int(os.environ.get("DS_WORKER_TIMEOUT", "90")))
+    ap.add_argument("--worker-timeout", type=int, default=int(os.environ.get("DS_WORKER_TIMEOUT", "0")) or None,
+                    help="seconds per run (default 90 on a GPU, 400 for a CPU smoke run)")
     args = ap.parse_args()
+    args.worker_timeout = args.worker_timeout or (90 if CUDA else 400)
     work = Path(args.work)
     steps = min(args.steps, 4) if args.smoke else args.steps
     folder = common.make_backbone(common.shape_for(args.smoke, "qwen3-0.6b"), work / "backbones")
@@ -182,7 +185,8 @@ def main() -> int:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.worker_timeout)
                 rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-2500:]
             except subprocess.TimeoutExpired as exc:
-                rc, tail = "timeout", str(exc.stdout or "")[-1500:] + str(exc.stderr or "")[-1500:]
+                text = lambda b: b.decode(errors="replace") if isinstance(b, bytes) else (b or "")  # noqa: E731
+                rc, tail = "timeout", text(exc.stdout)[-1500:] + text(exc.stderr)[-1500:]
             res = json.loads(path.read_text()) if path.exists() else {}
             results[mode] = res
             status = "ok" if rc == 0 else ("timeout" if rc == "timeout" else "error")

@@ -54,7 +54,9 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$REPO/src:$REPO/bench${PYTHONPATH:+:$PYTHONPATH}"
 LOG="$OUT/run.log"
 STATUS="$OUT/run.json"
-echo "[" > "$STATUS.parts"
+PARTS="$WORK/run.json.parts"   # outside OUT: the tool brings back at most 8 files
+mkdir -p "$WORK"
+echo "[" > "$PARTS"
 T0=$(date +%s)
 case " $STEPS " in
   *" install "*) ;;
@@ -62,8 +64,8 @@ case " $STEPS " in
 esac
 
 record() {  # name rc seconds limit
-  echo "{\"step\": \"$1\", \"rc\": $2, \"seconds\": $3, \"limit_s\": $4, \"timed_out\": $([ "$2" = 124 ] || [ "$2" = 137 ] && echo true || echo false)}," >> "$STATUS.parts"
-  { sed '$ s/,$//' "$STATUS.parts"; echo "]"; } > "$STATUS"
+  echo "{\"step\": \"$1\", \"rc\": $2, \"seconds\": $3, \"limit_s\": $4, \"timed_out\": $([ "$2" = 124 ] || [ "$2" = 137 ] && echo true || echo false)}," >> "$PARTS"
+  { sed '$ s/,$//' "$PARTS"; echo "]"; } > "$STATUS"
 }
 
 step() {  # name limit command...
@@ -111,7 +113,7 @@ for s in $STEPS; do
   esac
   if [ "$s" = install ]; then
     if [ -d "$SITE" ]; then export PYTHONPATH="$SITE:$PYTHONPATH"; fi
-    step preflight 60 "$PY" "$HERE/preflight.py" "$OUT" "$WHEELS"
+    step preflight 40 "$PY" "$HERE/preflight.py" "$OUT" "$WHEELS"
   fi
 done
 echo "=== all steps in $(( $(date +%s) - T0 ))s" | tee -a "$LOG"
