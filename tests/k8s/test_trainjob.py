@@ -67,13 +67,16 @@ def test_paper_sizes_run_deepspeed_under_mpi_with_the_catalogs_nodes_and_gpus(si
 def test_every_node_gets_mlflow_s3_credentials_path_and_nccl_from_the_launcher(size):
     """mpirun exports (-x) every env name the trainer sets, PATH and NCCL_*; values stay out of the command."""
     manifest = job(size, nccl_env={"NCCL_DEBUG": "WARN", "NCCL_SOCKET_IFNAME": "eth0"}, run_id="run-7",
-                   data_version="md5-1")
+                   data_version="md5-1", mlflow_auth_secret="rewardops-mlflow-client")
     trainer = manifest["spec"]["trainer"]
     names = [e["name"] for e in trainer["env"]]
     needed = {"MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
               "AWS_SECRET_ACCESS_KEY", "NCCL_DEBUG", "NCCL_SOCKET_IFNAME", "REWARDOPS_PIPELINE_RUN_ID",
-              "REWARDOPS_DATA_DVC_HASH"}
+              "REWARDOPS_DATA_DVC_HASH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"}
     assert needed <= set(names)
+    env = env_of(manifest)
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "rewardops-mlflow-client", "key": key, "optional": True}
     command = trainer["command"]
     if command[0] == "mpirun":
         head = command[:command.index("rewardops")]

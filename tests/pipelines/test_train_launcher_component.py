@@ -225,3 +225,12 @@ def test_the_in_process_train_component_takes_the_overrides_mapping(tmp_path, mo
     assert (ran["lr"], ran["global_batch"], ran["max_steps"]) == (2e-4, 8, 1)
     assert ran["run_tags"]["rewardops.pipeline.run_id"]
     assert task is not None
+
+
+def test_a_missing_mlflow_uri_is_a_message_before_any_pod(tmp_path, cluster_env, capfd, monkeypatch):
+    standin = cluster_env(SUCCESS, LOG)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    launch_one(dataset_uri=str(tmp_path), data_version="dvc:3f2a9c0d.dir")
+    text = "".join(capfd.readouterr())
+    assert "MLFLOW_TRACKING_URI is not set for this step" in text and standin.calls == []
+

@@ -145,6 +145,16 @@ class S3Credentials:
         return (self.access_key_id_key, self.secret_access_key_key)
 
 
+MLFLOW_CREDENTIAL_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def mlflow_credentials_env(secret_name: str) -> list[dict[str, Any]]:
+    """MLflow's client credentials from the chart's Secret (REWARDOPS_MLFLOW_AUTH_SECRET), by reference:
+    optional keys, since basic auth holds a username/password and oauth2-proxy a token."""
+    return [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key, "optional": True}}}
+            for key in MLFLOW_CREDENTIAL_KEYS]
+
+
 @dataclass(frozen=True)
 class TrainJobRequest:
     """Everything a TrainJob needs, in the words of a RewardOps user."""
@@ -163,6 +173,7 @@ class TrainJobRequest:
     mlflow_tracking_uri: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)  # plain settings every node gets (NCCL_*, lineage)
     s3: S3Credentials | None = None
+    mlflow_auth_secret: str | None = None  # Secret with MLflow client credentials (REWARDOPS_MLFLOW_AUTH_SECRET)
     labels: Mapping[str, str] = field(default_factory=dict)
     active_deadline_seconds: int | None = None
     accelerator: Accelerator = field(default_factory=Accelerator)
@@ -215,6 +226,10 @@ def _check(request: TrainJobRequest) -> None:
     clash = reserved & set(request.env)
     if clash:
         problems.append(f"env sets {sorted(clash)} in plain text; S3 keys come from the Secret {request.s3.secret_name!r}")
+    plain_credentials = set(MLFLOW_CREDENTIAL_KEYS) & set(request.env)
+    if plain_credentials:
+        problems.append(f"env sets {sorted(plain_credentials)} in plain text; MLflow credentials come from a Secret "
+                        "(REWARDOPS_MLFLOW_AUTH_SECRET)")
     if problems:
         raise TrainJobConfigError(f"TrainJob {request.name!r}:\n  - " + "\n  - ".join(problems))
 
@@ -226,6 +241,8 @@ def _env(request: TrainJobRequest) -> list[dict[str, Any]]:
     env += [{"name": k, "value": str(v)} for k, v in sorted(request.env.items())]
     if request.s3:
         env += request.s3.env()  # credentials by secretKeyRef: the values never appear in the manifest
+    if request.mlflow_auth_secret:
+        env += mlflow_credentials_env(request.mlflow_auth_secret)
     return env
 
 
@@ -326,6 +343,7 @@ def request_for_size(
     active_deadline_seconds: int | None = None,
     accelerator: Accelerator | None = None,
     nccl_env: Mapping[str, str] | None = None,
+    mlflow_auth_secret: str | None = None,
 ) -> TrainJobRequest:
     """A TrainJobRequest for catalog size `size`: its nodes, GPUs per node and DeepSpeed choice.
 
@@ -385,6 +403,7 @@ def request_for_size(
         mlflow_tracking_uri=mlflow_tracking_uri,
         env=env,
         s3=s3,
+        mlflow_auth_secret=mlflow_auth_secret,
         labels=labels,
         active_deadline_seconds=active_deadline_seconds,
         accelerator=accelerator or Accelerator.from_env(),

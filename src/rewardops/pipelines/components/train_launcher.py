@@ -56,9 +56,13 @@ def train_launcher(
                        region=os.environ.get("AWS_DEFAULT_REGION")) if secret else None
     ns = namespace or os.environ.get("REWARDOPS_TRAINJOB_NAMESPACE", "default")
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri and settings.get("mlflow", True):
+        raise SystemExit("MLFLOW_TRACKING_URI is not set for this step: the TrainJob's pods would log to a file inside "
+                         "the pod and the model version could not be found. Set mlflow in the Helm chart (its client "
+                         "ConfigMap carries the URI) or pass overrides {\"mlflow\": false}")
     request = request_for_size(size, data_uri=data_uri, output_uri=output_uri, namespace=ns, s3=s3, run_id=run_id,
                                data_version=data_version, mlflow_tracking_uri=tracking_uri, overrides=settings,
-                               profile=profile)
+                               profile=profile, mlflow_auth_secret=os.environ.get("REWARDOPS_MLFLOW_AUTH_SECRET"))
     config = config_from_json(request.train_args[-1])
     manifest = build_trainjob(request)  # every bad input fails above, before any pod exists
     launcher = TrainJobLauncher(api_client(), namespace=ns,
