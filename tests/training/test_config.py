@@ -182,3 +182,11 @@ def test_pipeline_overrides_arrive_as_json_numbers_and_are_typed():
         resolve_config("qwen3-0.6b", {"global_batch": 2.5})
     with pytest.raises(ConfigError, match="deepspeed=1: expected bool"):
         resolve_config("qwen3-0.6b", {"deepspeed": 1})
+
+
+def test_cli_overrides_become_one_mapping_with_dotted_keys_for_mapping_settings():
+    o = parse_overrides(["lr=2e-5", "run_tags.team=rm", "run_tags.ticket=42"])
+    assert o == {"lr": 2e-5, "run_tags": {"team": "rm", "ticket": "42"}}
+    assert resolve_config("demo-tiny-qwen3", o).run_tags == {"team": "rm", "ticket": "42"}
+    with pytest.raises(ConfigError, match="only mapping settings take a dotted key"):
+        parse_overrides(["lr.value=1"])

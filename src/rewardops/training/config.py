@@ -195,12 +195,21 @@ def _typed(key: str, value: Any, kind: str) -> Any:
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """The CLI's `--set key=value` strings as one typed mapping; a dotted key sets one entry of a
+    mapping setting (`--set run_tags.team=rm` -> {"run_tags": {"team": "rm"}})."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: write overrides as key=value, e.g. --set lr=1e-5")
-        key, value = item.split("=", 1)
-        out[key.strip()] = _coerce(key.strip(), value)
+        key, value = (part.strip() for part in item.split("=", 1))
+        if "." in key:
+            head, sub = key.split(".", 1)
+            if head not in _FIELD_TYPES or not str(_FIELD_TYPES[head].type).startswith("dict"):
+                raise ConfigError(f"--set {item!r}: only mapping settings take a dotted key "
+                                  f"({', '.join(n for n, f in _FIELD_TYPES.items() if str(f.type).startswith('dict'))})")
+            out.setdefault(head, {})[sub] = value
+            continue
+        out[key] = _coerce(key, value)
     return out
 
 
