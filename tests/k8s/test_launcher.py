@@ -71,7 +71,8 @@ class KubeStandIn:
     def __init__(self, statuses: list[dict | None], log: list[str], runtimes=("deepspeed-distributed", "torch-distributed"),
                  secrets: dict[str, dict[str, str]] | None = None, waiting_reason: str | None = None,
                  forbidden: tuple[str, ...] = (), later: list[dict | None] | None = None,
-                 nodes: list[dict[str, str]] | None = None, restart_after: int | None = None, hide_once: bool = False):
+                 nodes: list[dict[str, str]] | None = None, restart_after: int | None = None, hide_once: bool = False,
+                 on_create: Any = None):
         for status in [*statuses, *(later or [])]:
             if status is not None:
                 assert validate_trainjob_status(status) == [], status  # keep the scenario CRD-valid
@@ -82,6 +83,7 @@ class KubeStandIn:
         self.forbidden = forbidden  # path prefixes answered with 403, as for a service account without RBAC
         self.nodes = nodes if nodes is not None else [{"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}]
         self.restart_after, self.hide_once = restart_after, hide_once
+        self.on_create = on_create  # called with each created TrainJob: what its pods would do (log to MLflow)
         self.jobs: dict[str, dict[str, Any]] = {}
         self.scenario: dict[str, list[dict | None]] = {}
         self.gets: dict[str, int] = {}
@@ -183,6 +185,8 @@ class KubeStandIn:
             self.scenario[name] = self.statuses if not self.created else self.later
             self.gets[name] = 0
             self.created.append(body)
+            if self.on_create is not None:
+                self.on_create(body)
             return Response.json(201, body)
         if parts[:6] == trainjobs and len(parts) == 7:
             name = parts[6]
