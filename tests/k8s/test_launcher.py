@@ -1,11 +1,13 @@
 """The TrainJob launcher against a stand-in Kubernetes API server.
 
 No Kubernetes API server can run on this machine, so `KubeStandIn` below is a small HTTP server on
-127.0.0.1 that serves exactly the API paths the launcher calls through the real `kubernetes`
-client: the TrainJob custom object (create / get / delete), the ClusterTrainingRuntime, the
-Secret, the node-0 pod (list by label selector, read) and its log stream. It rejects a TrainJob
-that does not match the Trainer CRD schema with a 422 as the API server would, and every status it
-serves is itself checked against the CRD's status schema, so the scenarios stay realistic.
+127.0.0.1 (the shared loopback helper, tests/support/loopback.py) that serves exactly the API paths
+the launcher calls through the real `kubernetes` client: TrainJobs (create, 409 on a taken name,
+list by label selector, get, delete), the ClusterTrainingRuntime, the Secret, the nodes'
+allocatable resources, the node-0 pod (list by label selector, read; replaced by a new pod to
+play a restart) and its log stream. It rejects a TrainJob that does not match the Trainer CRD
+schema with a 422 as the API server would, and every status it serves is itself checked against
+the CRD's status schema, so the scenarios stay realistic.
 """
 
 from __future__ import annotations
