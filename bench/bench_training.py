@@ -239,6 +239,8 @@ def run_ours(config, steps: int, warmup: int) -> dict:
 
 def run_trl(config, ids_in_order: list[tuple[list[int], list[int]]], bs: int, steps: int, warmup: int,
             mode: str, grad_ckpt: bool | None = None) -> dict:
+    micro = config.micro_batch_size or bs  # matched: the same pairs per forward as ours, accumulated to bs
+    accum = max(1, bs // micro) if mode == "matched" else 1
     """mode 'matched': our settings, our order; mode 'defaults': RewardConfig defaults (see top)."""
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -252,7 +254,7 @@ def run_trl(config, ids_in_order: list[tuple[list[int], list[int]]], bs: int, st
     torch.manual_seed(config.seed)  # as Trainer.__init__ does before load_backbone: same score-head init
     tokenizer, model = load_backbone(config)
     common = dict(output_dir=os.path.join(tempfile.gettempdir(), f"trl_bench_{os.getpid()}"),
-                  per_device_train_batch_size=bs, max_steps=steps, logging_steps=10**6, save_strategy="no",
+                  per_device_train_batch_size=bs // accum, max_steps=steps, logging_steps=10**6, save_strategy="no",
                   report_to=[], use_cpu=not cuda, remove_unused_columns=False, dataloader_num_workers=0,
                   disable_tqdm=True)
     if mode == "matched":
@@ -260,7 +262,7 @@ def run_trl(config, ids_in_order: list[tuple[list[int], list[int]]], bs: int, st
                             max_length=config.max_length, learning_rate=config.lr, lr_scheduler_type="constant",
                             warmup_steps=0, weight_decay=config.weight_decay, adam_beta1=config.adam_beta1,
                             adam_beta2=config.adam_beta2, adam_epsilon=config.adam_eps, max_grad_norm=config.grad_clip,
-                            gradient_accumulation_steps=1, seed=config.seed)
+                            gradient_accumulation_steps=accum, seed=config.seed)
     else:
         if cuda:
             model = model.to(torch.bfloat16)  # as the shared reference: bf16 weights, TRL's bf16=True
@@ -304,9 +306,13 @@ def run_trl(config, ids_in_order: list[tuple[list[int], list[int]]], bs: int, st
 
     trainer.add_callback(Timer())
     trainer.train()
-    for i, s in enumerate(steps_rows):  # the dataloader may prefetch: pair step i with batch i
-        s["real"], s["computed"] = counted[i]
-        s["loss"] = losses[i] if i < len(losses) else float("nan")
+    # HF Trainer collates a step's batches before on_step_begin, so TRL's collation is outside its
+    # timed window (ours renders and packs inside): pair step i with its `accum` batches.
+    for i, s in enumerate(steps_rows):
+        mine = counted[i * accum : (i + 1) * accum]
+        s["real"], s["computed"] = sum(m[0] for m in mine), sum(m[1] for m in mine)
+        step_losses = losses[i * accum : (i + 1) * accum]
+        s["loss"] = sum(step_losses) / len(step_losses) if step_losses else float("nan")
     n = non_embedding_params(model)
     eff_ckpt = bool(trainer.args.gradient_checkpointing)
     name = "TRL matched (our settings, our order)" if mode == "matched" else "TRL RewardTrainer defaults"
@@ -327,7 +333,7 @@ def guarded(fn, *a, **k) -> dict:
 
 
 def bench_model(model_arg: str, pairs, *, bs: int, steps: int, warmup: int, max_length: int, ckpts: list[bool],
-                defaults: bool, workdir: Path, emit=print, rounds: int = 1) -> list[dict]:
+                defaults: bool, workdir: Path, emit=print, rounds: int = 1, micro_pairs: int | None = None) -> list[dict]:
     """All rows for one model: ours and TRL matched per checkpointing setting, TRL defaults once."""
     from rewardops.data.shards import write_pairs
 
@@ -352,7 +358,8 @@ def bench_model(model_arg: str, pairs, *, bs: int, steps: int, warmup: int, max_
     rows = []
     for rnd in range(rounds):  # alternate ours / TRL so load drift on a shared machine hits both
         for ckpt in ckpts:
-            cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-{ckpt}-{rnd}"), backbone, bs, steps, max_length, ckpt)
+            cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-{ckpt}-{rnd}"), backbone, bs, steps, max_length, ckpt,
+                             micro_batch_size=micro_pairs)
             ours = guarded(run_ours, cfg, steps, warmup)
             ours.update(model=model_arg, ckpt_setting=ckpt, round=rnd)
             emit(ours)
@@ -364,7 +371,8 @@ def bench_model(model_arg: str, pairs, *, bs: int, steps: int, warmup: int, max_
             emit(peer)
             rows += [ours, peer]
         if defaults:
-            cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-d-{rnd}"), backbone, bs, steps, max_length, True)
+            cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-d-{rnd}"), backbone, bs, steps, max_length, True,
+                             micro_batch_size=micro_pairs)
             d = guarded(run_trl, cfg, ids_in_order, bs, steps, warmup, "defaults")
             d.update(model=model_arg, ckpt_setting="TRL default (on)", round=rnd)
             emit(d)
@@ -479,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bs", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=4096)
     ap.add_argument("--ckpt", default="both", choices=["both", "on", "off"])
+    ap.add_argument("--micro-pairs", type=int, default=None,
+                    help="pairs per forward (ours: micro_batch_size; TRL matched: per-device batch with accumulation to --bs)")
     ap.add_argument("--no-defaults", action="store_true", help="skip the TRL-defaults row")
     ap.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic lengths (smoke runs)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat every row, alternating ours and TRL")
@@ -498,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         rows = bench_model(args.model, pairs, bs=args.bs, steps=args.steps, warmup=args.warmup,
-                           max_length=args.max_length, ckpts=ckpts, defaults=not args.no_defaults, workdir=Path(tmp), rounds=args.rounds,
+                           max_length=args.max_length, ckpts=ckpts, defaults=not args.no_defaults, workdir=Path(tmp), rounds=args.rounds, micro_pairs=args.micro_pairs,
                            emit=lambda r: print(json.dumps(r, default=str), flush=True))
     print()
     print(markdown(rows))

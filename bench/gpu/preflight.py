@@ -52,6 +52,7 @@ def requirement_check(plan_file: Path) -> list[dict]:
 
 def main() -> int:
     out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
     wheels = Path(sys.argv[2]) if len(sys.argv) > 2 else common.GPU_DIR / "wheels"
     env = common.device_info()
     env["varlen_compat"] = common.varlen_compat()
@@ -68,9 +69,17 @@ def main() -> int:
                                             "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
     except Exception as exc:  # noqa: BLE001
         env["nvidia_smi"] = f"unavailable ({type(exc).__name__})"
-    env["tokenizer_dir"] = str(__import__("bench_training").tokenizer_dir())
+    tdir = __import__("bench_training").tokenizer_dir()
+    env["tokenizer_dir"] = str(tdir)
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tdir)
+        env["tokenizer"] = {"ok": True, "vocab": len(tok), "pad": tok.pad_token, "eos": tok.eos_token}
+    except Exception as exc:  # noqa: BLE001
+        env["tokenizer"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     (out / "env.json").write_text(json.dumps(env, indent=1))
-    bad = [m for m, v in env["imports"].items() if not v["ok"]]
+    bad = [m for m, v in env["imports"].items() if not v["ok"]] + ([] if env["tokenizer"]["ok"] else ["tokenizer"])
     print(json.dumps({k: env[k] for k in ("device", "torch", "transformers", "trl", "datasets", "deepspeed", "varlen_compat")}))
     print("imports failing:", bad or "none", "| unmet requirements:", env["unmet_requirements_of_carried"] or "none")
     return 1 if bad else 0
