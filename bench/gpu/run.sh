@@ -16,7 +16,7 @@
 #   command: bash bench/gpu/run.sh "$OUT"
 #   carry:   ["bench/gpu/wheels", "bench/gpu/assets"]
 # To redo only some steps on the same warm machine: --steps "score deepspeed".
-# Time boxes (seconds), overridable: T_INSTALL T_CORRECT T_TRAIN T_SCORE T_DS.
+# Time boxes (seconds), overridable: T_INSTALL T_PRE T_CORRECT T_TRAIN T_SCORE T_DS; DS_WORKER_TIMEOUT per DeepSpeed run.
 # --smoke: tiny shapes on CPU, CUDA-only checks answer {"status": "needs CUDA"}; on a Python other
 # than the device's 3.12 the wheels are only checked for installability (not put on the path).
 set -uo pipefail
@@ -42,11 +42,11 @@ if [ -z "${PY:-}" ]; then  # the device's python3 holds torch; a smoke run here 
   if [ -n "$SMOKE" ] && [ -x "$REPO/.venv/bin/python" ]; then PY="$REPO/.venv/bin/python"; else PY=python3; fi
 fi
 if [ -n "$SMOKE" ]; then
-  D_INSTALL=120; D_CORRECT=300; D_TRAIN=900; D_SCORE=300; D_DS=900   # shared 2-core CPU, tiny shapes
+  D_INSTALL=120; D_PRE=120; D_CORRECT=300; D_TRAIN=900; D_SCORE=300; D_DS=900   # shared 2-core CPU, tiny shapes
 else
-  D_INSTALL=30; D_CORRECT=80; D_TRAIN=210; D_SCORE=60; D_DS=150       # about 9 minutes on one GPU
+  D_INSTALL=30; D_PRE=40; D_CORRECT=80; D_TRAIN=210; D_SCORE=60; D_DS=150   # about 9 minutes on one GPU
 fi
-T_INSTALL=${T_INSTALL:-$D_INSTALL}; T_CORRECT=${T_CORRECT:-$D_CORRECT}; T_TRAIN=${T_TRAIN:-$D_TRAIN}
+T_INSTALL=${T_INSTALL:-$D_INSTALL}; T_PRE=${T_PRE:-$D_PRE}; T_CORRECT=${T_CORRECT:-$D_CORRECT}; T_TRAIN=${T_TRAIN:-$D_TRAIN}
 T_SCORE=${T_SCORE:-$D_SCORE}; T_DS=${T_DS:-$D_DS}
 WORK=${WORK:-/tmp/rewardops-gpu-work}
 SITE=${SITE:-/tmp/rewardops-site}
@@ -113,7 +113,7 @@ for s in $STEPS; do
   esac
   if [ "$s" = install ]; then
     if [ -d "$SITE" ]; then export PYTHONPATH="$SITE:$PYTHONPATH"; fi
-    step preflight 40 "$PY" "$HERE/preflight.py" "$OUT" "$WHEELS"
+    step preflight "$T_PRE" "$PY" "$HERE/preflight.py" "$OUT" "$WHEELS"
   fi
 done
 echo "=== all steps in $(( $(date +%s) - T0 ))s" | tee -a "$LOG"
