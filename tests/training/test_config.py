@@ -190,3 +190,23 @@ def test_cli_overrides_become_one_mapping_with_dotted_keys_for_mapping_settings(
     assert resolve_config("demo-tiny-qwen3", o).run_tags == {"team": "rm", "ticket": "42"}
     with pytest.raises(ConfigError, match="only mapping settings take a dotted key"):
         parse_overrides(["lr.value=1"])
+
+
+def test_the_pod_command_takes_one_resolved_config_and_nothing_else(tmp_path, pairs_dir):
+    import typer
+    from typer.testing import CliRunner
+
+    from rewardops.training.commands import register
+
+    app = typer.Typer()
+    register(app)
+    resolved = resolve_config("demo-tiny-qwen3", {"data": str(pairs_dir), "out": str(tmp_path), "zero_stage": 3})
+    (tmp_path / "resolved.json").write_text(resolved.to_json())
+    runner = CliRunner()
+    for args in (["--config-json", resolved.to_json()], ["--config", str(tmp_path / "resolved.json")]):
+        result = runner.invoke(app, ["train", *args])  # the resolved config is checked like any other
+        assert result.exit_code == 2 and "ZeRO stage 3 needs DeepSpeed" in result.output, result.output
+    mixed = runner.invoke(app, ["train", "--config-json", resolved.to_json(), "--set", "lr=1"])
+    assert mixed.exit_code == 2 and "carry the whole resolved config; drop --set" in mixed.output
+    nothing = runner.invoke(app, ["train"])
+    assert nothing.exit_code == 2 and "pass --size, --data, --out (or a resolved config with --config-json)" in nothing.output
