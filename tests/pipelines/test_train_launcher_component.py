@@ -234,3 +234,20 @@ def test_a_missing_mlflow_uri_is_a_message_before_any_pod(tmp_path, cluster_env,
     text = "".join(capfd.readouterr())
     assert "MLFLOW_TRACKING_URI is not set for this step" in text and standin.calls == []
 
+
+
+def test_rerunning_the_training_suite_on_the_same_data_reuses_its_trainjobs(tmp_path, cluster_env):
+    """The whole training-suite pipeline (importer -> ParallelFor over sizes -> train_launcher), twice."""
+    from rewardops.pipelines.training_suite import build
+
+    standin = cluster_env(SUCCESS, LOG)
+    suite = build(["qwen3-0.6b", "llama-3.2-1b"])
+    args = dict(dataset_uri=str(tmp_path), data_version="dvc:3f2a9c0d.dir", output_root="s3://rewardops-checkpoints/runs",
+                overrides={"lr": 2e-6})
+    suite(**args)
+    assert len(standin.created) == 2
+    suite(**args)  # a new run of the same pipeline on the same data
+    assert len(standin.created) == 2 and standin.deleted == []  # nothing trained twice
+    sizes = sorted(config_from_json(job["spec"]["trainer"]["command"][-1]).size for job in standin.created)
+    assert sizes == ["llama-3.2-1b", "qwen3-0.6b"]
+    assert all(config_from_json(job["spec"]["trainer"]["command"][-1]).lr == 2e-6 for job in standin.created)
