@@ -60,3 +60,31 @@ def test_embedded_reports_carry_the_plots(tmp_path: Path) -> None:
     encoded = base64.b64encode(png).decode()
     assert f"data:image/png;base64,{encoded}" in md and f"src='data:image/png;base64,{encoded}'" in html
     assert "<table>" in html and "70.7" in html
+
+
+def test_model_card_gets_the_evaluation_table() -> None:
+    """What `register` does to the version description: the card written at registration keeps its
+    training part and gets the evaluation table (percent, registry score) in place of the placeholder."""
+    from types import SimpleNamespace
+
+    from rewardops.tracking.rewardmodel import model_card, update_card
+
+    tags = {"rewardops.size": "demo-tiny-qwen3", "rewardops.data.registry": "/r", "rewardops.data.rev": "abc",
+            "rewardops.data.path": "curated", "rewardops.data.md5": "f00.dir", "rewardops.data.rows": "812"}
+    card = model_card(Path("/nonexistent"), tags, name="rewardops-rm-demo-tiny-qwen3")
+    assert "Not evaluated yet" in card and "`f00.dir`" in card and "pairs: 812" in card
+
+    class Client:
+        description = card
+
+        def get_model_version(self, name, version):
+            return SimpleNamespace(tags=tags, description=self.description)
+
+        def update_model_version(self, name, version, description):
+            self.description = description
+
+    client = Client()
+    update_card(client, "rewardops-rm-demo-tiny-qwen3", 1, {"world": 70.7})
+    assert "| world | 70.70 |" in client.description and "registry score" in client.description
+    assert "Not evaluated yet" not in client.description and client.description.count("## Use") == 1
+    assert "## Intended use and limits" in client.description and "`f00.dir`" in client.description

@@ -196,10 +196,13 @@ def update_card(client: Any, name: str, version: int | str, scores: dict[str, fl
     mv = client.get_model_version(name, str(version))
     tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("rewardops.")}
     card = model_card(model_dir or Path("/nonexistent"), tags, scores, name=name)
-    if model_dir is None and mv.description:
+    marker = "## Evaluation (percent)"
+    if model_dir is None and mv.description and marker in mv.description:
         # keep the training part of the card written at registration; replace its evaluation section
-        head, _, rest = mv.description.partition("## Evaluation (percent)")
-        _, _, tail = rest.partition("\n## Use")
-        card = head + "## Evaluation (percent)\n" + "\n".join(_table(scores)) + "\n\n## Use" + tail
+        head, _, rest = mv.description.partition(marker)
+        _, found, tail = rest.partition("\n## Use")
+        card = head + marker + "\n" + "\n".join(_table(scores)) + "\n" + (found + tail if found else "")
+    elif model_dir is None and mv.description:
+        card = mv.description.rstrip() + "\n\n" + marker + "\n" + "\n".join(_table(scores)) + "\n"
     client.update_model_version(name, str(version), description=card)
     return card
