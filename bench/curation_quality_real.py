@@ -353,7 +353,10 @@ def main() -> None:
                                   f"{args.smollm2_max_length} tokens, 1 epoch per fold)."]}
                 json_out.write_text(json.dumps({"pairs": len(pairs), "results": results, "meta": meta},
                                                indent=1, default=float))
-                args.out.write_text(markdown(results, meta))
+                kept_text = ""  # a hand-written "## Reading" section survives a rerun
+                if args.out.is_file() and "\n## Reading" in args.out.read_text():
+                    kept_text = args.out.read_text()[args.out.read_text().index("\n## Reading"):]
+                args.out.write_text(markdown(results, meta) + kept_text)
 
 
 if __name__ == "__main__":
