@@ -23,7 +23,7 @@ less the process's CPU time). Steps after `--warmup` are timed.
     python bench/bench_training.py --model qwen3-0.6b --steps 10 --ckpt both   # on a GPU
 
 Library names used (imported inside functions, so a moved module is a one-line fix below):
-rewardops.training.config.resolve_config, rewardops.training.trainer.{Trainer, load_backbone},
+rewardops.training.load_config (or config.resolve_config), rewardops.training.trainer.{Trainer, load_backbone},
 rewardops.training.data.{PairEncoder, epoch_order}, rewardops.training.metrics.{non_embedding_params,
 peak_flops}, rewardops.data.shards.write_pairs, rewardops.data.schema.{Message, PreferencePair},
 rewardops.backbones.resolve_backbone, rewardops.rendering.ensure_distinct_pad.
@@ -127,7 +127,10 @@ def random_qwen3_folder(shape: str, root: Path, dtype: torch.dtype = torch.bfloa
 
 def our_config(data_dir: str, out_dir: str, backbone: str, bs: int, steps: int, max_length: int,
                ckpt: bool, dtype: str = "auto", **extra: Any):
-    from rewardops.training.config import resolve_config
+    try:  # the training package's one entry; older trees named it resolve_config
+        from rewardops.training import load_config
+    except ImportError:
+        from rewardops.training.config import resolve_config as load_config
 
     overrides = {"data": data_dir, "out": out_dir, "backbone": backbone, "global_batch": bs, "max_steps": steps,
                  "mlflow": False, "export": False, "max_length": max_length,
@@ -136,7 +139,7 @@ def our_config(data_dir: str, out_dir: str, backbone: str, bs: int, steps: int, 
                  "trainable_layers": None, "lr": extra.pop("lr", 1e-5), "deepspeed": False, "zero_stage": 0,
                  "resume": False, "seed": 42}
     overrides.update(extra)
-    return resolve_config(CATALOG_ENTRY, overrides)
+    return load_config(CATALOG_ENTRY, overrides)
 
 
 def encode_usable(pairs, config):
