@@ -148,7 +148,10 @@ def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings
         raise ValueError(f"{source}: holds stage-1 iterations {done or 'none'}, so the next iteration is {following}, "
                          f"not {iteration}")
     if iteration > settings.iterations:
-        raise ValueError(f"stage-1 iteration {iteration} is past the settings' iterations={settings.iterations}")
+        raise ValueError(f"stage-1 iteration {iteration} is past the settings' iterations={settings.iterations}: set "
+                         f"iterations {iteration} or more in the settings (a pipeline compiled with --iterations N "
+                         f"needs settings with iterations N, e.g. -p settings='{{\"profile\": \"{settings.profile}\", "
+                         f"\"iterations\": N}}')")
     annotator, judges = build_annotator(settings, output=out), build_judges(settings)
     embedder = _embedder(settings)
     trainer = build_rm_trainer(settings, embedder)
