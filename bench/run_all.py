@@ -15,8 +15,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 RUNS = {
     "preprocess (dedup + decontamination vs RewardBench CountVectorizer)": ["bench_preprocess.py"],
-    "training (packed trainer vs TRL RewardTrainer matched and defaults)": ["bench_training.py", "--pairs", "48", "--steps", "6",
-                                                                            "--warmup", "2", "--rounds", "3"],
+    "training (packed trainer vs TRL RewardTrainer matched and defaults)": ["bench_training.py", "--pairs", "48", "--steps", "6", "--threads", "1",
+                                                                            "--warmup", "2", "--rounds", "2"],
     "scoring (engine vs reward-bench padded batches of 8)": ["bench_scoring.py", "--rmbench", "60", "--judgebench", "40"],
     "stage-2 scan (streaming shards vs in-memory script)": ["bench_stage2.py"],
     "curation quality (noisy / curated / curated+flipped / clean; vs cleanlab)": [
