@@ -53,18 +53,22 @@ def test_tags_from_git_and_dvc_lock(tmp_path: Path, clean_env: None) -> None:
 
 
 def test_environment_wins(tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REWARDOPS_DATA_DVC_HASH", "envhash")
+    monkeypatch.setenv("REWARDOPS_DATA_DVC_HASH", "dvc:3f2a9c0d.dir")
     monkeypatch.setenv("REWARDOPS_DATA_GIT_REV", "envrev")
     monkeypatch.setenv("GIT_COMMIT", "c0ffee")
     monkeypatch.setenv("KFP_RUN_ID", "kfp-1")
     monkeypatch.setenv("REWARDOPS_IMAGE", "img:1")
     tags = run_tags(None, repo=tmp_path, extra={"rewardops.size": "0.6b"})
-    assert tags["rewardops.data.dvc_hash"] == "envhash"
+    assert tags["rewardops.data.dvc_hash"] == "3f2a9c0d.dir" and "rewardops.data.version" not in tags
     assert tags["rewardops.data.git_rev"] == "envrev"
     assert tags["rewardops.code.commit"] == "c0ffee"
     assert tags["rewardops.pipeline.run_id"] == "kfp-1"
     assert tags["rewardops.image"] == "img:1"
     assert tags["rewardops.size"] == "0.6b"
+    # a pipeline's data_version that is not a DVC hash is tagged as a data version, not as one
+    monkeypatch.setenv("REWARDOPS_DATA_DVC_HASH", "world:n=1000,noise=0.1,seed=0")
+    tags = run_tags(None, repo=tmp_path)
+    assert tags["rewardops.data.dvc_hash"] == "unknown" and tags["rewardops.data.version"] == "world:n=1000,noise=0.1,seed=0"
 
 
 def test_outside_git_is_unknown_not_an_error(tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ Kubernetes pod sets), then git and DVC in the working tree, then a plain "unknow
 
 | tag                         | env override                  | fallback                         |
 |-----------------------------|-------------------------------|----------------------------------|
-| rewardops.data.dvc_hash     | REWARDOPS_DATA_DVC_HASH       | md5 of the data out in dvc.lock / `<data>.dvc` |
+| rewardops.data.dvc_hash     | REWARDOPS_DATA_DVC_HASH (a DVC md5; anything else becomes rewardops.data.version) | md5 of the data out in dvc.lock / `<data>.dvc` |
 | rewardops.data.path         | REWARDOPS_DATA_PATH           | the `data` argument              |
 | rewardops.data.git_rev      | REWARDOPS_DATA_GIT_REV        | git HEAD of the data's repo      |
 | rewardops.code.commit       | REWARDOPS_CODE_COMMIT, GIT_COMMIT | git HEAD (+ "-dirty")        |
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,13 +121,18 @@ def run_tags(
     root = Path(repo or Path.cwd())
     commit = code_commit(root)
     data_path = env.get("REWARDOPS_DATA_PATH") or (str(data) if data is not None else None)
+    given = env.get("REWARDOPS_DATA_DVC_HASH") or ""
+    # a pipeline's data_version (e.g. "world:n=1000,...") is not a DVC hash: tag it as what it is
+    is_hash = re.fullmatch(r"(dvc:)?[0-9a-f]{6,64}(\.dir)?", given) is not None
     tags = {
-        "rewardops.data.dvc_hash": env.get("REWARDOPS_DATA_DVC_HASH") or data_dvc_hash(data, root) or UNKNOWN,
+        "rewardops.data.dvc_hash": (given.removeprefix("dvc:") if is_hash else "") or data_dvc_hash(data, root) or UNKNOWN,
         "rewardops.data.git_rev": env.get("REWARDOPS_DATA_GIT_REV") or git_revision(root) or UNKNOWN,
         "rewardops.code.commit": commit,
         "rewardops.pipeline.run_id": env.get("REWARDOPS_PIPELINE_RUN_ID") or env.get("KFP_RUN_ID") or "local",
         "rewardops.image": env.get("REWARDOPS_IMAGE") or "local",
     }
+    if given and not is_hash:
+        tags["rewardops.data.version"] = given
     if data_path:
         tags["rewardops.data.path"] = data_path
     if commit != UNKNOWN:
