@@ -65,11 +65,14 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(point, seed, referenc
            *[a for k, v in SETTINGS.items() for a in ("--set", f"{k}={v}")]]
     log = open(tmp_path / "train.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if point == "time":  # a random moment after the first step: mid-step, mid-save or between
-        deadline = time.time() + 240
-        while not (out / "metrics.jsonl").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 1.5))
+    if point == "time":  # a random moment after step `step` was logged: mid-step, mid-save or between
+        # Triggered by progress, not by the clock alone: a tiny model's remaining steps can take
+        # less time than any fixed delay, and a kill after the run ended tests nothing.
+        metrics, deadline = out / "metrics.jsonl", time.time() + 240
+        while proc.poll() is None and time.time() < deadline and (
+                not metrics.exists() or len(metrics.read_text().splitlines()) < step):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.02))
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=240)
     assert proc.returncode == -signal.SIGKILL, (tmp_path / "train.log").read_text()[-3000:]
