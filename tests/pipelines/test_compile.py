@@ -171,8 +171,8 @@ def test_end_to_end_runs_curation_then_train_evaluate_register_per_size(compiled
 
 @pytest.mark.parametrize("name", ["data", "curation", "training-suite", "evaluation", "end-to-end"])
 def test_cluster_pipelines_give_every_task_the_charts_configmap_and_s3_secret_env(compiled, name):
-    pytest.importorskip("kfp.kubernetes", reason="the Kubernetes env needs the kfp-kubernetes package")
-    from rewardops.pipelines.resources import CLIENT_CONFIGMAP, CLIENT_ENV, S3_KEYS, S3_SECRET
+    from rewardops.pipelines.resources import (
+        CLIENT_CONFIGMAP, CLIENT_ENV, MLFLOW_AUTH_KEYS, MLFLOW_AUTH_SECRET, S3_KEYS, S3_SECRET)
 
     ir = compiled[name]
     executors = ir["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -183,8 +183,11 @@ def test_cluster_pipelines_give_every_task_the_charts_configmap_and_s3_secret_en
         assert configmap["configMapName"] == CLIENT_CONFIGMAP
         assert {kv["configMapKey"]: kv["envVar"] for kv in configmap["keyToEnv"]} == CLIENT_ENV
         assert CLIENT_ENV["REWARDOPS_JUDGE_BASE_URL"] == "REWARDOPS_LLM_BASE_URL"  # what the curation client reads
-        (secret,) = config["secretAsEnv"]
-        assert secret["secretName"] == S3_SECRET and {kv["envVar"] for kv in secret["keyToEnv"]} == set(S3_KEYS)
+        secrets = {secret["secretName"]: secret for secret in config["secretAsEnv"]}
+        assert set(secrets) == {S3_SECRET, MLFLOW_AUTH_SECRET}
+        assert {kv["envVar"] for kv in secrets[S3_SECRET]["keyToEnv"]} == set(S3_KEYS)
+        assert {kv["envVar"] for kv in secrets[MLFLOW_AUTH_SECRET]["keyToEnv"]} == set(MLFLOW_AUTH_KEYS)
+        assert all(secret["optional"] for secret in secrets.values())
 
 
 def test_the_local_demo_carries_no_kubernetes_config(compiled):

@@ -33,7 +33,7 @@ CLIENT_KEYS = (
     "REWARDOPS_DVC_REMOTE", "REWARDOPS_CHECKPOINT_URI", "REWARDOPS_TRAINJOB_NAMESPACE", "REWARDOPS_DEEPSPEED_RUNTIME",
     "REWARDOPS_TORCH_RUNTIME", "REWARDOPS_JUDGE_BASE_URL", "REWARDOPS_JUDGE_MODEL",
     "REWARDOPS_ACCELERATOR", "REWARDOPS_GPUS_PER_NODE", "REWARDOPS_GPU_NODE_SELECTOR", "REWARDOPS_GPU_TOLERATIONS",
-    "REWARDOPS_MLFLOW_AUTH_SECRET",
+    "REWARDOPS_MLFLOW_AUTH_SECRET", "REWARDOPS_PIPELINE_SERVICE_ACCOUNT",
 )
 # ConfigMap key -> env var in the pod: the chart names the judge server REWARDOPS_JUDGE_*, the
 # curation library's OpenAI-compatible client reads REWARDOPS_LLM_*.
@@ -41,6 +41,10 @@ CLIENT_ENV = {key: key for key in CLIENT_KEYS} | {
     "REWARDOPS_JUDGE_BASE_URL": "REWARDOPS_LLM_BASE_URL", "REWARDOPS_JUDGE_MODEL": "REWARDOPS_LLM_MODEL"}
 S3_SECRET = "rewardops-s3"
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+# MLflow's client reads its credentials from the environment (basic-auth: username/password;
+# oauth2-proxy: a token): the chart's `mlflow.auth.clientCredentialsSecret` (default name below).
+MLFLOW_AUTH_SECRET = "rewardops-mlflow-client"
+MLFLOW_AUTH_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 RUN_ID_ENV = "KFP_RUN_ID"
 RUN_ID_FIELD = "metadata.labels['pipeline/runid']"  # the label KFP v2 puts on every pod of a run
 _cluster_env = {"on": False}
@@ -52,6 +56,7 @@ def cluster_env(task: PipelineTask) -> PipelineTask:
 
     kubernetes.use_config_map_as_env(task, CLIENT_CONFIGMAP, CLIENT_ENV, optional=True)
     kubernetes.use_secret_as_env(task, S3_SECRET, {k: k for k in S3_KEYS}, optional=True)
+    kubernetes.use_secret_as_env(task, MLFLOW_AUTH_SECRET, {k: k for k in MLFLOW_AUTH_KEYS}, optional=True)
     kubernetes.use_field_path_as_env(task, RUN_ID_ENV, RUN_ID_FIELD)
     return task
 
