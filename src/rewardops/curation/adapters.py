@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardops.curation.protocols import Embedder, PairScorer
+from rewardops.curation.protocols import PairScorer
 from rewardops.data.schema import PreferencePair
 
 
@@ -76,19 +76,3 @@ class TransformerRMTrainer:
         assert best is not None
         (Path(out_dir) / "selection.json").write_text(json.dumps({"gold_accuracy_by_epochs": self.last_history}))
         return best[1]
-
-
-def load_scorer(path: str | Path, embedder: Embedder | None = None) -> PairScorer:
-    """An RM from a folder written by any trainer curation knows (cheap RMs or a transformer)."""
-    p = Path(path)
-    if (p / "hashed_bt.json").exists():
-        from rewardops.curation.cheap_rm import load_hashed_bt
-
-        return load_hashed_bt(p)
-    if (p / "embedding_bt.json").exists():
-        from rewardops.curation.cheap_rm import load_embedding_bt
-        from rewardops.curation.retrieval import SentenceTransformerEmbedder
-
-        info = json.loads((p / "embedding_bt.json").read_text())
-        return load_embedding_bt(p, embedder or SentenceTransformerEmbedder(info.get("embedder")))
-    return EngineScorer(p)
