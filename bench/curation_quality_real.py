@@ -188,7 +188,7 @@ class CachedEmbedder:
 
 
 def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
-    from rewardops.curation.rms import CalibratedScorer, calibration_split, fit_temperature
+    from rewardops.curation.rms import CalibratedScorer, accuracy, calibration_split, fit_temperature, informative
     from rewardops.curation.stage2 import Stage2Config, Stage2Filter, unordered_key
 
     t0 = time.time()
@@ -213,10 +213,14 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
     # gold RM: gold minus a calibration split, calibrated on it
     g_train, g_cal = calibration_split(gold, 0.25, args.seed)
     gold_rm = fit(g_train, [])
-    t_gold = fit_temperature(gold_rm.score_pairs(g_cal))
-    gold_cal = CalibratedScorer(gold_rm, t_gold)
+    raw_cal = gold_rm.score_pairs(g_cal)
+    t_gold = fit_temperature(raw_cal)
+    gold_cal = CalibratedScorer(gold_rm, t_gold, {"gold_accuracy": accuracy(raw_cal), "calibration_pairs": len(g_cal)})
+    # the library's guard (curation.steps.make_filter): a gold RM no better than chance on its
+    # held-out gold does not filter, stage 2 keeps every pair
+    trusted, why = informative(gold_cal, args.rm_skill_z)
 
-    cfg_kw = {"band": args.band}
+    cfg_kw = {"band": args.band, "keep_all_reason": "" if trusted else why}
     if "recycle_confidence" in Stage2Config.__dataclass_fields__:
         cfg_kw["recycle_confidence"] = args.recycle_confidence
     config = Stage2Config(**cfg_kw)
@@ -238,6 +242,7 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
         "rm": kind, "pool": len(pool), "gold": len(gold), "seconds": round(time.time() - t0, 1),
         "best_rm_gold_accuracy_by_fold": gold_acc, "best_rm_temperature_by_fold": temps,
         "gold_rm_temperature": t_gold, "gold_rm_calibration_pairs": len(g_cal),
+        "gold_rm_calibration_accuracy": accuracy(raw_cal), "gold_rm_trusted": trusted, "gold_rm_trust": why,
         "best_rm_accuracy_on_pool_truth": float(np.mean([(best_probs[p.id] > 0.5) == p.truth_chosen_better for p in pool])),
         "counts": {k: len(v) for k, v in sets.items()},
         "counters": {k: v for k, v in counters.items() if k.startswith(("recycle", "gold_rm", "best_rm_agrees", "no_judges"))},
@@ -301,8 +306,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated: each seed draws its own gold set and flips")
     ap.add_argument("--gold", type=int, default=200)
     ap.add_argument("--noise", type=float, default=0.25)
-    ap.add_argument("--band", type=float, default=0.1)
-    ap.add_argument("--recycle-confidence", type=float, default=0.9)
+    from rewardops.curation.settings import CurationSettings
+
+    defaults = CurationSettings()  # the library's stage-2 defaults, declared once there
+    ap.add_argument("--band", type=float, default=defaults.band)
+    ap.add_argument("--recycle-confidence", type=float, default=defaults.recycle_confidence)
+    ap.add_argument("--rm-skill-z", type=float, default=defaults.rm_skill_z)
     ap.add_argument("--embedding-pool", type=int, default=400,
                     help="the embedding RM runs on this many pool pairs (MiniLM on every text: CPU bound)")
     ap.add_argument("--smollm2-pool", type=int, default=300, help="SmolLM2 runs on this many pool pairs (CPU bound)")

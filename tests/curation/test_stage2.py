@@ -149,3 +149,37 @@ def test_judged_pairs_without_attributes_get_them_first():
     p2.objectivity = None
     with pytest.raises(ValueError, match="no attribute generator"):
         list(bare.process_batch([p2], Counter()))
+
+
+def test_untrusted_gold_rm_keeps_every_pair_as_labelled():
+    """A gold RM no better than chance on held-out gold must not filter: a coin would discard right
+    and wrong pairs alike (the real-data bench saw kept noise above the pool's that way)."""
+    from rewardops.curation.rms import CalibratedScorer, informative, skill_lower_bound
+    from rewardops.curation.settings import CurationSettings
+    from rewardops.curation.steps import make_filter
+
+    pairs = toy_pairs(6)
+    gold = TableScorer({p.id: 0.1 for p in pairs})  # would veto every pair
+    best = TableScorer({p.id: 0.1 for p in pairs})
+    coin = CalibratedScorer(gold, 1.0, {"gold_accuracy": 0.55, "calibration_pairs": 40})
+    skilled = CalibratedScorer(gold, 1.0, {"gold_accuracy": 0.8, "calibration_pairs": 40})
+    assert skill_lower_bound(0.55, 40, 1.645) < 0.5 < skill_lower_bound(0.8, 40, 1.645)
+    assert not informative(coin, 1.645)[0] and informative(skilled, 1.645)[0]
+    assert not informative(CalibratedScorer(gold, 1.0), 1.645)[0]  # nothing measured: not trusted
+
+    settings = CurationSettings(stage2_judges=False)
+    c = Counter()
+    out = list(make_filter(settings, best, coin, None).process_batch([p.flipped().flipped() for p in pairs], c))
+    assert [name for name, _ in out] == ["kept"] * len(pairs) and c["kept_untrusted_rms"] == len(pairs)
+    assert all(p.lineage[-1] == "stage2:kept(untrusted RMs)" for _, p in out)
+    assert not any(name == "recycled" for name, _ in out)
+
+    c = Counter()
+    out = list(make_filter(settings, best, skilled, None).process_batch(pairs, c))
+    assert {name for name, _ in out} >= {"discarded"} and c["gold_rm_disagrees"] == len(pairs)
+
+    # switched off: the paper's rule as is, even with a coin for a gold RM
+    c = Counter()
+    paper = CurationSettings(stage2_judges=False, keep_all_if_rms_untrusted=False)
+    list(make_filter(paper, best, coin, None).process_batch(toy_pairs(6), c))
+    assert c["gold_rm_disagrees"] == 6 and c["kept_untrusted_rms"] == 0

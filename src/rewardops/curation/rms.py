@@ -70,18 +70,44 @@ def calibrate(probs: Sequence[float], temperature: float) -> list[float]:
 
 
 class CalibratedScorer:
-    """A `PairScorer` whose probabilities are temperature-scaled."""
+    """A `PairScorer` whose probabilities are temperature-scaled; `record` is its rm.json."""
 
-    def __init__(self, scorer: PairScorer, temperature: float) -> None:
+    def __init__(self, scorer: PairScorer, temperature: float, record: dict[str, Any] | None = None) -> None:
         self.scorer = scorer
         self.temperature = float(temperature)
+        self.record = dict(record or {})
         self.name = scorer.name if temperature == 1.0 else f"{scorer.name}|T={temperature:g}"
 
     def score_pairs(self, pairs: Sequence[PreferencePair]) -> list[float]:
         return calibrate(self.scorer.score_pairs(pairs), self.temperature)
 
 
-def _write_rm_json(out: Path, scorer: PairScorer, kind: str, temperature: float, info: dict[str, Any]) -> None:
+def skill_lower_bound(accuracy: float, n: int, z: float) -> float:
+    """One-sided Wilson lower bound of an accuracy measured on n pairs."""
+    if n <= 0:
+        return 0.0
+    centre = accuracy + z * z / (2 * n)
+    spread = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def informative(scorer: Any, z: float) -> tuple[bool, str]:
+    """Whether an RM beats chance on the held-out gold it was calibrated on, at one-sided z.
+
+    Stage 2 discards what the gold RM rejects; an RM no better than a coin would discard right
+    and wrong pairs alike and could leave the kept set noisier than the pool. Returns (ok, why)."""
+    record = getattr(scorer, "record", {}) or {}
+    acc, n = record.get("gold_accuracy"), int(record.get("calibration_pairs") or 0)
+    if acc is None or n == 0:
+        return False, f"{getattr(scorer, 'name', 'the RM')}: no held-out gold accuracy to trust it on"
+    bound = skill_lower_bound(float(acc), n, z)
+    if bound <= 0.5:
+        return False, (f"{getattr(scorer, 'name', 'the RM')}: held-out gold accuracy {acc:.3f} on {n} pairs is not "
+                       f"above chance (lower bound {bound:.3f} at z={z:g})")
+    return True, f"held-out gold accuracy {acc:.3f} on {n} pairs (lower bound {bound:.3f})"
+
+
+def _write_rm_json(out: Path, scorer: PairScorer, kind: str, temperature: float, info: dict[str, Any]) -> dict[str, Any]:
     from rewardops.outputs import write_json_atomic
 
     record: dict[str, Any] = {"kind": kind, "name": scorer.name, "temperature": temperature, **info}
@@ -92,6 +118,7 @@ def _write_rm_json(out: Path, scorer: PairScorer, kind: str, temperature: float,
     if embedder is not None:
         record["embedder"] = embedder.name
     write_json_atomic(out / RM_FILE, record)
+    return record
 
 
 def load_scorer(folder: str | Path, embedder: Embedder | None = None) -> CalibratedScorer:
@@ -126,7 +153,7 @@ def load_scorer(folder: str | Path, embedder: Embedder | None = None) -> Calibra
         scorer = EngineScorer((folder / info["export"]).resolve())
     else:
         raise FileNotFoundError(f"{path}: unknown reward-model kind {kind!r} (hashed-bt, embedding-bt, transformer)")
-    return CalibratedScorer(scorer, temperature)
+    return CalibratedScorer(scorer, temperature, info)
 
 
 def rm_kind(settings: Any) -> str:
@@ -152,12 +179,12 @@ def train_rm(settings: Any, silver: Path, gold: Path | None, out: Path, embedder
     raw = scorer.score_pairs(list(calibration))
     temperature = fit_temperature(raw)
     out.mkdir(parents=True, exist_ok=True)
-    _write_rm_json(out, scorer, rm_kind(settings), temperature, {
+    record = _write_rm_json(out, scorer, rm_kind(settings), temperature, {
         "trained_on": str(silver), "selected_on": str(gold) if gold is not None else None,
         "calibration_pairs": len(raw), "gold_accuracy": accuracy(raw),
         "selection_history": list(getattr(trainer, "last_history", []) or []),
     })
-    return CalibratedScorer(scorer, temperature)
+    return CalibratedScorer(scorer, temperature, record)
 
 
 def calibration_split(pairs: Sequence[PreferencePair], fraction: float, seed: int) -> tuple[list, list]:

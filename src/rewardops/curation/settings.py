@@ -68,6 +68,11 @@ class CurationSettings:
     stage2_judges: bool = True  # False: the best RM alone decides uncertain pairs
     recycle: bool = True  # write confidently reversed discarded pairs, flipped, to `recycled`
     recycle_confidence: float = 0.9  # flip only when BOTH calibrated RMs give p <= 1 - this
+    # the gold RM filters only when its held-out gold accuracy beats chance at this one-sided z;
+    # otherwise stage 2 keeps every pair (curation never makes the data worse than the pool).
+    # `keep_all_if_rms_untrusted: false` applies the paper's rule as is, whatever the RMs' skill.
+    rm_skill_z: float = 1.645
+    keep_all_if_rms_untrusted: bool = True
     noise_gold_n: int = 64  # gold pairs replayed through stage 2 to estimate each set's noise
     batch_size: int = 1024
     shard_size: int = 100_000
@@ -95,6 +100,8 @@ class CurationSettings:
         for name in ("gold_threshold", "recycle_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name}={getattr(self, name)}: a probability between 0 and 1")
+        if self.rm_skill_z < 0:
+            problems.append(f"rm_skill_z={self.rm_skill_z}: 0 or more (0 trusts any RM above 50% on held-out gold)")
         if self.recycle_confidence < 0.5:
             problems.append(f"recycle_confidence={self.recycle_confidence}: at least 0.5 (a reversal must be confident)")
         for name in ("judge_budget", "rm_max_steps", "noise_gold_n"):
@@ -182,12 +189,13 @@ class CurationSettings:
         return Stage1Config(iterations=self.iterations, k_max=self.k_max, human_per_iteration=self.human_per_iteration,
                             n_examples=self.n_examples, shard_size=self.shard_size, judge_budget=self.judge_budget)
 
-    def stage2_config(self):  # noqa: ANN201 - stage2.Stage2Config
+    def stage2_config(self, keep_all_reason: str = ""):  # noqa: ANN201 - stage2.Stage2Config
         from rewardops.curation.stage2 import Stage2Config
 
         return Stage2Config(band=self.band, gold_threshold=self.gold_threshold,
                             judge_disagreements=self.judge_disagreements, recycle=self.recycle,
-                            recycle_confidence=self.recycle_confidence, batch_size=self.batch_size)
+                            recycle_confidence=self.recycle_confidence, batch_size=self.batch_size,
+                            keep_all_reason=keep_all_reason)
 
 
 class SettingsError(ValueError):

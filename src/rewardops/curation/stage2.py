@@ -16,6 +16,8 @@ or silver, by id or by content, are left out). A pair the judges cannot decide g
 Attributes are generated for judged pairs that lack them (`attributes`, built on first need).
 Every pair's path is appended to `lineage`; p values go to `scores`. With the generated world's
 truth on the pairs, the counters also hold each set's true label noise (`truth_wrong:<set>`).
+When the RMs cannot be trusted (`keep_all_reason`: the gold RM no better than chance on held-out
+gold), every pair is kept as labelled: filtering by a coin could only make the data worse.
 Runs per shard with crash-safe resume (`shardrun`), so a pipeline can fan out over shards.
 """
 
@@ -47,6 +49,9 @@ class Stage2Config:
     recycle: bool = True  # write confidently reversed discarded pairs flipped to `recycled`
     recycle_confidence: float = 0.9  # both RMs must give p <= 1 - this (calibrated) to flip a pair
     batch_size: int = 1024
+    # non-empty: the RMs cannot be trusted (e.g. the gold RM is no better than chance on held-out
+    # gold), so every pair is kept as it is and this reason goes to its lineage
+    keep_all_reason: str = ""
 
 
 class Stage2Filter:
@@ -98,6 +103,15 @@ class Stage2Filter:
 
     def process_batch(self, pairs: list[PreferencePair], counters: Counter) -> Iterable[tuple[str, PreferencePair]]:
         cfg = self.config
+        if cfg.keep_all_reason:
+            counters["kept_untrusted_rms"] += len(pairs)
+            for pair in pairs:
+                pair.lineage.append("stage2:kept(untrusted RMs)")
+                if pair.truth_chosen_better is not None:
+                    counters["truth_known:kept"] += 1
+                    counters["truth_wrong:kept"] += int(not pair.truth_chosen_better)
+                yield "kept", pair
+            return
         p_best = self.best.score_pairs(pairs)
         p_gold = self.gold.score_pairs(pairs)
         decided: list[tuple[str, PreferencePair]] = []

@@ -201,8 +201,13 @@ def _gold_examples(settings: CurationSettings, gold_dir: Path, embedder: Any):  
 def make_filter(settings: CurationSettings, best: Any, gold: Any, gold_dir: Path | None, embedder: Any = None,
                 protected: tuple[set[str], set[str]] | None = None):  # noqa: ANN201
     from rewardops.curation.builders import build_attributes, build_judges
+    from rewardops.curation.rms import informative
     from rewardops.curation.stage2 import Stage2Filter
 
+    trusted, why = informative(gold, settings.rm_skill_z)
+    if not trusted and settings.keep_all_if_rms_untrusted:
+        print(f"stage 2: keeping every pair as labelled: {why}", flush=True)
+        return Stage2Filter(best, gold, settings.stage2_config(keep_all_reason=why), protected=protected)
     judges = examples = None
     if settings.stage2_judges:
         judges = build_judges(settings)
