@@ -154,7 +154,8 @@ def child_ref(data: Path, prompts_file: Path, sample: int) -> dict:
     from rewardops.data.decontaminate import Decontaminator, load_prompts
     from rewardops.data.dedup import DigestSet
     from rewardops.data.preprocess import decide_batch
-    from rewardops.data.texthash import BACKEND, warm_up
+    from rewardops.data.preprocess import warm_up
+    from rewardops.data.texthash import BACKEND
 
     warm_up()  # numba kernels loaded before timing, as scikit-learn is imported before timing
     prompts = list(load_prompts([prompts_file]))

@@ -113,7 +113,9 @@ def main() -> None:
                       Stage1Config(iterations=args.iterations, human_per_iteration=args.human_per_iteration))
     reports = loop.run(w / "gold", w / "silver", w / "pool", w / "stage1", progress=True)
     best, gold_rm = train_final_models(trainer, w / "stage1", w / "final")
-    final_gold = list(read_pairs(w / "stage1" / "latest" / "gold"))
+    from rewardops.curation.steps import latest_iteration
+
+    final_gold = list(read_pairs(latest_iteration(w / "stage1") / "gold"))
     print(f"stage 1 done in {time.time() - t0:.0f}s: gold {len(final_gold)}", file=sys.stderr)
 
     runs = {}

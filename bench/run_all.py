@@ -22,7 +22,7 @@ RUNS = {
     "curation quality (noisy / curated / curated+flipped / clean; vs cleanlab)": [
         "curation_quality.py", "--gold", "100", "--silver", "500", "--pool", "600", "--wild", "2000",
         "--test", "600", "--iterations", "2", "--human-per-iteration", "30"],
-    "prompt injection flip rates": ["injection_flips.py", "--local-pairs", "8"],
+    "prompt injection flip rates": ["injection_flips.py", "--local-pairs", "4"],
 }
 
 
