@@ -48,7 +48,8 @@ def remote(moto_s3, aws_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pipeline_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path, remote: dict[str, str]) -> dict[str, object]:
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path, remote: dict[str, str],
+                  shared_data: Path) -> dict[str, object]:
     """A git+DVC repo with the project's dvc.yaml/params.yaml; two data versions, both pushed."""
     repo = tmp_path_factory.mktemp("pipeline")
     for name in ("dvc.yaml", "params.yaml"):
@@ -60,7 +61,9 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path, rem
 
     revs = {}
     for n in (30, 45):
-        run(["dvc", "exp", "run", "-S", f"data.generate.n={n}", "preprocess"], repo, remote)
+        # preprocess decontaminates against the eval benchmarks' prompts, read from the fixtures
+        run(["dvc", "exp", "run", "-S", f"data.generate.n={n}", "-S", f"eval.data_dir={shared_data}", "preprocess"],
+            repo, remote)
         run(["git", "add", "-A"], repo, remote)
         run(["git", "commit", "-qm", f"data n={n}"], repo, remote)
         revs[n] = run(["git", "rev-parse", "HEAD"], repo, remote).stdout.strip()
