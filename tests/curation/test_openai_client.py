@@ -56,13 +56,13 @@ def test_retries_500_garbage_and_timeouts_then_succeeds():
         if q == "nochoices" and n == 1:
             return Reply(raw=json.dumps({"choices": []}).encode())
         if q == "slow" and n == 1:
-            return Reply(content="late", delay_s=1.0)
+            return Reply(content="late", delay_s=4.0)
         if q == "ratelimited" and n == 1:
             return Reply(status=429, headers={"Retry-After": "0"})
         return Reply(content="ok:" + q)
 
     with OpenAIStub(responder) as stub:
-        client = _client(stub, timeout_s=0.3)
+        client = _client(stub, timeout_s=1.5)
         qs = ["flaky500", "garbage", "nochoices", "slow", "ratelimited", "fine"]
         results = client.complete_many([_req(q) for q in qs])
     assert [r.text for r in results] == [f"ok:{q}" for q in qs]
