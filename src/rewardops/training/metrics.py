@@ -48,17 +48,9 @@ def throughput_metrics(
     return out
 
 
-def system_metrics(device: torch.device) -> dict[str, float]:
-    out: dict[str, float] = {}
-    try:
-        import psutil
-
-        proc = psutil.Process()
-        out["system/cpu_percent"] = psutil.cpu_percent(interval=None)
-        out["system/rss_gib"] = proc.memory_info().rss / 2**30
-        out["system/memory_percent"] = psutil.virtual_memory().percent
-    except Exception:
-        pass
+def memory_metrics(device: torch.device) -> dict[str, float]:
+    """The allocator's peak on an accelerator (host CPU, memory and GPU utilisation come from
+    MLflow's own system-metrics monitor, which the training run starts)."""
     if device.type == "cuda":
-        out["system/gpu_max_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    return out
+        return {"perf/gpu_max_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30}
+    return {}

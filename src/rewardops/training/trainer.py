@@ -37,7 +37,7 @@ from rewardops.training.data import EncodedPair, PairEncoder, PairSource, epoch_
 from rewardops.training.distributed import Launch, discover, export_torch_env, rendezvous, restore_env
 from rewardops.training.export import export_model, gathered_state_dict
 from rewardops.training.loss import PairStats, bradley_terry_loss
-from rewardops.training.metrics import non_embedding_params, peak_flops, system_metrics, throughput_metrics
+from rewardops.training.metrics import memory_metrics, non_embedding_params, peak_flops, throughput_metrics
 from rewardops.training.packing import pack, plan_micro_batches
 
 
@@ -445,7 +445,7 @@ class Trainer:
                     with log_path.open("a") as fh:
                         fh.write(json.dumps({"step": step, **metrics}) + "\n")
                     if tracker is not None and (step % c.log_every == 0 or step == self.total_steps):
-                        tracker.log_metrics({**metrics, **system_metrics(env.device)}, step=step)
+                        tracker.log_metrics({**metrics, **memory_metrics(env.device)}, step=step)
                     bar.update(step, metrics)
                 if c.checkpoint_every and step % c.checkpoint_every == 0 and step < self.total_steps:
                     self.save_checkpoint()
