@@ -35,7 +35,7 @@ def test_evaluate_outputs_markdown_and_html(compiled: dict[str, dict]) -> None:
 
 
 def test_parameters_are_described_and_steps_named(compiled: dict[str, dict]) -> None:
-    for name in ("evaluation", "end-to-end", "demo"):
+    for name in compiled:  # every pipeline
         ir = compiled[name]
         params = ir["root"]["inputDefinitions"]["parameters"]
         undocumented = [p for p, spec in params.items() if not spec.get("description")]
@@ -45,6 +45,10 @@ def test_parameters_are_described_and_steps_named(compiled: dict[str, dict]) -> 
         for task in ("train" if name == "demo" else "train-launcher", "evaluate", "register", "preprocess"):
             assert tasks[task]["taskInfo"]["name"] != task, f"{name}: {task} has no display name"
     assert _tasks(compiled["demo"])["version-data"]["taskInfo"]["name"] == "version curated data (DVC)"
+    for name in compiled:  # every step of every pipeline has a display name
+        unnamed = [t for t, spec in _tasks(compiled[name]).items()
+                   if spec["taskInfo"]["name"] == t and not t.startswith("for-loop")]
+        assert not unnamed, f"{name}: steps without a display name: {unnamed}"
 
 
 def test_embedded_reports_carry_the_plots(tmp_path: Path) -> None:

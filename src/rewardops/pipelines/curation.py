@@ -66,8 +66,16 @@ def build(iterations: int = DEFAULT_ITERATIONS, settings: str = "", labelstudio:
     @dsl.pipeline(name="rewardops-curation",
                   description=f"Two-stage curation: seed annotation, {iterations} stage-1 iterations, stage 2 per shard.")
     def curation_pipeline(dataset_uri: str, data_version: str, settings: str = settings):
+        """Two-stage curation of a preprocessed dataset.
+
+        Args:
+            dataset_uri: URI of the preprocessed dataset (a folder of preference-pair Parquet shards with its manifest).
+            data_version: DVC hash or content hash of that data; part of every step's cache key.
+            settings: Curation settings: a profile name (default, demo), or JSON/YAML over one (rewardops.curation.settings).
+        """
         imported = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False,
                                 metadata={"data_version": data_version})
+        imported.set_display_name("import preprocessed data")
         curate(imported.output, data_version, iterations, settings, labelstudio=labelstudio)
 
     return curation_pipeline

@@ -20,11 +20,20 @@ def build():
         eval_data_dir: str = "",
         eval_world_n: int = 256,
     ):
-        # `benchmarks` / `eval_sources` / `eval_data_dir` / `eval_world_n` name the evaluation the
-        # data will be judged on (as the evaluate component takes them): its prompts are removed.
-        raw = sized(ingest(sources=sources, data_version=data_version), "data")
+        """Ingest preference data, then structural checks, exact dedup and decontamination.
+
+        Args:
+            sources: Files, folders or Hugging Face dataset ids to ingest (JSON/JSONL(.gz)/Parquet, hh-rlhf, TRL, ShareGPT, our shards).
+            data_version: DVC hash or content hash of the sources; part of every step's cache key.
+            decontaminate: Extra benchmark prompt files or folders to decontaminate against.
+            benchmarks: The evaluation the data will be judged on (all, all+world or a comma list): its prompts are removed.
+            eval_sources: NAME=PATH entries giving a benchmark's files, folder or Hugging Face id (as the evaluate step takes them).
+            eval_data_dir: Folder with one sub-folder per benchmark (as the evaluate step takes it).
+            eval_world_n: Held-out generated-world items when `world` is among the benchmarks.
+        """
+        raw = sized(ingest(sources=sources, data_version=data_version), "data").set_display_name("ingest sources")
         sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version, decontaminate=decontaminate,
                          benchmarks=benchmarks, benchmark_sources=eval_sources, benchmark_data_dir=eval_data_dir,
-                         world_n=eval_world_n), "data")
+                         world_n=eval_world_n), "data").set_display_name("preprocess (dedup, decontaminate)")
 
     return data_pipeline

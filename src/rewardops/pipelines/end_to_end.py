@@ -103,7 +103,7 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
             raw.set_display_name("generate the preference world")
         else:
             raw = sized(ingest(sources=sources, data_version=data_version), "data")
-            raw.set_display_name("ingest")
+            raw.set_display_name("ingest sources")
         # decontaminated against the prompts of every benchmark this run evaluates on (issue #11)
         clean = sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version, benchmarks=benchmarks,
                                  benchmark_sources=eval_sources, world_n=eval_world_n), "data")

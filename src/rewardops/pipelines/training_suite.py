@@ -16,6 +16,7 @@ def launch_suite(dataset, data_version, plan, output_root, profile, overrides):
                                           gpus_per_node=item.gpus_per_node, data_version=data_version,
                                           output_root=output_root, profile=profile, overrides=overrides,
                                           run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER), "light"))
+        task.set_display_name("train (TrainJob)")
     return task
 
 
@@ -28,9 +29,19 @@ def build(sizes: list[str] | None = None):
                   description="Train the catalog's reward-model sizes as Kubeflow Trainer TrainJobs, in parallel.")
     def training_suite_pipeline(dataset_uri: str, data_version: str, output_root: str,
                                 plan: List[dict] = default_plan, profile: str = "final", overrides: dict = {}):
-        """`overrides`: any training setting over the catalog for every size, e.g. {"lr": 1e-5, "zero_stage": 3}."""
+        """Train every size of the plan as a Kubeflow Trainer TrainJob.
+
+        Args:
+            dataset_uri: URI of the curated training set (a folder of preference-pair Parquet shards with its manifest).
+            data_version: DVC hash or content hash of that data; names the TrainJobs and keys the cache.
+            output_root: Object-storage prefix (s3://...) under which each size writes checkpoints and its export.
+            plan: One entry per size: {"size", "nodes", "gpus_per_node"} (rewardops train-sizes lists the catalog).
+            profile: final (the paper's constant LR) or dev (linear decay with warmup).
+            overrides: Any training setting over the catalog for every size, e.g. {"lr": 1e-5, "zero_stage": 3}.
+        """
         imported = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False,
                                 metadata={"data_version": data_version})
+        imported.set_display_name("import curated data")
         launch_suite(imported.output, data_version, plan, output_root, profile, overrides)
 
     return training_suite_pipeline
