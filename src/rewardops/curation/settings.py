@@ -14,7 +14,7 @@ edge (the CLI's `--settings`, a KFP component's `settings` string parameter, a D
 `with_overrides(**kw)` applies the CLI's short forms (`--annotator simulated:0.05`,
 `--judge openai:MODEL`, `--rm transformer:demo-smollm2-135m`) on top.
 
-Part specs (`kind[:ARG]`) are checked against the registries in `builders` when the object is
+Part specs (`kind[:ARG]`) are checked against the registries in `kinds` when the object is
 made, so a typo is refused at the edge, with the known kinds listed.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from rewardops.curation import builders
+from rewardops.curation import kinds
 
 
 PROFILE_NAMES = ("default", "demo")
@@ -82,13 +82,13 @@ class CurationSettings:
         problems = []
         if self.profile not in PROFILE_NAMES:
             problems.append(f"profile {self.profile!r}: use one of {', '.join(PROFILE_NAMES)}")
-        problems += builders.spec_problems("annotator", builders.ANNOTATORS, self.annotator)
+        problems += kinds.spec_problems("annotator", kinds.ANNOTATORS, self.annotator)
         if not self.judges:
             problems.append("judges: at least one judge spec (e.g. openai or openai:MODEL)")
         for spec in self.judges:
-            problems += builders.spec_problems("judges", builders.JUDGES, spec)
-        problems += builders.spec_problems("attributes", builders.ATTRIBUTE_GENERATORS, self.attributes)
-        problems += builders.spec_problems("rm", builders.RMS, self.rm)
+            problems += kinds.spec_problems("judges", kinds.JUDGES, spec)
+        problems += kinds.spec_problems("attributes", kinds.ATTRIBUTE_GENERATORS, self.attributes)
+        problems += kinds.spec_problems("rm", kinds.RMS, self.rm)
         if not self.embedder:
             problems.append("embedder: a sentence-transformers model name or path, or `hashed`")
         if self.judge_merge not in ("majority", "unanimous"):
@@ -182,20 +182,6 @@ class CurationSettings:
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True)
-
-    def stage1_config(self):  # noqa: ANN201 - stage1.Stage1Config
-        from rewardops.curation.stage1 import Stage1Config
-
-        return Stage1Config(iterations=self.iterations, k_max=self.k_max, human_per_iteration=self.human_per_iteration,
-                            n_examples=self.n_examples, shard_size=self.shard_size, judge_budget=self.judge_budget)
-
-    def stage2_config(self, keep_all_reason: str = ""):  # noqa: ANN201 - stage2.Stage2Config
-        from rewardops.curation.stage2 import Stage2Config
-
-        return Stage2Config(band=self.band, gold_threshold=self.gold_threshold,
-                            judge_disagreements=self.judge_disagreements, recycle=self.recycle,
-                            recycle_confidence=self.recycle_confidence, batch_size=self.batch_size,
-                            keep_all_reason=keep_all_reason)
 
 
 class SettingsError(ValueError):

@@ -283,9 +283,20 @@ def train_final_models(trainer: RMTrainer, stage1_dir: Path, out_dir: Path) -> t
     """The two RMs stage 2 needs from a stage-1 folder (bench scripts): the best RM (final silver,
     selected on final gold) and the gold RM (all gold). The curation routes use
     `curation.steps.final_models`, which also calibrates them on gold."""
-    from rewardops.curation.steps import latest_iteration
-
     latest = latest_iteration(stage1_dir)
     best = trainer.train(latest / "silver", latest / "gold", Path(out_dir) / "best_rm")
     gold = trainer.train(latest / "gold", None, Path(out_dir) / "gold_rm")
     return best, gold
+
+
+def stage1_iterations(state: str | Path) -> list[Path]:
+    return sorted(p for p in (Path(state) / "stage1").glob("iter-*") if (p / "metrics.json").is_file())
+
+
+def latest_iteration(state: str | Path) -> Path:
+    """The highest finished stage-1 iteration of a state (or of a bare stage-1 folder)."""
+    state = Path(state)
+    iters = stage1_iterations(state) or sorted(p for p in state.glob("iter-*") if (p / "metrics.json").is_file())
+    if not iters:
+        raise FileNotFoundError(f"{state}: no finished stage-1 iteration; run `rewardops curate stage1` first")
+    return iters[-1]

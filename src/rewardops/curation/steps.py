@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardops.curation.settings import CurationSettings
+from rewardops.curation.stage1 import latest_iteration, stage1_iterations  # noqa: F401 - the step layer's names
 
 STATE_KIND, MODELS_KIND, SHARD_KIND = "curation-state", "curation-models", "curation-stage2"
 SETS = ("curated", "recycled", "no_verdict", "discarded")
@@ -65,17 +66,21 @@ def _copy_state(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True, copy_function=_link_or_copy, ignore=ignore)
 
 
-def stage1_iterations(state: str | Path) -> list[Path]:
-    return sorted(p for p in (Path(state) / "stage1").glob("iter-*") if (p / "metrics.json").is_file())
+def stage1_config(settings: CurationSettings):  # noqa: ANN201 - stage1.Stage1Config
+    from rewardops.curation.stage1 import Stage1Config
+
+    return Stage1Config(iterations=settings.iterations, k_max=settings.k_max,
+                        human_per_iteration=settings.human_per_iteration, n_examples=settings.n_examples,
+                        shard_size=settings.shard_size, judge_budget=settings.judge_budget)
 
 
-def latest_iteration(state: str | Path) -> Path:
-    """The highest finished stage-1 iteration of a state (or of a bare stage-1 folder)."""
-    state = Path(state)
-    iters = stage1_iterations(state) or sorted(p for p in state.glob("iter-*") if (p / "metrics.json").is_file())
-    if not iters:
-        raise FileNotFoundError(f"{state}: no finished stage-1 iteration; run `rewardops curate stage1` first")
-    return iters[-1]
+def stage2_config(settings: CurationSettings, keep_all_reason: str = ""):  # noqa: ANN201 - stage2.Stage2Config
+    from rewardops.curation.stage2 import Stage2Config
+
+    return Stage2Config(band=settings.band, gold_threshold=settings.gold_threshold,
+                        judge_disagreements=settings.judge_disagreements, recycle=settings.recycle,
+                        recycle_confidence=settings.recycle_confidence, batch_size=settings.batch_size,
+                        keep_all_reason=keep_all_reason)
 
 
 def _iteration_number(path: Path) -> int:
@@ -157,7 +162,7 @@ def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings
     trainer = build_rm_trainer(settings, embedder)
     with atomic_output(out, inputs=inputs, kind=STATE_KIND) as tmp:
         _copy_state(source, tmp)
-        loop = Stage1Loop(trainer, embedder, annotator, judges, settings.stage1_config(), tracker=tracker)
+        loop = Stage1Loop(trainer, embedder, annotator, judges, stage1_config(settings), tracker=tracker)
         loop.config.iterations = iteration
         report = loop.run(tmp / "gold", tmp / "silver", tmp / "pool", tmp / "stage1", progress=False)[-1]
         info = _read_state(tmp)
@@ -207,13 +212,13 @@ def make_filter(settings: CurationSettings, best: Any, gold: Any, gold_dir: Path
     trusted, why = informative(gold, settings.rm_skill_z)
     if not trusted and settings.keep_all_if_rms_untrusted:
         print(f"stage 2: keeping every pair as labelled: {why}", flush=True)
-        return Stage2Filter(best, gold, settings.stage2_config(keep_all_reason=why), protected=protected)
+        return Stage2Filter(best, gold, stage2_config(settings, keep_all_reason=why), protected=protected)
     judges = examples = None
     if settings.stage2_judges:
         judges = build_judges(settings)
         if gold_dir is not None:
             examples = _gold_examples(settings, gold_dir, embedder if embedder is not None else _embedder(settings))
-    return Stage2Filter(best, gold, settings.stage2_config(), judges=judges, examples=examples,
+    return Stage2Filter(best, gold, stage2_config(settings), judges=judges, examples=examples,
                         attributes=lambda: build_attributes(settings), protected=protected)
 
 

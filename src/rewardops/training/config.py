@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from rewardops.training.errors import ConfigError  # noqa: F401 - raised here, imported from here by callers
+
 # The catalog and the DeepSpeed configs are package data of this module (REWARDOPS_CATALOG overrides).
 PACKAGE_DIR = Path(__file__).resolve().parent
 CATALOG_PATH = Path(os.environ.get("REWARDOPS_CATALOG", PACKAGE_DIR / "catalog.yaml"))
@@ -37,10 +39,6 @@ DEEPSPEED_DIR = PACKAGE_DIR / "deepspeed"
 SCHEDULES = ("constant", "linear")
 TRUNCATION = ("truncate", "drop")
 ATTENTION = ("auto", "segments", "varlen")
-
-
-class ConfigError(ValueError):
-    """An impossible or unreadable training setting, found before the first step."""
 
 
 @dataclass

@@ -31,7 +31,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rewardops.training.config import ConfigError
+from rewardops.training.errors import ConfigError
 
 OMPI = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE")
 PET = ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT")
