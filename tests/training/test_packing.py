@@ -153,3 +153,35 @@ def test_bt_loss_margin_and_centering():
     assert float(with_margin) == pytest.approx(float(-torch.nn.functional.logsigmoid(torch.tensor([0.0, -1.0])).sum()))
     centered, _ = bradley_terry_loss(r, center_rewards_coef=0.01)
     assert float(centered) == pytest.approx(float(expected) + 0.01 * (9.0 + 1.0))
+
+
+def test_gqa_without_native_support_repeats_kv_heads_like_transformers():
+    """torch 2.11's varlen_attn lacks `enable_gqa`: the fallback repeats each K/V head for its query
+    group. Checked on CPU against sdpa's own GQA with a stand-in of the kernel's signature (no CUDA
+    kernel runs here; the GPU bench runs the real one)."""
+    import torch.nn.functional as F
+
+    from rewardops.training import attention
+
+    torch.manual_seed(0)
+    T, Hq, Hkv, D = 7, 4, 2, 8
+    q, k, v = (torch.randn(1, h, T, D, dtype=torch.bfloat16) for h in (Hq, Hkv, Hkv))
+
+    def old_varlen(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1)):
+        assert q.shape[1] == k.shape[1] == v.shape[1], "the old kernel needs as many K/V heads as query heads"
+        out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
+                                             v.transpose(0, 1)[None], is_causal=True, scale=scale)
+        return out[0].transpose(0, 1)
+
+    assert not attention._varlen_takes_gqa(old_varlen)
+    import torch.nn.attention.varlen as varlen_module
+
+    original = varlen_module.varlen_attn
+    varlen_module.varlen_attn = old_varlen
+    try:
+        out, _ = attention.packed_attention(None, q, k, v, None, cu_seq_lens=torch.tensor([0, T]), max_seq_len=T,
+                                            packed_backend="varlen")
+    finally:
+        varlen_module.varlen_attn = original
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True).transpose(1, 2)
+    assert torch.allclose(out.float(), expected.float(), atol=1e-2)

@@ -23,6 +23,16 @@ PACKED_ATTENTION = "rewardops_packed"
 _registered = False
 
 
+def _varlen_takes_gqa(fn: Any) -> bool:
+    """torch 2.11's varlen_attn has no `enable_gqa` (2.13's has): repeat K/V heads ourselves then."""
+    import inspect
+
+    try:
+        return "enable_gqa" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _varlen_available() -> bool:
     try:
         from torch.nn.attention.varlen import varlen_attn  # noqa: F401
@@ -59,9 +69,15 @@ def packed_attention(
         dtype = query.dtype if query.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
         q, k, v = (t[0].transpose(0, 1).to(dtype) for t in (query, key, value))  # (T, H, D)
         cu = cu_seq_lens.to(device=q.device, dtype=torch.int32)
+        extra: dict[str, Any] = {}
+        if gqa and _varlen_takes_gqa(varlen_attn):
+            extra["enable_gqa"] = True
+        elif gqa:  # query head i reads K/V head i // group, as transformers' repeat_kv does
+            group = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         out = varlen_attn(
             q, k, v, cu, cu, int(max_seq_len), int(max_seq_len),
-            scale=scaling, window_size=(-1, 0), enable_gqa=gqa,
+            scale=scaling, window_size=(-1, 0), **extra,
         )
         return out.unsqueeze(0).to(query.dtype), None
     bounds = cu_seq_lens.tolist()
