@@ -130,3 +130,21 @@ def test_retrieval_text_leads_with_the_attributes_and_counts_what_it_cuts(embedd
     before = embedder.truncated
     embedder.embed(["short text " + str(id(pair)), "long " * 400 + str(id(pair))])
     assert embedder.truncated == before + 1
+
+
+def test_curation_defaults_are_declared_once():
+    """The stage-2 band, retrieval k, thresholds and budgets have one literal default: in settings.py.
+    Anything else (the loop and filter configs, retrieval, judges, pipelines) takes it from there."""
+    import re
+    from pathlib import Path
+
+    import rewardops
+
+    names = ("band", "k_max", "K_MAX", "n_examples", "MAX_EXAMPLES", "gold_threshold", "recycle_confidence",
+             "judge_budget", "human_per_iteration", "rm_skill_z", "calibration_fraction", "iterations")
+    literal = re.compile(rf"^\s*({'|'.join(names)})\s*(:\s*[\w\[\], |]+)?\s*=\s*[-+]?[0-9.]+\b", re.M)
+    src = Path(rewardops.__file__).parent
+    found = [f"{path.relative_to(src)}: {m.group(0).strip()}" for path in src.rglob("*.py")
+             if path.name != "settings.py" or path.parent.name != "curation"
+             for m in literal.finditer(path.read_text())]
+    assert not found, "curation defaults declared outside curation/settings.py:\n" + "\n".join(found)

@@ -20,9 +20,10 @@ from typing import Any, Protocol
 
 from rewardops.curation.fencing import DATA_RULES, fence, render_conversation
 from rewardops.curation.llm.base import ChatBackend, ChatRequest
+from rewardops.curation.settings import CurationSettings
 from rewardops.data.schema import PreferencePair
 
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = CurationSettings.n_examples  # retrieved examples per prompt, declared once in the settings
 
 DEFAULT_GUIDELINE = (
     "Core principles: prefer the response that is correct, that follows every explicit instruction of "

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from rewardops.curation.protocols import Embedder
+from rewardops.curation.settings import CurationSettings
 from rewardops.data.schema import PreferencePair
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-K_MAX = 8
+K_MAX = CurationSettings.k_max  # the default, declared once in the settings
 
 
 def k_for(p: float, k_max: int = K_MAX) -> int:

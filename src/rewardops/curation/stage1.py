@@ -31,19 +31,22 @@ from rewardops.curation.judges import JudgeEnsemble
 from rewardops.curation.protocols import Annotator, Embedder, PairScorer, RMTrainer
 from rewardops.curation.retrieval import ExampleRetriever, build_index, error_driven_retrieve
 from rewardops.curation.rms import calibrate, fit_temperature
+from rewardops.curation.settings import CurationSettings as _DEFAULTS
 from rewardops.data.schema import LabelSource, PreferencePair
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
 
 @dataclass
 class Stage1Config:
-    iterations: int = 3
-    k_max: int = 8
-    human_per_iteration: int = 16
-    n_examples: int = 8
-    shard_size: int = 100_000
+    """The loop's knobs; defaults are `CurationSettings`'s (declared once there)."""
+
+    iterations: int = _DEFAULTS.iterations
+    k_max: int = _DEFAULTS.k_max
+    human_per_iteration: int = _DEFAULTS.human_per_iteration
+    n_examples: int = _DEFAULTS.n_examples
+    shard_size: int = _DEFAULTS.shard_size
     # Most pairs the judges label per iteration (0: no cap). Retrieved pairs past the budget, in
     # priority order, go back to the pool, as an annotation budget would leave them.
-    judge_budget: int = 0
+    judge_budget: int = _DEFAULTS.judge_budget
 
 
 @dataclass

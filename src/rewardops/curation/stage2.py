@@ -34,6 +34,7 @@ from rewardops.curation.attributes import fill_attributes
 from rewardops.curation.judges import JudgeEnsemble
 from rewardops.curation.protocols import PairScorer
 from rewardops.curation.retrieval import ExampleRetriever
+from rewardops.curation.settings import CurationSettings as _DEFAULTS
 from rewardops.curation.shardrun import run_shards, summarize
 from rewardops.data.schema import PreferencePair
 from rewardops.data.shards import count_pairs
@@ -43,12 +44,14 @@ OUTPUTS = ("kept", "discarded", "no_verdict", "recycled")
 
 @dataclass
 class Stage2Config:
-    band: float = 0.1  # |p_best - 0.5| <= band is "uncertain" and goes to the judges
-    gold_threshold: float = 0.5  # the gold RM agrees iff p_gold > this
-    judge_disagreements: bool = True  # p_best < 0.5 - band also goes to the judges (the paper); else discarded
-    recycle: bool = True  # write confidently reversed discarded pairs flipped to `recycled`
-    recycle_confidence: float = 0.9  # both RMs must give p <= 1 - this (calibrated) to flip a pair
-    batch_size: int = 1024
+    """The filter's knobs; defaults are `CurationSettings`'s (declared once there)."""
+
+    band: float = _DEFAULTS.band  # |p_best - 0.5| <= band is "uncertain" and goes to the judges
+    gold_threshold: float = _DEFAULTS.gold_threshold  # the gold RM agrees iff p_gold > this
+    judge_disagreements: bool = _DEFAULTS.judge_disagreements  # p_best < 0.5 - band also goes to the judges
+    recycle: bool = _DEFAULTS.recycle  # write confidently reversed discarded pairs flipped to `recycled`
+    recycle_confidence: float = _DEFAULTS.recycle_confidence  # both RMs must give p <= 1 - this to flip a pair
+    batch_size: int = _DEFAULTS.batch_size
     # non-empty: the RMs cannot be trusted (e.g. the gold RM is no better than chance on held-out
     # gold), so every pair is kept as it is and this reason goes to its lineage
     keep_all_reason: str = ""
