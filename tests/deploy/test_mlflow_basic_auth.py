@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,17 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"mlflow server exited:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            raise TimeoutError(log.read_text()[-3000:])
+        from support.servers import wait_http_ready
+
+        wait_http_ready(f"{uri}/health", proc, log, "mlflow server (basic-auth)", 180)
         yield {"uri": uri, "docs": docs, "workdir": workdir, "ini": Path(env["MLFLOW_AUTH_CONFIG_PATH"])}
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -101,20 +101,13 @@ class MlflowServer:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
-        import httpx
+        from support.servers import wait_http_ready
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.uri}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        self.kill()
-        raise TimeoutError(f"mlflow server not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
+        try:
+            wait_http_ready(f"{self.uri}/health", self.proc, self.log, "mlflow server", timeout)
+        except TimeoutError:
+            self.kill()
+            raise
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Stop the server and its uvicorn worker (own process group), as a crash would."""

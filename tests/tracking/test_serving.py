@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -40,17 +39,9 @@ def _serve(model_uri: str, port: int, env: dict[str, str], log: Path) -> subproc
 
 
 def _wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow models serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"mlflow models serve not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+    from support.servers import wait_http_ready
+
+    wait_http_ready(f"http://127.0.0.1:{port}/ping", proc, log, "mlflow models serve", timeout, interval=0.5)
 
 
 def test_served_rewards_equal_rewardops_eval(server_env, tiny_checkpoint: Path, tmp_path: Path,
