@@ -1,4 +1,4 @@
-"""Fixtures for the pipeline tests: the repository's pipelines/ and components/ on sys.path."""
+"""Fixtures for the pipeline tests: compiled IR of every pipeline, isolated caches (tests/pipelines on sys.path for pipeline_ir)."""
 
 from __future__ import annotations
 
