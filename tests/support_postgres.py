@@ -118,14 +118,9 @@ class LocalPostgres:
     def stop(self) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGINT)  # "fast" shutdown
-            self.proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        from support.servers import stop_process_group
+
+        stop_process_group(self.proc, signal.SIGINT, grace=30)  # "fast" shutdown
         self.proc = None
 
     def dsn(self, user: str = "postgres", password: str | None = None, database: str = "postgres",
@@ -215,18 +210,8 @@ class MlflowProcess:
         """Stop the server and its workers (own process group), as a crash would."""
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        from support.servers import stop_process_group, wait_port_closed
+
+        stop_process_group(self.proc, sig, grace=15)
         self.proc = None
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.1)
+        wait_port_closed(self.port)

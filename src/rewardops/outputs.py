@@ -92,7 +92,7 @@ def _overlap(final: Path, inputs: Iterable[str | Path]) -> str | None:
     return None
 
 
-def _fsync_path(path: Path, directory: bool = False) -> None:
+def fsync_path(path: Path, directory: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
         os.fsync(fd)
@@ -158,12 +158,17 @@ def build_manifest(root: str | Path, kind: str, command: str | None = None, meta
 
 def write_json_atomic(path: str | Path, value: Any) -> Path:
     """Write `value` as JSON to `path`: a temporary sibling, fsync, rename, fsync of the folder."""
+    # a lone surrogate (an undecodable file name, say) becomes the JSON escape "\udc80"
+    data = (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8", errors="backslashreplace")
+    return write_bytes_atomic(path, data)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path`: a temporary sibling, fsync, rename, fsync of the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        # a lone surrogate (an undecodable file name, say) becomes the JSON escape "\udc80"
-        data = (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8", errors="backslashreplace")
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -172,7 +177,7 @@ def write_json_atomic(path: str | Path, value: Any) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_path(path.parent, directory=True)
+    fsync_path(path.parent, directory=True)
     return path
 
 
@@ -337,14 +342,14 @@ def atomic_output(
             yield tmp
             manifest = build_manifest(tmp, kind, command, meta)
             for p in _files(tmp):
-                _fsync_path(p)
+                fsync_path(p)
             mpath = tmp / MANIFEST
             with open(mpath, "w", encoding="utf-8") as f:
                 f.write(json.dumps(manifest, indent=1) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
             for dirpath, _, _ in os.walk(tmp):
-                _fsync_path(Path(dirpath), directory=True)
+                fsync_path(Path(dirpath), directory=True)
             _swap_into_place(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -364,11 +369,11 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
             old = final.parent / f".{final.name}.old-{secrets.token_hex(6)}"
             os.rename(final, old)
             os.rename(tmp, final)
-        _fsync_path(final.parent, directory=True)
+        fsync_path(final.parent, directory=True)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, final)
-        _fsync_path(final.parent, directory=True)
+        fsync_path(final.parent, directory=True)
 
 
 def seal_output(path: str | Path, *, kind: str = "dataset", command: str | None = None,

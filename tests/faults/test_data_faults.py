@@ -244,16 +244,22 @@ def _write_unchecked(pairs: list[PreferencePair], out: Path) -> None:
     write_pairs(pairs, out)
 
 
-def test_preprocess_applies_the_same_structural_check_as_ingest(tmp_path: Path):
-    pairs = _hostile_pairs()
-    table = pa.Table.from_pylist([p.to_row() for p in pairs], schema=PAIR_SCHEMA)
-    vectorised = {i: e.reason for i, e in check_table(table)}
-    exact = {}
+def _check_pair_reasons(pairs) -> dict[int, str]:
+    """Row index -> the reason `check_pair` (ingest's check) refuses it."""
+    reasons = {}
     for i, pair in enumerate(pairs):
         try:
             check_pair(pair)
         except RowError as e:
-            exact[i] = e.reason
+            reasons[i] = e.reason
+    return reasons
+
+
+def test_preprocess_applies_the_same_structural_check_as_ingest(tmp_path: Path):
+    pairs = _hostile_pairs()
+    table = pa.Table.from_pylist([p.to_row() for p in pairs], schema=PAIR_SCHEMA)
+    vectorised = {i: e.reason for i, e in check_table(table)}
+    exact = _check_pair_reasons(pairs)
     assert vectorised == exact
     assert set(exact) == set(range(19)) - {0, 1, 2, 17}  # every hostile row is caught, the clean ones pass
     _write_unchecked(pairs, tmp_path / "in")
@@ -416,11 +422,6 @@ def test_vectorised_check_flags_exactly_what_check_pair_rejects_on_random_pairs(
                                     chosen=chosen, rejected=rejected))
     table = pa.Table.from_pylist([p.to_row() for p in pairs], schema=pa.schema(
         [f.with_nullable(True) for f in PAIR_SCHEMA], metadata=PAIR_SCHEMA.metadata))
-    exact = {}
-    for i, pair in enumerate(pairs):
-        try:
-            check_pair(pair)
-        except RowError as e:
-            exact[i] = e.reason
+    exact = _check_pair_reasons(pairs)
     assert {i: e.reason for i, e in check_table(table)} == exact
     assert 0 < len(exact) < len(pairs)

@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,25 +112,13 @@ class MlflowServer:
         """Stop the server and its uvicorn worker (own process group), as a crash would."""
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:  # graceful shutdown hung: stop it hard
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        from support.servers import stop_process_group
+
+        stop_process_group(self.proc, sig, grace=10)
         self.proc = None
-        _wait_port_closed(self.port)
+        from support.servers import wait_port_closed
 
-
-def _wait_port_closed(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(0.1)
+        wait_port_closed(self.port)
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from rewardops.outputs import fsync_path, write_bytes_atomic
 from rewardops.training.config import ConfigError
 
 FORMAT = "rewardops-checkpoint/2"
@@ -83,30 +84,6 @@ def _say(message: str) -> None:
 
 
 # --- atomic local files --------------------------------------------------------------------------
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """temp sibling + fsync + rename + fsync of the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync(path.parent, directory=True)
-
 
 def write_json(path: Path, value: Any) -> None:
     write_bytes_atomic(path, (json.dumps(value, indent=1, sort_keys=True, allow_nan=True) + "\n").encode())
@@ -280,7 +257,7 @@ def harden_deepspeed(engine: Any) -> None:
 
     Only DeepSpeed's default TorchCheckpointEngine is supported. Any other checkpoint engine (fast,
     decoupled, datastates writers) and universal-checkpoint loading (whose ZeRO-3 reader calls
-    torch.load(weights_only=False) itself) are refused: those loaders would unpickle freely."""
+    torch.load with weights_only off, itself) are refused: those loaders would unpickle freely."""
     from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
 
     if getattr(engine, "load_universal_checkpoint", lambda: False)():
@@ -417,11 +394,11 @@ class LocalStore:
         partial, final = self.root / f"{PARTIAL}{tag}", self.root / tag
         for p in sorted(partial.rglob("*")):
             if p.is_file():
-                _fsync(p)
+                fsync_path(p)
         record = {**record, "files": _file_entries(partial)}
         write_json(partial / MANIFEST, record)
         for d in sorted({p.parent for p in partial.rglob("*")} | {partial}):
-            _fsync(d, directory=True)
+            fsync_path(d, directory=True)
         if final.exists():  # the same step saved again (a resumed run re-saving its last step)
             old = self.root / f"{PARTIAL}old-{tag}"
             shutil.rmtree(old, ignore_errors=True)
@@ -430,7 +407,7 @@ class LocalStore:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(partial, final)
-        _fsync(self.root, directory=True)
+        fsync_path(self.root, directory=True)
 
     def mark_latest(self, tag: str) -> None:
         write_bytes_atomic(self.root / LATEST, tag.encode())
