@@ -12,7 +12,7 @@ import pytest
 from support.labelstudio_server import labelstudio  # noqa: F401  (the session-scoped server)
 
 from rewardops.curation.cheap_rm import HashedBTTrainer
-from rewardops.curation.human import CHOICE_A, CHOICE_B, CHOICE_UNDECIDABLE, label_studio_task
+from rewardops.curation.human import CHOICE_A, CHOICE_B, CHOICE_UNDECIDABLE, TASK_FIELDS, blind_task
 from rewardops.curation.judges import JudgeEnsemble, SimulatedJudge
 from rewardops.curation.labelstudio import AnnotationsPending, LabelStudioAnnotator, LabelStudioClient, LabelStudioError
 from rewardops.curation.stage1 import Stage1Config, Stage1Loop
@@ -61,11 +61,11 @@ def test_stage1_opens_tasks_waits_for_people_and_records_who_labelled_what(tmp_p
     project = labelstudio.client().project(led["project"])
     assert f"rewardops-run: {led['run']}" in project["description"] and "Cannot decide" in project["label_config"]
     shown = labelstudio.client().export(led["project"])
-    assert {t["data"]["rewardops_id"] for t in shown} == set(led["tasks"])
+    assert {t["data"]["item"] for t in shown} == {r["item"] for r in led["tasks"].values()}
     for t in shown:  # the pair, its attributes and the guideline are what people see
         d = t["data"]
-        assert "objectivity:" in d["attributes"] and "For this item:" in d["guideline"]
-        assert d["conversation"][0]["role"] == "user" and d["response_a"] and d["response_b"]
+        assert "objectivity" in d["guideline"] and "For this item" in d["guideline"]
+        assert "user" in d["conversation"] and d["response_a"] and d["response_b"]
 
     # 2. people label part of it; a resume keeps that progress and still waits for the rest
     ids = sorted(led["tasks"])
@@ -116,19 +116,23 @@ def test_people_disagreeing_skips_and_deleted_annotations(tmp_path, labelstudio)
     gone = alice.annotate(t["d00001"]["task"], truthful(t["d00001"]))
     alice.annotate(t["d00002"]["task"], truthful(t["d00002"], False))  # the person says the listed label is wrong
     assert LabelStudioAnnotator(labelstudio.client(), tmp_path).verify(pairs) == [None, True, False]
-    labelstudio.client().delete_annotation(gone["id"])  # deleted in Label Studio after it was collected: kept
-    pairs = tagged(toy_pairs(3, prefix="d"))
-    assert LabelStudioAnnotator(labelstudio.client(), tmp_path).verify(pairs) == [None, True, False]
     assert [a["email"] for a in pairs[0].meta["human_annotations"]["annotations"]] == \
         ["alice@rewardops.test", "bob@rewardops.test"]
 
     # a pair people already decided in another batch of the run is answered from it, not asked again
-    again = toy_pairs(3, prefix="d")[1:2] + toy_pairs(1, prefix="e")
+    again = toy_pairs(3, prefix="d")[2:3] + toy_pairs(1, prefix="e")
     for p in again:
         p.lineage.append("stage1:iter-02:retrieved(by=g0,p=0.4)")
     with pytest.raises(AnnotationsPending, match="0 of 1 pairs of iter-02"):
         LabelStudioAnnotator(labelstudio.client(), tmp_path).verify(again)
     assert set(ledger(tmp_path, "iter-02")["tasks"]) == {"e00000"}
+
+    # an answer deleted in Label Studio after it was collected stops counting (kept in the ledger, withdrawn)
+    labelstudio.client().delete_annotation(gone["id"])
+    with pytest.raises(AnnotationsPending, match=r"2 of 3 pairs of iter-01 decided; 1 still need a person: task \d+"):
+        LabelStudioAnnotator(labelstudio.client(), tmp_path, resume=True).verify(tagged(toy_pairs(3, prefix="d")))
+    [kept] = ledger(tmp_path)["tasks"]["d00001"]["annotations"].values()
+    assert kept["email"] == "alice@rewardops.test" and kept["withdrawn_at"]
 
 
 def test_bad_input_is_a_clear_error_and_loses_nothing(tmp_path, labelstudio):
@@ -156,10 +160,9 @@ def test_bad_input_is_a_clear_error_and_loses_nothing(tmp_path, labelstudio):
     # a task with a pair id this batch never sent, in our project
     project = ledger(mine)["project"]
     run = ledger(mine)["run"]
-    stray = label_studio_task(toy_pairs(1, prefix="nope")[0], 0)
-    stray["data"].update({"rewardops_run": run, "rewardops_batch": "iter-01"})
+    stray = blind_task(toy_pairs(1, prefix="nope")[0], 0).task(rewardops_run=run, rewardops_batch="iter-01")
     admin.import_tasks(project, [stray])
-    with pytest.raises(LabelStudioError, match="pair 'nope00000', which this batch never sent"):
+    with pytest.raises(LabelStudioError, match=r"holds item '\w+', which this batch never sent"):
         LabelStudioAnnotator(admin, mine).verify(pairs)
     assert ledger(mine)["tasks"]["b00000"]["annotations"]  # what alice said is still there
 
@@ -174,10 +177,12 @@ def test_bad_input_is_a_clear_error_and_loses_nothing(tmp_path, labelstudio):
     with pytest.raises(AnnotationsPending, match="1 of 2"):
         LabelStudioAnnotator(admin, other).verify(tagged(toy_pairs(2, prefix="b")))
     admin.delete_project(p0)
-    with pytest.raises(AnnotationsPending, match="1 of 2"):  # what alice said survives the deletion
+    with pytest.raises(AnnotationsPending, match="0 of 2"):  # what alice said there no longer counts...
         LabelStudioAnnotator(admin, other).verify(tagged(toy_pairs(2, prefix="b")))
     assert ledger(other)["previous_projects"] == [p0] and ledger(other)["project"] != p0
-    assert [t["data"]["rewardops_id"] for t in admin.export(ledger(other)["project"])] == ["b00000"]
+    assert len(admin.export(ledger(other)["project"])) == 2  # ...both pairs are asked again
+    [old] = [h for h in ledger(other)["history"] if h["pair"] == "b00001"]  # ...and it is kept in the ledger
+    assert [a["choice"] for a in old["annotations"].values()] == [CHOICE_B] and old["project"] == p0
 
     # a wrong token and a server that is not there
     with pytest.raises(LabelStudioError, match="refused the token"):

@@ -50,6 +50,28 @@ def _print_summary(title: str, data: dict) -> None:
     _console().print(table)
 
 
+def _print_rows(title: str, rows: dict[str, dict]) -> None:
+    """One row per key (e.g. per iteration), one column per measure: numbers, never raw JSON."""
+    from rich.table import Table
+
+    columns = list(dict.fromkeys(k for row in rows.values() for k in row))
+    table = Table(title=title)
+    table.add_column("")
+    for col in columns:
+        table.add_column(col.replace("_", " "), justify="right")
+    for name, row in rows.items():
+        table.add_row(name, *(_cell(row.get(col)) for col in columns))
+    _console().print(table)
+
+
+def _cell(value) -> str:  # noqa: ANN001
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1000 and value != int(value) else f"{value:,.0f}"
+    return str(value)
+
+
 def _fail(msg: str) -> None:
     _console().print(f"[red]error:[/red] {msg}")
     raise typer.Exit(2)
@@ -192,11 +214,13 @@ def register(app: typer.Typer) -> None:
         s = _settings(settings, iterations=iterations, human_per_iteration=human_per_iteration, annotator=annotator,
                       judges=judge or None, rm=rm, embedder=embedder, seed=seed)
         reports = _run_with_people(lambda: run_stage1(state, out, s), wait, poll, resume)
-        _print_summary(f"stage 1 -> {out}", {f"iter {i + 1}": {k: reports[i].get(k) for k in
-                                                                ("gold_accuracy", "gold_size", "silver_size", "retrieved",
-                                                                 "no_verdict", "unreviewed", "rm_temperature",
-                                                                 "retrieval_truncated")} for i in range(len(reports))}
-                       or {"already done": str(out)})
+        if not reports:
+            _print_summary(f"stage 1 -> {out}", {"already done": str(out)})
+            return
+        _print_rows(f"stage 1 -> {out}", {f"iter {i + 1}": {k: reports[i].get(k) for k in
+                                                            ("gold_accuracy", "gold_size", "silver_size", "retrieved",
+                                                             "no_verdict", "unreviewed", "rm_temperature",
+                                                             "retrieval_truncated")} for i in range(len(reports))})
 
     @curate.command("final-rms")
     def final_rms(
@@ -297,13 +321,14 @@ def register(app: typer.Typer) -> None:
         export: Path = typer.Argument(..., help="Label Studio JSON export of the finished project"),
         data: Path = typer.Argument(..., help="the pairs that were exported"),
         out: Path = typer.Argument(..., help="writes gold/, undecidable/, pending/"),
+        seed: int = typer.Option(0, help="the --seed of `review export` (it fixed the blind A/B order)"),
     ) -> None:
         """Import finished annotations: decided -> gold; undecidable -> discarded; unannotated -> pending."""
         from rewardops.curation.human import LabelStudioFormatError, import_label_studio
         from rewardops.data.shards import read_pairs, write_pairs
 
         try:
-            res = import_label_studio(export, list(read_pairs(data)))
+            res = import_label_studio(export, list(read_pairs(data)), seed=seed)
         except LabelStudioFormatError as exc:
             _fail(str(exc))
         for name, pairs in (("gold", res.gold), ("undecidable", res.undecidable), ("pending", res.pending)):

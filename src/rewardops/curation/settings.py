@@ -38,6 +38,11 @@ class CurationSettings:
     # -- who labels -----------------------------------------------------------------------------
     # terminal | labelstudio | simulated[:ERR]  (simulated: only on data with known truth)
     annotator: str = "terminal"
+    # labelstudio: people per pair (the majority decides; agreement is reported when 2+)
+    annotators_per_pair: int = 1
+    labelstudio_skip_limit: int = 2  # a pair skipped by this many people is undecidable; 0: no skip button
+    labelstudio_annotators: tuple[str, ...] = ()  # the only emails whose answers count; empty: everyone
+    labelstudio_graded: bool = False  # the graded scale (A much / slightly better, about equal, ...)
     # openai[:MODEL] | local[:BACKBONE] | simulated[:ERR]; several = a cross-model ensemble
     judges: tuple[str, ...] = ("openai",)
     judge_samples: int = 3  # self-consistency samples per judge model
@@ -108,9 +113,14 @@ class CurationSettings:
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: 0 or more")
         for name in ("judge_samples", "human_per_iteration", "k_max", "gold_n", "silver_n", "pool_shards", "iterations",
-                     "batch_size", "shard_size", "rm_select_epochs"):
+                     "batch_size", "shard_size", "rm_select_epochs", "annotators_per_pair"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)}: at least 1")
+        if self.labelstudio_skip_limit < 0:
+            problems.append(f"labelstudio_skip_limit={self.labelstudio_skip_limit}: 0 (no skip button) or more")
+        bad = [a for a in self.labelstudio_annotators if "@" not in a]
+        if bad:
+            problems.append(f"labelstudio_annotators {bad}: the people's Label Studio account emails")
         if self.n_examples < 0 or self.local_judge_examples < 0:
             problems.append("n_examples / local_judge_examples: 0 or more")
         if problems:
@@ -178,6 +188,7 @@ class CurationSettings:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["judges"] = list(self.judges)
+        d["labelstudio_annotators"] = list(self.labelstudio_annotators)
         return d
 
     def to_json(self) -> str:

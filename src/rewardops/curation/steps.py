@@ -135,6 +135,7 @@ def seed_split(dataset: str | Path, out: str | Path, settings: CurationSettings)
         # the pool is cut into `pool_shards` shards: stage 2 fans out over them
         write_pairs(pool, tmp / "pool", shard_size=max(1, -(-len(pool) // settings.pool_shards)))
         write_json_atomic(tmp / "state.json", {"iteration": 0, "counts": counts, "annotator": annotator.name,
+                                               "labelstudio_run": getattr(annotator, "run", None),
                                                "settings": settings.as_dict()})
     return counts
 
@@ -157,7 +158,8 @@ def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings
                          f"iterations {iteration} or more in the settings (a pipeline compiled with --iterations N "
                          f"needs settings with iterations N, e.g. -p settings='{{\"profile\": \"{settings.profile}\", "
                          f"\"iterations\": N}}')")
-    annotator, judges = build_annotator(settings, output=out), build_judges(settings)
+    run = _read_state(source).get("labelstudio_run")  # one Label Studio run id from the seed on
+    annotator, judges = build_annotator(settings, output=out, run=run), build_judges(settings)
     embedder = _embedder(settings)
     trainer = build_rm_trainer(settings, embedder)
     with atomic_output(out, inputs=inputs, kind=STATE_KIND) as tmp:
@@ -166,7 +168,8 @@ def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings
         loop.config.iterations = iteration
         report = loop.run(tmp / "gold", tmp / "silver", tmp / "pool", tmp / "stage1", progress=False)[-1]
         info = _read_state(tmp)
-        info.update({"iteration": iteration, "settings": settings.as_dict()})
+        info.update({"iteration": iteration, "settings": settings.as_dict(),
+                     "labelstudio_run": getattr(annotator, "run", None) or run})
         write_json_atomic(tmp / "state.json", info)
     return report.metrics()
 
