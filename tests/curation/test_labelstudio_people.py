@@ -32,7 +32,8 @@ def campaign_pairs(tag: str) -> list[PreferencePair]:
         Message("user", "And `arr[i] + arr[j]`?")],
         chosen="It adds two elements of `arr`:\n\n| i | j |\n|---|---|\n| 0 | 1 |",
         rejected="It concatenates the arrays.")
-    [plain] = toy_pairs(1, prefix=f"{tag}-plain")
+    [plain] = toy_pairs(1)
+    plain.id = f"{tag}-plain"
     pairs = [code, chat, plain]
     for p in pairs:
         p.truth_chosen_better = True
