@@ -90,8 +90,9 @@ def render_text(text: str) -> str:
     para: list[str] = []
 
     def flush() -> None:
-        if para:
-            parts.append('<div class="ro-p">' + "\n".join(_inline(x) for x in para) + "</div>")
+        if para:  # a block with indented lines (code pasted without a fence) is shown in monospace
+            mono = " ro-mono" if any(x[:1] in (" ", "\t") and x.strip() for x in para) else ""
+            parts.append(f'<div class="ro-p{mono}">' + "\n".join(_inline(x) for x in para) + "</div>")
             para.clear()
 
     i = 0
@@ -202,21 +203,28 @@ STYLE = """
   .ro .ro-col-b { border-color: #d0d0d0; }
   @media (max-width: 900px) { .ro .ro-pair { flex-direction: column; } }
   .ro .ro-p { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0; }
+  .ro .ro-p.ro-mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace !important;
+                      font-size: 13.5px; tab-size: 4; }
   .ro .ro-h { font-weight: 600; margin: 8px 0 2px 0; }
   .ro .ro-role { font-size: 12px; font-weight: 600; text-transform: uppercase; color: #4a6aa5; margin-top: 4px; }
   .ro .ro-turn + .ro-turn { border-top: 1px dashed #c9d8f5; margin-top: 6px; }
   .ro .ro-codeblock { margin: 6px 0; }
   .ro .ro-lang { font-size: 11px; color: #777; }
+  .ro pre.ro-code code { font-family: inherit !important; font-size: inherit; white-space: pre; }
   .ro pre.ro-code { white-space: pre; overflow-x: auto; background: #f6f8fa; border: 1px solid #e1e4e8;
                     border-radius: 4px; padding: 6px 8px; margin: 0; font-size: 13px; tab-size: 4;
-                    font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-  .ro code.ro-icode { background: #f0f0f0; border-radius: 3px; padding: 0 3px;
-                      font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
+                    font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace !important; }
+  .ro code.ro-icode { background: #f0f0f0; border-radius: 3px; padding: 0 3px; font-size: 13px;
+                      font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace !important; }
   .ro table.ro-table { border-collapse: collapse; margin: 6px 0; }
   .ro table.ro-table th, .ro table.ro-table td { border: 1px solid #ccc; padding: 2px 8px; text-align: left;
                                                  vertical-align: top; }
-  .ro .lsf-choices { margin: 4px 0; }
-  .ro .ro-choices .ant-checkbox-wrapper, .ro .ro-choices .ant-radio-wrapper { font-size: 15px; font-weight: 600; }
+  .ro .ro-choices { margin: 6px 0 0 0; }
+  .ro .ro-choices label { font-size: 16px !important; font-weight: 600; margin-right: 18px; }
+  .ro .ro-keys h1, .ro .ro-keys h2, .ro .ro-keys h3, .ro .ro-keys h4, .ro .ro-keys h5, .ro .ro-keys h6 {
+      font-size: 13px !important; font-weight: 400 !important; color: #666 !important; margin: 0 0 6px 0 !important; }
+  .ro .ro-col h1, .ro .ro-col h2, .ro .ro-col h3, .ro .ro-col h4, .ro .ro-col h5 {
+      font-size: 14px !important; margin: 2px 0 !important; color: #333; }
 """
 
 
