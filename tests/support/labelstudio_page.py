@@ -230,6 +230,12 @@ if __name__ == "__main__":
         srv = start_server(Path(root))
         try:
             for name, path in take_screenshots(srv, out).items():
-                print(name, path if name != "facts" else json.dumps(path, indent=1)[:3000])
+                if name == "facts":
+                    print(json.dumps(path, indent=1)[:3000])
+                    continue
+                from PIL import Image  # small PNGs for the docs: a 64-colour palette
+
+                Image.open(path).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+                print(name, path, path.stat().st_size)
         finally:
             stop_server(srv)
