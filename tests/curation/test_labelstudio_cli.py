@@ -24,10 +24,23 @@ def test_curate_stage1_with_people_in_label_studio(tmp_path, monkeypatch, labels
     truth = {p.id: p.truth_chosen_better for p in pairs}
     write_pairs(pairs, tmp_path / "data")
     common = ["--rm", "hashed-bt", "--embedder", "hashed", "--seed", "0"]
-    res = runner.invoke(app, ["curate", "seed", str(tmp_path / "data"), "--out", str(tmp_path / "state"),
-                              "--annotator", "simulated:0", "--attributes", "heuristic", "--gold-n", "16",
-                              "--silver-n", "30", "--pool-shards", "1", "--seed", "0"])
+    seed = ["curate", "seed", str(tmp_path / "data"), "--out", str(tmp_path / "state"),
+            "--annotator", f"labelstudio:{labelstudio.url}", "--attributes", "heuristic", "--gold-n", "16",
+            "--silver-n", "30", "--pool-shards", "1", "--seed", "0"]
+    res = runner.invoke(app, seed)  # the gold seed goes to people: a project opens, announced with its link
+    assert res.exit_code == 3 and "0 of 16" in res.output and f"{labelstudio.url}/projects/" in res.output, res.output
+    [seed_led] = (tmp_path / "state.labelstudio").glob("*.ledger.json")
+    carol = labelstudio.person("carol@rewardops.test")
+    recs = json.loads(seed_led.read_text())["tasks"]
+    flips = sorted(recs)[:3]  # carol says the dataset's label is wrong on three pairs
+    for pid, rec in recs.items():
+        right = truth[pid] != (pid in flips)
+        carol.annotate(rec["task"], CHOICE_A if rec["a_is_listed_chosen"] == right else CHOICE_B)
+    res = runner.invoke(app, [*seed, "--resume"])
     assert res.exit_code == 0, res.output + repr(res.exception)
+    said_right = [truth[pid] != (pid in flips) for pid in recs]
+    confirmed = sum(said_right)  # the lead sees how many answers confirmed and flipped the dataset's label
+    assert f"{confirmed} confirmed the dataset's label, {16 - confirmed} flipped it" in " ".join(res.output.split())
 
     stage1 = ["curate", "stage1", "--state", str(tmp_path / "state"), "--out", str(tmp_path / "s1"),
               "--annotator", f"labelstudio:{labelstudio.url}", "--iterations", "1", "--human-per-iteration", "3",
@@ -41,12 +54,15 @@ def test_curate_stage1_with_people_in_label_studio(tmp_path, monkeypatch, labels
     assert "waiting for people" in res.output and "0 of 3" in res.output
     assert not (tmp_path / "s1" / "stage1" / "iter-01").exists()
     led = json.loads((tmp_path / "s1.labelstudio" / "iter-01.ledger.json").read_text())
-    carol = labelstudio.person("carol@rewardops.test")
+    run = json.loads((tmp_path / "state.labelstudio" / "run.json").read_text())["run"]
+    assert led["run"] == run  # one run id across the seed and stage-1 projects
+    assert f"rewardops-run: {run}" in labelstudio.client().project(led["project"])["description"]
     for pid, rec in led["tasks"].items():
         carol.annotate(rec["task"], CHOICE_A if rec["a_is_listed_chosen"] == truth[pid] else CHOICE_B)
 
     res = runner.invoke(app, [*stage1, "--resume", "--wait", "60", "--poll", "1"])
     assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "gold accuracy" in res.output and '{"' not in res.output  # a table of numbers, not JSON in cells
     added = list(read_pairs(tmp_path / "s1" / "stage1" / "iter-01" / "added_gold"))
     assert sorted(p.id for p in added) == sorted(led["tasks"])
     assert all(p.truth_chosen_better and p.label_source == "human" for p in added)

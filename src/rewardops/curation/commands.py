@@ -50,17 +50,17 @@ def _print_summary(title: str, data: dict) -> None:
     _console().print(table)
 
 
-def _print_rows(title: str, rows: dict[str, dict]) -> None:
-    """One row per key (e.g. per iteration), one column per measure: numbers, never raw JSON."""
+def _print_rows(title: str, columns: dict[str, dict]) -> None:
+    """One column per key (e.g. per iteration), one row per measure: numbers, never raw JSON."""
     from rich.table import Table
 
-    columns = list(dict.fromkeys(k for row in rows.values() for k in row))
+    measures = list(dict.fromkeys(k for col in columns.values() for k in col))
     table = Table(title=title)
     table.add_column("")
-    for col in columns:
-        table.add_column(col.replace("_", " "), justify="right")
-    for name, row in rows.items():
-        table.add_row(name, *(_cell(row.get(col)) for col in columns))
+    for name in columns:
+        table.add_column(name, justify="right")
+    for m in measures:
+        table.add_row(m.replace("_", " "), *(_cell(col.get(m)) for col in columns.values()))
     _console().print(table)
 
 
