@@ -709,8 +709,11 @@ def pending_summary(state_dir: str | Path) -> dict[str, Any]:
     for path in sorted(Path(state_dir).glob(f"*{LEDGER_EXT}")):
         led = _read_json(path, "the Label Studio ledger")
         tasks = led.get("tasks", {})
+        summary = led.get("summary") or {}
         out[led.get("batch", path.name)] = {
             "project": led.get("project"), "url": led.get("url"), "tasks": len(tasks),
+            "confirmed": summary.get("confirmed", 0), "flipped": summary.get("flipped", 0),
+            "agreement": (summary.get("agreement") or {}).get("percent"),
             "with_annotations": sum(1 for t in tasks.values()
                                     if any(not a.get("cancelled") and not a.get("withdrawn_at")
                                            for a in t["annotations"].values())),
@@ -832,5 +835,9 @@ def collect_iteration(state: str | Path, opened: str | Path, out: str | Path, it
         with options(ledger=ledger, wait_s=wait_s, poll_s=poll_s, resume=True):
             metrics = stage1_iteration(state, out, iteration, settings)
         summary = pending_summary(ledger)
+    agreements = [v["agreement"] for v in summary.values() if v["agreement"] is not None]
     return {**metrics, "labelstudio_tasks": float(sum(v["tasks"] for v in summary.values())),
-            "labelstudio_with_annotations": float(sum(v["with_annotations"] for v in summary.values()))}
+            "labelstudio_with_annotations": float(sum(v["with_annotations"] for v in summary.values())),
+            "labelstudio_confirmed": float(sum(v["confirmed"] for v in summary.values())),
+            "labelstudio_flipped": float(sum(v["flipped"] for v in summary.values())),
+            **({"labelstudio_agreement": min(agreements)} if agreements else {})}
