@@ -12,7 +12,7 @@ import pytest
 from support.labelstudio_server import labelstudio  # noqa: F401  (the session-scoped server)
 
 from rewardops.curation.cheap_rm import HashedBTTrainer
-from rewardops.curation.human import CHOICE_A, CHOICE_B, CHOICE_UNDECIDABLE, TASK_FIELDS, blind_task
+from rewardops.curation.human import CHOICE_A, CHOICE_B, CHOICE_UNDECIDABLE, blind_task
 from rewardops.curation.judges import JudgeEnsemble, SimulatedJudge
 from rewardops.curation.labelstudio import AnnotationsPending, LabelStudioAnnotator, LabelStudioClient, LabelStudioError
 from rewardops.curation.stage1 import Stage1Config, Stage1Loop

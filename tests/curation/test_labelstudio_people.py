@@ -176,3 +176,22 @@ def test_a_pair_skipped_by_enough_people_is_undecidable_and_skip_can_be_off(tmp_
         LabelStudioAnnotator(admin, tmp_path / "b", skip_limit=0).verify(campaign_pairs("t"))
     led = json.loads((tmp_path / "b" / "iter-01.ledger.json").read_text())
     assert admin.project(led["project"])["show_skip_button"] is False
+
+
+def test_the_graded_scale(tmp_path, labelstudio):
+    admin, alice = labelstudio.client(), labelstudio.person(ALICE)
+    pairs = campaign_pairs("g")
+    with pytest.raises(AnnotationsPending):
+        LabelStudioAnnotator(admin, tmp_path, graded=True).verify(pairs)
+    led = json.loads((tmp_path / "iter-01.ledger.json").read_text())
+    assert 'value="A is much better" hotkey="1"' in admin.project(led["project"])["label_config"]
+    recs = led["tasks"]
+    strong = {True: "A is much better", False: "B is much better"}
+    slight = {True: "A is slightly better", False: "B is slightly better"}
+    alice.annotate(recs["g-code"]["task"], strong[recs["g-code"]["a_is_listed_chosen"]])  # the listed chosen, strongly
+    alice.annotate(recs["g-chat"]["task"], slight[not recs["g-chat"]["a_is_listed_chosen"]])  # the other, slightly
+    alice.annotate(recs["g-plain"]["task"], "About equal")
+    assert LabelStudioAnnotator(admin, tmp_path, graded=True, resume=True).verify(pairs) == [True, False, None]
+    said = [p.meta["human_annotations"]["annotations"][0] for p in pairs]
+    assert [(a["said"], a["strength"]) for a in said] == [("chosen", "much"), ("rejected", "slightly"),
+                                                          ("undecidable", "equal")]
