@@ -65,6 +65,8 @@ def test_two_annotators_an_indentation_pair_and_a_skip(tmp_path, labelstudio):
     project = admin.project(led["project"])
     assert project["maximum_annotations"] == 2 and project["show_instruction"] is False
     assert project["skip_queue"] == "REQUEUE_FOR_ME"
+    [tab] = admin._call("GET", "/api/dm/views/", params={"project": led["project"]})  # the data columns hidden
+    assert set(tab["data"]["hiddenColumns"]["explore"]) >= {f"tasks:data.{f}" for f in TASK_FIELDS}
     assert any(f"{labelstudio.url}/projects/{led['project']}/data" in m for m in logs)  # the project announced
 
     # blind: every field the server holds for every task, and nothing in them reveals the listed label

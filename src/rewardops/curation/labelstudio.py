@@ -177,6 +177,13 @@ class LabelStudioClient:
             "show_annotation_history": False, "enable_empty_annotation": False,
         })
 
+    def hide_columns(self, project_id: int, fields: Sequence[str]) -> None:
+        """The project's data-manager tab (shared by everyone in the organization) with the task
+        data columns hidden: the table lists tasks and their progress, the page shows the pair."""
+        columns = [f"tasks:data.{f}" for f in fields]
+        self._call("POST", "/api/dm/views/", json={"project": int(project_id), "data": {
+            "title": "Tasks", "hiddenColumns": {"explore": columns, "labeling": columns}}})
+
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> None:
         self._call("POST", f"/api/projects/{int(project_id)}/import", json=tasks)
 
@@ -448,6 +455,10 @@ class LabelStudioAnnotator:
         project = self.client.create_project(
             title, f"Gold verification for RewardOps curation.\nrewardops-run: {self.run}\nrewardops-batch: {batch}\n",
             label_config(self.graded), GLOBAL_GUIDELINE, maximum_annotations=self.per_pair, skip=self.skip_limit > 0)
+        try:
+            self.client.hide_columns(project["id"], [*TASK_FIELDS, "rewardops_run", "rewardops_batch"])
+        except LabelStudioError as exc:  # cosmetic: the page works without it
+            self._log(f"label studio: could not hide the data columns of project {project['id']} ({exc})")
         self._log(f"label studio: opened project {project['id']} ({title}): {self.client.url}/projects/{project['id']}/data "
                   f"(annotators open it and press 'Label All Tasks')")
         return project
