@@ -304,16 +304,17 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Argument(..., help="pairs to verify"),
         out: Path = typer.Argument(..., help="folder for tasks.json + label_config.xml"),
         limit: Optional[int] = typer.Option(None, help="export at most this many pairs"),
-        seed: int = typer.Option(0),
+        seed: int = typer.Option(0, help="fixes the blind A/B order; give the same --seed to `review import`"),
+        graded: bool = typer.Option(False, help="the graded scale (A much better ... B much better) instead of A / B"),
     ) -> None:
-        """Export a batch as a Label Studio project (tasks + labeling config)."""
+        """Export a batch as a Label Studio project (blind tasks + labeling config)."""
         from itertools import islice
 
         from rewardops.curation.human import export_label_studio
         from rewardops.data.shards import read_pairs
 
         pairs = list(islice(read_pairs(data), limit))
-        tasks, config = export_label_studio(pairs, out, seed=seed)
+        tasks, config = export_label_studio(pairs, out, seed=seed, graded=graded)
         _print_summary("review export", {"tasks": str(tasks), "label_config": str(config), "pairs": len(pairs)})
 
     @review.command("import")
