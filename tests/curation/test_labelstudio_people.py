@@ -192,8 +192,17 @@ def test_the_graded_scale(tmp_path, labelstudio):
     slight = {True: "A is slightly better", False: "B is slightly better"}
     alice.annotate(recs["g-code"]["task"], strong[recs["g-code"]["a_is_listed_chosen"]])  # the listed chosen, strongly
     alice.annotate(recs["g-chat"]["task"], slight[not recs["g-chat"]["a_is_listed_chosen"]])  # the other, slightly
-    alice.annotate(recs["g-plain"]["task"], "About equal")
+    first = alice.annotate(recs["g-plain"]["task"], strong[True])
+    alice.update_annotation(first["id"], "About equal")  # alice changes her mind: the latest answer counts
     assert LabelStudioAnnotator(admin, tmp_path, graded=True, resume=True).verify(pairs) == [True, False, None]
+    [changed] = json.loads((tmp_path / "iter-01.ledger.json").read_text())["tasks"]["g-plain"]["annotations"].values()
+    assert changed["choice"] == "About equal" and changed["revisions"] == []  # never collected before the change
+    alice.update_annotation(first["id"], strong[not recs["g-plain"]["a_is_listed_chosen"]])  # now: the other one
+    assert LabelStudioAnnotator(admin, tmp_path, graded=True, resume=True).verify(pairs)[2] is False
+    [changed] = json.loads((tmp_path / "iter-01.ledger.json").read_text())["tasks"]["g-plain"]["annotations"].values()
+    assert [r["choice"] for r in changed["revisions"]] == ["About equal"]  # the earlier answer kept
+    pairs = campaign_pairs("g")
+    LabelStudioAnnotator(admin, tmp_path, graded=True, resume=True).verify(pairs)
     said = [p.meta["human_annotations"]["annotations"][0] for p in pairs]
     assert [(a["said"], a["strength"]) for a in said] == [("chosen", "much"), ("rejected", "slightly"),
-                                                          ("undecidable", "equal")]
+                                                          ("rejected", "much")]

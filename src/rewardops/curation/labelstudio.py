@@ -215,6 +215,11 @@ class LabelStudioClient:
         """Replace a task's data (what an admin can do in the UI; the tests use it to edit a task)."""
         self._call("PATCH", f"/api/tasks/{int(task_id)}/", json={"data": data})
 
+    def update_annotation(self, annotation_id: int, choice: str) -> None:
+        """Change an answer (what a person does when they reopen a task they labelled)."""
+        self._call("PATCH", f"/api/annotations/{int(annotation_id)}/", json={"result": [
+            {"from_name": "preference", "to_name": "response_a", "type": "choices", "value": {"choices": [choice]}}]})
+
     def delete_annotation(self, annotation_id: int) -> None:
         self._call("DELETE", f"/api/annotations/{int(annotation_id)}/")
 
@@ -543,11 +548,16 @@ class LabelStudioAnnotator:
                     email = (users.get(int(uid)) or {}).get("email")
                 listed = not self.annotators or (email or "").lower() in self.annotators
                 strength = ALL_CHOICES.get(choice, (None, None))[1] if choice else None
+                before = rec["annotations"].get(aid)
+                revisions = list((before or {}).get("revisions", []))
+                if before and (before.get("choice"), before.get("cancelled")) != (choice, cancelled):
+                    # the person changed their answer in Label Studio: the latest counts, the earlier is kept
+                    revisions.append({k: before.get(k) for k in ("choice", "cancelled", "reason", "updated_at")})
                 rec["annotations"][aid] = {
                     "user": uid, "email": email, "choice": choice, "side": side_of(choice), "strength": strength,
                     "reason": None if cancelled else note_of(ann), "cancelled": cancelled, "listed": listed,
                     "created_at": ann.get("created_at"), "updated_at": ann.get("updated_at"),
-                    "lead_time": ann.get("lead_time"), "withdrawn_at": None}
+                    "lead_time": ann.get("lead_time"), "withdrawn_at": None, "revisions": revisions}
                 if not listed:
                     counts["unlisted_annotations"] += 1
             for aid, a in rec["annotations"].items():
