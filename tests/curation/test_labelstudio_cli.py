@@ -39,8 +39,8 @@ def test_curate_stage1_with_people_in_label_studio(tmp_path, monkeypatch, labels
     res = runner.invoke(app, [*seed, "--resume"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     said_right = [truth[pid] != (pid in flips) for pid in recs]
-    confirmed = sum(said_right)  # the lead sees how many answers confirmed and flipped the dataset's label
-    assert f"{confirmed} confirmed the dataset's label, {16 - confirmed} flipped it" in " ".join(res.output.split())
+    confirmed = sum(said_right)  # the lead sees how many answers confirmed and relabelled the dataset's label
+    assert f"{confirmed} confirmed the dataset's label, {16 - confirmed} relabelled it" in " ".join(res.output.split())
 
     stage1 = ["curate", "stage1", "--state", str(tmp_path / "state"), "--out", str(tmp_path / "s1"),
               "--annotator", f"labelstudio:{labelstudio.url}", "--iterations", "1", "--human-per-iteration", "3",

@@ -104,10 +104,10 @@ def test_two_annotators_an_indentation_pair_and_a_skip(tmp_path, labelstudio):
     ann = annotator(resume=True)
     assert ann.verify(pairs) == [True, None, True]  # run complete, verdicts right
     s = ann.last_summary
-    assert (s["confirmed"], s.get("flipped", 0), s["undecidable"]) == (2, 0, 1)
+    assert (s["confirmed"], s.get("relabelled", 0), s["undecidable"]) == (2, 0, 1)
     assert s["agreement"]["pairs"] == 3 and s["agreement"]["percent"] == pytest.approx(2 / 3, abs=1e-3)
     assert ann.last_counts["unlisted_annotations"] == 1
-    assert any("2 confirmed the dataset's label, 0 flipped it, 1 undecidable" in m and "agreement 67%" in m for m in logs)
+    assert any("2 confirmed the dataset's label, 0 relabelled it (chose the listed rejected), 1 undecidable" in m and "agreement 67%" in m for m in logs)
     said = pairs[0].meta["human_annotations"]["annotations"]
     assert [(a["email"], a["said"]) for a in said] == [(ALICE, "chosen"), (BOB, "chosen")]  # bob's skip replaced
     assert said[0]["reason"] == "the second returns inside the loop"
@@ -171,7 +171,7 @@ def test_a_pair_skipped_by_enough_people_is_undecidable_and_skip_can_be_off(tmp_
         alice.annotate(recs[pid]["task"], answer(recs[pid], right=False))
     ann = LabelStudioAnnotator(admin, tmp_path / "a", skip_limit=1, resume=True)
     assert ann.verify(pairs) == [None, False, False]
-    assert (ann.last_summary["skipped"], ann.last_summary["flipped"]) == (1, 2)
+    assert (ann.last_summary["skipped"], ann.last_summary["relabelled"]) == (1, 2)
     assert pairs[0].meta["human_annotations"]["state"] == "skipped"
 
     with pytest.raises(AnnotationsPending):

@@ -47,8 +47,8 @@ def test_open_then_collect_steps(tmp_path, monkeypatch, labelstudio):
         dave.annotate(rec["task"], CHOICE_A if rec["a_is_listed_chosen"] == truth[pid] else CHOICE_B)
     metrics = collect_iteration(tmp_path / "state", tmp_path / "opened", tmp_path / "next", 1, settings, wait_s=0)
     assert metrics["added_gold"] == 3 and metrics["labelstudio_with_annotations"] == 3
-    assert metrics["labelstudio_confirmed"] + metrics["labelstudio_flipped"] == 3
-    assert metrics["labelstudio_flipped"] == sum(not truth[pid] for pid in led["tasks"])  # people fixed the noisy labels
+    assert metrics["labelstudio_confirmed"] + metrics["labelstudio_relabelled"] == 3
+    assert metrics["labelstudio_relabelled"] == sum(not truth[pid] for pid in led["tasks"])  # people fixed the noisy labels
     [it] = sorted((tmp_path / "next" / "stage1").glob("iter-01"))
     added = list(read_pairs(it / "added_gold"))
     assert {p.id for p in added} == set(led["tasks"])

@@ -24,7 +24,7 @@ gold seed gets a content-hash name):
    ledger re-adopts its project (found by the run and batch marks) and links its tasks again;
 4. when every pair has a decision, returns the answers and writes who labelled what (user id,
    email, time, what they said, how strongly, their reason) into each pair's lineage and
-   `meta["human_annotations"]`, logs the batch's confirmed / flipped / undecidable counts and the
+   `meta["human_annotations"]`, logs the batch's confirmed / relabelled / undecidable counts and the
    people's agreement; otherwise it polls until `wait_s` has passed and then raises
    `AnnotationsPending` naming the project, the pending Label Studio task numbers and who skipped
    them, and how to resume. Stage 1 then writes nothing for the iteration; running the same command
@@ -664,7 +664,7 @@ class LabelStudioAnnotator:
                                    if not a.get("cancelled") and a.get("choice")])
             if state == "decided":
                 verdict = (side == "A") == a_is_chosen
-                summary["confirmed" if verdict else "flipped"] += 1
+                summary["confirmed" if verdict else "relabelled"] += 1
                 out.append(verdict)
             else:
                 summary[state] += 1
@@ -679,8 +679,8 @@ class LabelStudioAnnotator:
         agree_text = (f"; agreement {agree['percent']:.0%} over {agree['pairs']} pairs with 2+ people"
                       + (f" (Krippendorff's alpha {agree['alpha']:.2f})" if agree["alpha"] is not None else "")
                       if agree["pairs"] else "")
-        self._log(f"label studio: {batch}: {summary['confirmed']} confirmed the dataset's label, {summary['flipped']} "
-                  f"flipped it, {summary['undecidable']} undecidable, {summary['skipped']} skipped by "
+        self._log(f"label studio: {batch}: {summary['confirmed']} confirmed the dataset's label, "
+                  f"{summary['relabelled']} relabelled it (chose the listed rejected), {summary['undecidable']} undecidable, {summary['skipped']} skipped by "
                   f"{self.skip_limit}+ people{agree_text}")
         return out
 
@@ -733,7 +733,7 @@ def pending_summary(state_dir: str | Path) -> dict[str, Any]:
         summary = led.get("summary") or {}
         out[led.get("batch", path.name)] = {
             "project": led.get("project"), "url": led.get("url"), "tasks": len(tasks),
-            "confirmed": summary.get("confirmed", 0), "flipped": summary.get("flipped", 0),
+            "confirmed": summary.get("confirmed", 0), "relabelled": summary.get("relabelled", 0),
             "agreement": (summary.get("agreement") or {}).get("percent"),
             "with_annotations": sum(1 for t in tasks.values()
                                     if any(not a.get("cancelled") and not a.get("withdrawn_at")
@@ -860,5 +860,5 @@ def collect_iteration(state: str | Path, opened: str | Path, out: str | Path, it
     return {**metrics, "labelstudio_tasks": float(sum(v["tasks"] for v in summary.values())),
             "labelstudio_with_annotations": float(sum(v["with_annotations"] for v in summary.values())),
             "labelstudio_confirmed": float(sum(v["confirmed"] for v in summary.values())),
-            "labelstudio_flipped": float(sum(v["flipped"] for v in summary.values())),
+            "labelstudio_relabelled": float(sum(v["relabelled"] for v in summary.values())),
             **({"labelstudio_agreement": min(agreements)} if agreements else {})}

@@ -8,7 +8,7 @@ and nothing is lost). The server: LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in t
 environment (a Secret on the cluster), or settings annotator `labelstudio:URL`. How people label
 comes from the settings (`annotators_per_pair`, `labelstudio_skip_limit`, `labelstudio_annotators`,
 `labelstudio_graded`; see curation/README.md); the collect step's metrics add, per iteration, how
-many answers confirmed and flipped the dataset's label and the people's agreement.
+many answers confirmed and relabelled the dataset's label and the people's agreement.
 """
 
 from kfp import dsl
