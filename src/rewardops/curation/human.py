@@ -1,6 +1,6 @@
 """Human verification (the gold set): Label Studio round trip, terminal review, and a simulation.
 
-The paper's protocol (paper §3.2, human verification): an annotator sees the conversation, both
+The paper's protocol (paper §3.2 and App. D, human verification): an annotator sees the conversation, both
 responses, the attributes and the guideline, and picks the better response; a pair they cannot
 decide is discarded (it is not sent to LLM annotation).
 
