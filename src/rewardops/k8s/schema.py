@@ -48,7 +48,13 @@ class ManifestInvalid(ValueError):
 
 
 def load_openapi_schema(path: Path = TRAINJOB_SCHEMA_FILE, version: str = "v1alpha1") -> dict[str, Any]:
-    """The `openAPIV3Schema` of a CustomResourceDefinition YAML (or of a file holding only it)."""
+    """The `openAPIV3Schema` of a CustomResourceDefinition YAML (or of a file holding only it); a copy
+    of the parsed file, which is read once per process."""
+    return copy.deepcopy(_openapi_schema(path, version))
+
+
+@lru_cache(maxsize=8)
+def _openapi_schema(path: Path, version: str) -> dict[str, Any]:
     doc = yaml.safe_load(path.read_text())
     if doc.get("kind") == "CustomResourceDefinition":
         for entry in doc["spec"]["versions"]:
