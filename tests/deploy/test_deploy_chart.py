@@ -120,14 +120,17 @@ def test_production_mlflow_reads_its_dsn_from_a_secret() -> None:
     assert "mlflow.example.com" in env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")
 
 
-def test_launcher_role_is_limited_to_trainjobs_and_node_logs() -> None:
+def test_launcher_role_is_limited_to_its_calls_and_bound_to_the_pipeline_account_only() -> None:
+    """What the grants are (test_rbac_calls.py derives them from the launcher's recorded calls)."""
     docs = render()
     role = _by_name(docs, "Role/rewardops-launcher")
     grants = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert set(grants) == {("trainer.kubeflow.org", "trainjobs"), ("", "pods"), ("", "pods/log")}
+    assert set(grants) == {("trainer.kubeflow.org", "trainjobs"), ("", "pods"), ("", "pods/log"), ("", "secrets")}
     assert grants[("", "pods")] == {"get", "list"}
     assert grants[("", "pods/log")] == {"get"}
-    assert grants[("trainer.kubeflow.org", "trainjobs")] == {"create", "get", "list", "watch", "delete"}
+    assert grants[("trainer.kubeflow.org", "trainjobs")] == {"create", "get", "list", "delete"}
+    (secrets,) = [rule for rule in role["rules"] if rule["resources"] == ["secrets"]]
+    assert secrets["resourceNames"] == ["rewardops-s3"] and secrets["verbs"] == ["get"]
     assert not any("*" in verbs for verbs in grants.values())
     binding = _by_name(docs, "RoleBinding/rewardops-launcher")
     subjects = {(s["name"], s["namespace"]) for s in binding["subjects"]}
@@ -136,7 +139,16 @@ def test_launcher_role_is_limited_to_trainjobs_and_node_logs() -> None:
     accounts = {(d["metadata"]["name"], d["metadata"].get("namespace", NAMESPACE)) for d in docs
                 if d["kind"] == "ServiceAccount"}
     assert subjects <= accounts, "the chart creates every account it binds"
-    assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    # the preflight's cluster-scoped reads: this release's runtimes by name, the nodes' GPUs
+    cluster_role = _by_name(docs, f"ClusterRole/{NAMESPACE}-rewardops-launcher")
+    assert cluster_role["rules"] == [
+        {"apiGroups": ["trainer.kubeflow.org"], "resources": ["clustertrainingruntimes"],
+         "resourceNames": ["rewardops-deepspeed", "rewardops-torch"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+    cluster_binding = _by_name(docs, f"ClusterRoleBinding/{NAMESPACE}-rewardops-launcher")
+    assert {(s["name"], s["namespace"]) for s in cluster_binding["subjects"]} == subjects
+    assert [name_of(d) for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}] == [
+        f"ClusterRole/{NAMESPACE}-rewardops-launcher", f"ClusterRoleBinding/{NAMESPACE}-rewardops-launcher"]
 
 
 def test_deepspeed_runtime_follows_the_trainer_mpi_shape() -> None:

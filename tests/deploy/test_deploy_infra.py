@@ -106,6 +106,13 @@ def test_bootstrap_script() -> None:
                    "kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$PIPELINE_VERSION",
                    "pod-security.kubernetes.io/enforce=restricted", '"$HELM" test rewardops', "kind load docker-image"):
         assert needle in text, needle
+    # The releases it installs are the ones the stand-ins' vendored schemas come from.
+    from support.contracts import vendored_sources
+
+    tags = {(src["repository"], src["tag"]) for src in vendored_sources()}
+    trainer = re.search(r'TRAINER_VERSION="\$\{TRAINER_VERSION:-([^}]+)\}"', text).group(1)
+    pipelines = re.search(r'PIPELINE_VERSION="\$\{PIPELINE_VERSION:-([^}]+)\}"', text).group(1)
+    assert ("kubeflow/trainer", trainer) in tags and ("kubeflow/pipelines", pipelines) in tags, (trainer, pipelines)
     # Every Secret the default chart references is created by the script.
     referenced = {ref["name"] for doc in render() for ref in _secret_refs(doc)}
     created = set(re.findall(r"ensure_secret \"\$NAMESPACE\" (\S+)", text))

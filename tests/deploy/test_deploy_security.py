@@ -87,8 +87,14 @@ def test_every_role_binding_names_only_our_pipeline_account(docs) -> None:
                 for d in rendered if d["kind"] == "ServiceAccount"}
     bindings = [d for d in rendered if d["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
     assert bindings, label
+    by_name = {name_of(d): d for d in rendered}
     for binding in bindings:
-        assert binding["kind"] == "RoleBinding", f"{label}: {name_of(binding)} is cluster-wide"
+        if binding["kind"] == "ClusterRoleBinding":
+            # the one cluster-wide grant: read-only, by name where a name exists (runtimes), nodes' list
+            role = by_name[f"ClusterRole/{binding['roleRef']['name']}"]
+            verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
+            assert verbs <= {"get", "list"}, f"{label}: {name_of(role)} grants {verbs}"
+            assert {r for rule in role["rules"] for r in rule["resources"]} == {"clustertrainingruntimes", "nodes"}
         for subject in binding["subjects"]:
             assert subject["kind"] == "ServiceAccount", subject
             assert subject["name"] == "rewardops-pipeline", f"{label} {name_of(binding)}: {subject}"

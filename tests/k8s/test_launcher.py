@@ -1,21 +1,28 @@
-"""The TrainJob launcher against a stand-in Kubernetes API server.
+"""The TrainJob launcher against the Kubernetes API stand-in (tests/support/kube_standin.py).
 
-No Kubernetes API server can run on this machine, so `KubeStandIn` below is a small HTTP server on
-127.0.0.1 (the shared loopback helper, tests/support/loopback.py) that serves exactly the API paths
-the launcher calls through the real `kubernetes` client: TrainJobs (create, 409 on a taken name,
-list by label selector, get, delete), the ClusterTrainingRuntime, the Secret, the nodes'
-allocatable resources, the node-0 pod (list by label selector, read; replaced by a new pod to
-play a restart) and its log stream. It rejects a TrainJob that does not match the Trainer CRD
-schema with a 422 as the API server would, and every status it serves is itself checked against
-the CRD's status schema, so the scenarios stay realistic.
+No Kubernetes API server can run on this machine: `KubeStandIn` serves the API paths the launcher
+calls through the real `kubernetes` client, behaving as Kubernetes 1.30, Trainer v2.3.0, JobSet and
+kube-scheduler do where the launcher relies on it (conditions, Foreground deletion, fieldValidation,
+held log streams, scheduling against tainted GPU nodes), and checks every request and answer
+against the vendored upstream schemas (tests/support/contracts.py).
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
+from support.kube_standin import (
+    COMPLETE,
+    FAILURE,
+    GPU_TAINT,
+    LOG,
+    NS,
+    OOM_LOG,
+    SUCCESS,
+    KubeStandIn,
+    jobs,
+)
 
 from rewardops.k8s.launcher import (
     CleanupPolicy,
@@ -24,214 +31,8 @@ from rewardops.k8s.launcher import (
     TrainJobTimeout,
     api_client,
 )
-from support.loopback import LoopbackServer, Request, Response
-
-from rewardops.k8s.schema import trainjob_errors, validate_trainjob_status
-from rewardops.k8s.trainjob import CONTENT_LABEL, S3Credentials, TrainJobRequest, build_trainjob
-
-NS = "team-rm"
-NOW = "2026-11-26T05:00:00Z"
-
-
-def cond(kind: str, reason: str, message: str) -> dict[str, str]:
-    return {"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": NOW}
-
-
-def jobs(active: int = 0, succeeded: int = 0, failed: int = 0) -> list[dict[str, Any]]:
-    return [{"name": "node", "active": active, "ready": active, "succeeded": succeeded, "failed": failed, "suspended": 0}]
-
-
-SUCCESS = [
-    None,  # just created: the controller has not written a status yet
-    {"conditions": [cond("Created", "JobsCreationSucceeded", "Succeeded to create Jobs")], "jobsStatus": jobs(1)},
-    {"jobsStatus": jobs(1), "trainerStatus": {"progressPercentage": 40, "estimatedRemainingSeconds": 90,
-                                              "metrics": [{"name": "loss", "value": "0.61"}], "lastUpdatedTime": NOW}},
-    {"jobsStatus": jobs(succeeded=1), "conditions": [cond("Complete", "JobSetCompleted", "jobset completed")],
-     "trainerStatus": {"progressPercentage": 100, "estimatedRemainingSeconds": 0,
-                       "metrics": [{"name": "loss", "value": "0.42"}], "lastUpdatedTime": NOW}},
-]
-FAILURE = [
-    None,
-    {"jobsStatus": jobs(1), "trainerStatus": {"progressPercentage": 10, "lastUpdatedTime": NOW}},
-    {"jobsStatus": jobs(failed=1),
-     "conditions": [cond("Failed", "FailedJobs", "jobset failed: job node-0 exceeded its backoff limit (exit code 1)")]},
-]
-LOG = ["[rank0] loading data s3://bucket/data", "[rank0] step 1 loss 0.69", "[rank0] step 2 loss 0.61",
-       '{"steps": 2, "world_size": 16}']
-OOM_LOG = ["[rank0] step 1 loss 0.69", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"]
-
-
-class KubeStandIn:
-    """Loopback stand-in for the Kubernetes API paths the launcher uses (see the module docstring).
-
-    `statuses` is the sequence of statuses a created TrainJob goes through (one per GET);
-    `later` the sequence for jobs created after the first (a replacement). `restart_after` replaces
-    node 0's pod by a new one (a restarted pod: new name, the old one gone) after that many GETs.
-    `hide_once` hides existing jobs from the first list call, as when another attempt creates the
-    job between our look and our create (the create then gets a 409)."""
-
-    def __init__(self, statuses: list[dict | None], log: list[str], runtimes=("deepspeed-distributed", "torch-distributed"),
-                 secrets: dict[str, dict[str, str]] | None = None, waiting_reason: str | None = None,
-                 forbidden: tuple[str, ...] = (), later: list[dict | None] | None = None,
-                 nodes: list[dict[str, str]] | None = None, restart_after: int | None = None, hide_once: bool = False,
-                 on_create: Any = None):
-        for status in [*statuses, *(later or [])]:
-            if status is not None:
-                assert validate_trainjob_status(status) == [], status  # keep the scenario CRD-valid
-        self.statuses, self.later, self.log, self.runtimes = statuses, later or statuses, log, set(runtimes)
-        self.secrets = secrets if secrets is not None else {
-            "rewardops-s3": {"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": "minio123"}}
-        self.waiting_reason = waiting_reason
-        self.forbidden = forbidden  # path prefixes answered with 403, as for a service account without RBAC
-        self.nodes = nodes if nodes is not None else [{"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}]
-        self.restart_after, self.hide_once = restart_after, hide_once
-        self.on_create = on_create  # called with each created TrainJob: what its pods would do (log to MLflow)
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.scenario: dict[str, list[dict | None]] = {}
-        self.gets: dict[str, int] = {}
-        self.deleted: list[str] = []
-        self.created: list[dict[str, Any]] = []
-        self.pod_logs_served: list[str] = []
-        self.server = LoopbackServer(self.handle, "kubernetes API stand-in")
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def calls(self) -> list[tuple[str, str]]:
-        return self.server.calls
-
-    @property
-    def errors(self) -> list[str]:
-        return self.server.errors
-
-    def __enter__(self) -> KubeStandIn:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    # -- state --------------------------------------------------------------------------------
-    def status_of(self, name: str) -> dict | None:
-        i = self.gets.get(name, 0)
-        if self.restart_after is not None and not any(p.endswith("-0-1-abcde") for p in self.pod_logs_served):
-            i = min(i, self.restart_after + 1)  # the job runs on until the restarted pod's log was read
-        statuses = self.scenario[name]
-        return statuses[min(i, len(statuses) - 1)]
-
-    def finished(self, name: str) -> bool:
-        status = self.status_of(name) or {}
-        return any(c["type"] in ("Complete", "Failed") for c in status.get("conditions", []))
-
-    def with_status(self, name: str) -> dict[str, Any]:
-        obj = dict(self.jobs[name])
-        status = self.status_of(name)
-        if status is not None:
-            obj["status"] = status
-        return obj
-
-    def pod(self, name: str) -> dict[str, Any]:
-        job = self.jobs[name]
-        rjob = "launcher" if job["spec"]["runtimeRef"]["name"] == "deepspeed-distributed" else "node"
-        phase = "Running"
-        if self.finished(name):
-            phase = "Failed" if any(c["type"] == "Failed" for c in self.status_of(name)["conditions"]) else "Succeeded"
-        state: dict[str, Any] = {"running": {"startedAt": NOW}}
-        if self.waiting_reason:
-            phase, state = "Pending", {"waiting": {"reason": self.waiting_reason, "message": "back-off pulling image"}}
-        generation = int(self.restart_after is not None and self.gets.get(name, 0) >= self.restart_after)
-        return {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{name}-{rjob}-0-{generation}-abcde", "namespace": NS,
-                         "creationTimestamp": f"2026-11-26T05:0{generation}:00Z",
-                         "labels": {"jobset.sigs.k8s.io/jobset-name": name,
-                                    "jobset.sigs.k8s.io/replicatedjob-name": rjob,
-                                    "batch.kubernetes.io/job-completion-index": "0"}},
-            "spec": {"containers": [{"name": "node", "image": job["spec"]["trainer"]["image"]}]},
-            "status": {"phase": phase, "containerStatuses": [
-                {"name": "node", "image": job["spec"]["trainer"]["image"], "imageID": "", "ready": phase == "Running",
-                 "restartCount": generation, "state": state}]},
-        }
-
-    # -- HTTP -----------------------------------------------------------------------------------
-    @staticmethod
-    def status_error(code: int, reason: str, message: str) -> Response:
-        return Response.json(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
-                                    "message": message, "code": code})
-
-    def handle(self, req: Request) -> Response:
-        method, parts = req.method, req.parts
-        if any(req.path.startswith(prefix) for prefix in self.forbidden):
-            return self.status_error(403, "Forbidden", f"cannot {method.lower()} {req.path}")
-        trainjobs = ["apis", "trainer.kubeflow.org", "v1alpha1", "namespaces", NS, "trainjobs"]
-        if parts[:6] == trainjobs and len(parts) == 6 and method == "GET":
-            wanted = dict(kv.split("=", 1) for kv in (req.arg("labelSelector") or "").split(",") if kv)
-            items = [self.with_status(n) for n, job in self.jobs.items()
-                     if all(job["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
-            if self.hide_once:
-                self.hide_once, items = False, []
-            return Response.json(200, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJobList",
-                                       "metadata": {}, "items": items})
-        if parts[:6] == trainjobs and method == "POST" and len(parts) == 6:
-            body = req.json()
-            errors = trainjob_errors(body)
-            if errors:
-                return self.status_error(422, "Invalid", "; ".join(errors))
-            name = body["metadata"]["name"]
-            if name in self.jobs:
-                return self.status_error(409, "AlreadyExists", f'trainjobs "{name}" already exists')
-            body["metadata"]["creationTimestamp"] = f"2026-11-26T05:00:{len(self.created):02d}Z"
-            self.jobs[name] = body
-            self.scenario[name] = self.statuses if not self.created else self.later
-            self.gets[name] = 0
-            self.created.append(body)
-            if self.on_create is not None:
-                self.on_create(body)
-            return Response.json(201, body)
-        if parts[:6] == trainjobs and len(parts) == 7:
-            name = parts[6]
-            if name not in self.jobs:
-                return self.status_error(404, "NotFound", f'trainjobs "{name}" not found')
-            if method == "DELETE":
-                self.deleted.append(name)
-                del self.jobs[name]
-                return Response.json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
-            obj = self.with_status(name)
-            self.gets[name] = self.gets.get(name, 0) + 1
-            return Response.json(200, obj)
-        if parts[:4] == ["apis", "trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes"] and len(parts) == 5:
-            if parts[4] in self.runtimes:
-                return Response.json(200, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
-                                           "metadata": {"name": parts[4]}, "spec": {}})
-            return self.status_error(404, "NotFound", f'clustertrainingruntimes "{parts[4]}" not found')
-        if parts == ["api", "v1", "nodes"]:
-            items = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i}"},
-                      "status": {"allocatable": alloc, "capacity": alloc}} for i, alloc in enumerate(self.nodes)]
-            return Response.json(200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items})
-        if parts[:4] == ["api", "v1", "namespaces", NS] and len(parts) >= 5:
-            if parts[4] == "secrets" and len(parts) == 6:
-                secret = self.secrets.get(parts[5])
-                if secret is None:
-                    return self.status_error(404, "NotFound", f'secrets "{parts[5]}" not found')
-                data = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
-                return Response.json(200, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": parts[5]}, "data": data})
-            if parts[4] == "pods" and len(parts) == 5:
-                wanted = dict(kv.split("=", 1) for kv in (req.arg("labelSelector") or "").split(",") if kv)
-                items = [p for p in (self.pod(n) for n in self.jobs)
-                         if all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
-                return Response.json(200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
-            if parts[4] == "pods" and len(parts) >= 6:
-                pods = {self.pod(n)["metadata"]["name"]: self.pod(n) for n in self.jobs}
-                if parts[5] not in pods:
-                    return self.status_error(404, "NotFound", f'pods "{parts[5]}" not found')
-                if len(parts) == 7 and parts[6] == "log":
-                    assert req.arg("follow", "").lower() == "true" and req.arg("container") == "node"
-                    self.pod_logs_served.append(parts[5])
-                    return Response.text(200, "".join(line + "\n" for line in self.log))
-                return Response.json(200, pods[parts[5]])
-        return self.status_error(404, "NotFound", f"no route for {method} {req.path}")
+from rewardops.k8s.schema import ManifestInvalid
+from rewardops.k8s.trainjob import CONTENT_LABEL, Accelerator, S3Credentials, TrainJobRequest, build_trainjob
 
 
 class Collect:
@@ -250,11 +51,12 @@ class Collect:
         self.lines.append(line)
 
 
-def manifest(framework: str = "deepspeed", name: str = "rm-qwen3-0-6b", content: str = "c0ffee") -> dict[str, Any]:
+def manifest(framework: str = "deepspeed", name: str = "rm-qwen3-0-6b", content: str = "c0ffee", nodes: int = 2,
+             gpus: int = 8, accelerator: Accelerator | None = None) -> dict[str, Any]:
     return build_trainjob(TrainJobRequest(
-        name=name, train_args=["train", "--config-json", "{}"], framework=framework, num_nodes=2, gpus_per_node=8,
+        name=name, train_args=["train", "--config-json", "{}"], framework=framework, num_nodes=nodes, gpus_per_node=gpus,
         namespace=NS, mlflow_tracking_uri="http://mlflow.rewardops:5000", s3=S3Credentials("rewardops-s3"),
-        labels={CONTENT_LABEL: content}))
+        labels={CONTENT_LABEL: content}, accelerator=accelerator or Accelerator()))
 
 
 def launcher(standin: KubeStandIn) -> TrainJobLauncher:
@@ -268,13 +70,16 @@ def test_successful_job_streams_node0_logs_reports_progress_and_is_deleted(frame
         body = manifest(framework)
         assert body["spec"]["runtimeRef"]["name"] == runtime
         outcome = launcher(standin).run(body, reporter=seen, s3=S3Credentials("rewardops-s3"), timeout_s=30)
-        assert outcome.succeeded and outcome.reason == "JobSetCompleted"
+        # the JobSet's condition as Trainer v2.3.0 copies it (jobset pkg/constants/constants.go)
+        assert outcome.succeeded and (outcome.reason, outcome.message) == ("AllJobsCompleted", "jobset completed successfully")
         assert outcome.progress == 100 and outcome.metrics == {"loss": "0.42"}
         assert seen.lines == LOG and outcome.log_lines == len(LOG)  # every line once, in order
+        node0 = "launcher" if runtime == "deepspeed-distributed" else "node"
+        # the stream is held open until the container exits: one connection, no reconnects
+        assert standin.pod_logs_served == [f"rm-qwen3-0-6b-{node0}-0-0-abcde"]
         assert [p[0] for p in seen.progress_updates] == [40, 100]
         assert seen.progress_updates[0] == (40, 90, {"loss": "0.61"})
         assert standin.deleted == []  # kept by default: a succeeded job is what a rerun re-attaches to
-        node0 = "launcher" if runtime == "deepspeed-distributed" else "node"
         assert any(f"rm-qwen3-0-6b-{node0}-0-0" in s for s in seen.states)
         # preflight looked up the runtime and the Secret before creating anything
         paths = [p for _, p in standin.calls]
@@ -289,7 +94,7 @@ def test_failed_job_raises_with_the_jobs_reason_and_log_tail_and_is_kept():
             launcher(standin).run(manifest(), reporter=Collect(), timeout_s=30)
         err = info.value
         assert err.reason == "FailedJobs"
-        assert "exceeded its backoff limit" in err.message
+        assert err.message == "jobset failed due to one or more job failures (first failed job: rm-qwen3-0-6b-node-0)"
         assert "CUDA out of memory" in str(err)  # the node-0 log tail travels with the error
         assert standin.deleted == []  # on-success keeps a failed job for kubectl describe
         assert "rm-qwen3-0-6b" in standin.jobs
@@ -326,6 +131,7 @@ def test_api_server_rejection_and_name_clash_are_reported_clearly():
         with pytest.raises(TrainJobFailed) as info:
             launcher(standin).create(bad)  # bypasses our own preflight: the stand-in's 422 path
         assert info.value.reason == "Invalid" and "numNodes" in info.value.message
+        standin.errors.clear()  # the contract check saw the bad body too (that is the point of this request)
         launcher(standin).create(manifest())
         with pytest.raises(TrainJobFailed, match="already exists"):
             launcher(standin).create(manifest())
@@ -335,7 +141,9 @@ def test_pod_stuck_pulling_its_image_fails_the_task():
     with KubeStandIn([None], LOG, waiting_reason="ImagePullBackOff") as standin:
         with pytest.raises(TrainJobFailed) as info:
             launcher(standin).run(manifest(), reporter=Collect(), stuck_after_s=0.05, cleanup="always", timeout_s=30)
+        # the MPI launcher (node 0) does not exist yet: the `node` pod it waits for is the stuck one
         assert info.value.reason == "PodStuck" and "ImagePullBackOff" in info.value.message
+        assert "rm-qwen3-0-6b-node-0-0" in info.value.message
         assert standin.deleted == ["rm-qwen3-0-6b"]
 
 
@@ -377,6 +185,7 @@ def test_a_retry_after_success_reuses_the_job_without_creating_anything():
 
 def test_a_retry_while_the_job_runs_follows_it():
     running_then_done = [None, {"jobsStatus": jobs(1)}, {"jobsStatus": jobs(1)}, SUCCESS[-1]]
+    assert COMPLETE in SUCCESS[-1]["conditions"]
     with KubeStandIn(running_then_done, LOG) as standin:
         first = launcher(standin)
         first.create(manifest())  # an earlier attempt created it, then its pod went away
@@ -429,3 +238,160 @@ def test_an_accelerator_no_node_offers_or_a_plan_larger_than_a_node_fails_before
             launcher(standin).run(manifest(), reporter=Collect())
         assert info.value.reason == "PlanLargerThanNode" and "gpus_per_node <= 4" in info.value.message
         assert not any(m == "POST" for m, _ in standin.calls)
+
+
+# -- as the real servers behave: scheduling, deletion, field validation --------------------------
+
+GPU_NODES = [
+    {"allocatable": {"cpu": "96", "memory": "1Ti", "nvidia.com/gpu": "8"}, "labels": {"pool": "gpu"}, "taints": [GPU_TAINT]},
+    {"allocatable": {"cpu": "96", "memory": "1Ti", "nvidia.com/gpu": "8"}, "labels": {"pool": "gpu"}, "taints": [GPU_TAINT]},
+    {"allocatable": {"cpu": "16", "memory": "64Gi"}, "labels": {"pool": "cpu"}},
+]
+
+
+@pytest.mark.parametrize(("framework", "gpu_jobs"), [("deepspeed", ["node", "launcher"]), ("torch", ["node"])])
+def test_on_gpu_tainted_nodes_every_pod_of_the_trainjob_schedules(framework, gpu_jobs):
+    """Trainer gives every training pod the trainer's GPUs, the MPI launcher (node 0) included: each
+    of them gets the GPU placement, so none waits Pending on tainted GPU nodes."""
+    body = manifest(framework, nodes=3)
+    patched = [j["name"] for j in body["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]]
+    assert patched == gpu_jobs
+    with KubeStandIn(SUCCESS, LOG, nodes=GPU_NODES) as standin:
+        outcome = launcher(standin).run(body, reporter=Collect(), timeout_s=30, stuck_after_s=5)
+        assert outcome.succeeded
+        pods = standin.pods("rm-qwen3-0-6b")
+        assert sorted(p["metadata"]["labels"]["jobset.sigs.k8s.io/replicatedjob-name"] for p in pods) == \
+            sorted(["node"] * (2 if framework == "deepspeed" else 3) + (["launcher"] if framework == "deepspeed" else []))
+        for pod in pods:
+            scheduled = {c["type"]: c["status"] for c in pod["status"]["conditions"]}["PodScheduled"]
+            assert scheduled == "True", pod["metadata"]["name"]
+            assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+
+
+def test_an_unschedulable_pod_fails_the_step_within_the_stuck_limit_with_the_schedulers_message():
+    """GPU nodes tainted with a key the accelerator settings do not tolerate: the step fails after
+    `stuck_after_s` with kube-scheduler's reason, not after the 168 h timeout."""
+    other_taint = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
+    nodes = [{**node, "taints": [other_taint]} if "taints" in node else node for node in GPU_NODES]
+    with KubeStandIn([None, {"jobsStatus": jobs(0)}], LOG, nodes=nodes) as standin:
+        seen = Collect()
+        with pytest.raises(TrainJobFailed) as info:
+            launcher(standin).run(manifest(), reporter=seen, stuck_after_s=0.3, timeout_s=7 * 24 * 3600)
+        err = info.value
+        assert err.reason == "PodStuck" and "Unschedulable: 0/3 nodes are available:" in err.message
+        assert "2 node(s) had untolerated taint {dedicated: gpu}" in err.message
+        assert "1 Insufficient nvidia.com/gpu" in err.message
+        assert sum("Unschedulable" in s for s in seen.states) == 1  # said once, not every poll
+
+
+def test_a_cpu_job_gets_neither_gpus_nor_gpu_placement_and_schedules_on_a_cpu_node():
+    body = manifest("torch", gpus=0)
+    assert "runtimePatches" not in body["spec"]
+    assert "nvidia.com/gpu" not in str(body["spec"]["trainer"].get("resourcesPerNode", {}))
+    with KubeStandIn(SUCCESS, LOG, nodes=GPU_NODES) as standin:
+        assert launcher(standin).run(body, reporter=Collect(), timeout_s=30, stuck_after_s=5).succeeded
+
+
+def test_a_job_being_deleted_is_waited_out_then_created_anew_never_followed():
+    with KubeStandIn(SUCCESS, LOG, terminating_reads=3) as standin:
+        earlier = launcher(standin)
+        earlier.create(manifest())
+        earlier.delete("rm-qwen3-0-6b")  # Foreground: 200, the object stays while its JobSet goes
+        assert standin.jobs["rm-qwen3-0-6b"]["metadata"]["deletionTimestamp"]
+        assert standin.jobs["rm-qwen3-0-6b"]["metadata"]["finalizers"] == ["foregroundDeletion"]
+        seen = Collect()
+        outcome = launcher(standin).run(manifest(), reporter=seen, timeout_s=30)
+        assert outcome.succeeded and outcome.attached == "created" and len(standin.created) == 2
+        assert any("being deleted: waiting" in s for s in seen.states)
+
+
+def test_a_job_of_another_run_being_deleted_is_passed_over():
+    with KubeStandIn(SUCCESS, LOG, terminating_reads=50) as standin:
+        earlier = launcher(standin)
+        earlier.create(manifest(name="rm-qwen3-0-6b-other"))
+        earlier.delete("rm-qwen3-0-6b-other")
+        outcome = launcher(standin).run(manifest(), reporter=Collect(), timeout_s=30)
+        assert outcome.name == "rm-qwen3-0-6b" and outcome.attached == "created"
+
+
+def test_a_job_deleted_while_the_step_waits_is_a_clear_failure_not_a_raw_404():
+    from kubernetes import client as k8s
+
+    from rewardops.k8s.trainjob import GROUP, PLURAL, VERSION
+
+    class DeleteOnStream(Collect):
+        def state(self, text: str) -> None:
+            super().state(text)
+            if text.startswith("streaming logs"):  # someone runs `kubectl delete trainjob` now
+                other.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "rm-qwen3-0-6b",
+                                                             body=k8s.V1DeleteOptions(propagation_policy="Background"))
+
+    with KubeStandIn([None, {"jobsStatus": jobs(1)}], LOG) as standin:
+        other = launcher(standin)
+        with pytest.raises(TrainJobFailed) as info:
+            launcher(standin).run(manifest(), reporter=DeleteOnStream(), timeout_s=30)
+        assert info.value.reason == "Deleted" and "was deleted while the step waited" in info.value.message
+
+
+def test_field_validation_is_the_api_servers_warn_by_default_and_strict_from_the_launcher():
+    from rewardops.k8s.trainjob import GROUP, PLURAL, VERSION
+
+    with KubeStandIn(SUCCESS, LOG) as standin:
+        body = manifest()
+        body["spec"]["trainer"]["numProcsPerNode"] = 4  # a misspelt field (or one an older Trainer lacks)
+        created = launcher(standin).custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+        assert "numProcsPerNode" not in created["spec"]["trainer"]  # Warn: dropped, with a warning
+        assert standin.warnings == ['unknown field "spec.trainer.numProcsPerNode"']
+        body["metadata"]["name"] = "rm-strict"
+        with pytest.raises(TrainJobFailed) as info:
+            launcher(standin).create(body)  # the launcher asks for Strict: 400 names the field
+        assert info.value.reason == "Invalid" and 'unknown field "spec.trainer.numProcsPerNode"' in info.value.message
+        assert "rm-strict" not in standin.jobs
+        # the contract check flagged the undeclared field in both requests
+        assert len([e for e in standin.errors if "numProcsPerNode" in e]) == 2
+        standin.errors.clear()
+
+
+# -- what a TrainJob may reach: the chart's image, runtimes and client Secrets only --------------
+
+def _foreign(kind: str) -> dict[str, Any]:
+    body = manifest()
+    spec = body["spec"]
+    if kind == "image":
+        spec["trainer"]["image"] = "docker.io/attacker/printenv:latest"
+    elif kind == "secret":
+        spec["trainer"]["env"].append({"name": "ROOT", "valueFrom": {"secretKeyRef": {"name": "rewardops-minio-root",
+                                                                                     "key": "rootPassword"}}})
+    elif kind == "runtime":
+        spec["runtimeRef"]["name"] = "someone-elses-runtime"
+    elif kind == "patch":
+        jobs_ = spec["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+        jobs_[0]["template"]["spec"]["template"]["spec"]["volumes"] = [
+            {"name": "pg", "secret": {"secretName": "rewardops-postgresql"}}]
+    elif kind == "initializer":
+        spec["initializer"] = {"dataset": {"storageUri": "hf://x", "secretRef": {"name": "rewardops-mlflow-server"}}}
+    return body
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("image", "is not the chart's training image"),
+    ("secret", "Secret 'rewardops-minio-root' is not a client Secret"),
+    ("runtime", "is not one of the chart's ClusterTrainingRuntimes"),
+    ("patch", "patches ['volumes']"),
+    ("initializer", "initializers run their own images"),
+])
+def test_the_launcher_refuses_a_trainjob_reaching_beyond_the_charts_policy_before_any_request(kind, message):
+    with KubeStandIn(SUCCESS, LOG) as standin:
+        with pytest.raises(ManifestInvalid, match=message.replace("[", r"\[").replace("]", r"\]")):
+            launcher(standin).run(_foreign(kind), reporter=Collect(), timeout_s=30)
+        assert standin.calls == []
+
+
+def test_build_refuses_a_foreign_image_or_secret():
+    base = dict(name="rm-x", train_args=["train"], namespace=NS, gpus_per_node=1)
+    with pytest.raises(ManifestInvalid, match="is not the chart's training image"):
+        build_trainjob(TrainJobRequest(**base, image="docker.io/attacker/printenv:latest"))
+    with pytest.raises(ManifestInvalid, match="Secret 'rewardops-postgresql' is not a client Secret"):
+        build_trainjob(TrainJobRequest(**base, s3=S3Credentials("rewardops-postgresql")))
+    with pytest.raises(ManifestInvalid, match="Secret 'rewardops-mlflow-server' is not a client Secret"):
+        build_trainjob(TrainJobRequest(**base, mlflow_auth_secret="rewardops-mlflow-server"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,9 @@ def test_env_carries_mlflow_and_data_uris_and_s3_keys_only_by_secret_reference()
 def test_cluster_specific_runtime_names_come_from_the_client_configmap_env(monkeypatch):
     monkeypatch.setenv("REWARDOPS_DEEPSPEED_RUNTIME", "rewardops-deepspeed")
     assert job("qwen3-8b")["spec"]["runtimeRef"]["name"] == "rewardops-deepspeed"
-    assert job("qwen3-8b", runtime="deepspeed-distributed")["spec"]["runtimeRef"]["name"] == "deepspeed-distributed"
+    # a runtime the chart did not install is refused: TrainJobs reach only the chart's runtimes
+    with pytest.raises(ManifestInvalid, match="ClusterTrainingRuntime/deepspeed-distributed is not one of the chart's"):
+        job("qwen3-8b", runtime="deepspeed-distributed")
 
 
 def test_overrides_reshape_the_job_and_bad_ones_fail_before_the_cluster():
@@ -216,7 +219,7 @@ def test_schema_rejects_what_the_api_server_would(mutate, expected):
     mutate(manifest)
     errors = trainjob_errors(manifest)
     assert any(expected in e for e in errors), errors
-    with pytest.raises(ManifestInvalid, match="does not match the TrainJob CRD schema"):
+    with pytest.raises(ManifestInvalid, match="is not a valid TrainJob for this cluster"):
         validate_trainjob(manifest)
 
 
@@ -226,5 +229,9 @@ def test_vendored_schema_records_its_source_and_keeps_the_fields_we_use():
     assert {"image", "command", "args", "env", "numNodes", "resourcesPerNode", "numProcPerNode"} <= set(trainer)
     status = schema["properties"]["status"]["properties"]
     assert {"conditions", "jobsStatus", "trainerStatus"} <= set(status)
+    # v2.3.0's release CRD: trainerStatus with its CEL rule, the 1 MiB command items
+    assert status["trainerStatus"]["x-kubernetes-validations"][0]["rule"] == "has(self.lastUpdatedTime)"
+    assert trainer["command"]["items"]["maxLength"] == 1048576
     readme = (REPO / "src/rewardops/k8s/crds/README.md").read_text()
-    assert "0f13bb7a01973a1717651000c746d634bd4161e9" in readme
+    digest = hashlib.sha256((REPO / "src/rewardops/k8s/crds/trainer.kubeflow.org_trainjobs.yaml").read_bytes()).hexdigest()
+    assert "v2.3.0" in readme and "658725bdae5c7e3a0854d93ac6ff492e109a22ab" in readme and digest in readme

@@ -2,7 +2,7 @@
 
 ingest -> preprocess -> curation -> train_launcher -> evaluate -> register, every step a real
 subprocess of kfp.local's SubprocessRunner. No Kubernetes API server can run on this machine:
-`KubeStandIn` (tests/k8s/test_launcher.py) is a loopback stand-in for the API paths the launcher
+`KubeStandIn` (tests/support/kube_standin.py) is a loopback stand-in for the API paths the launcher
 uses, and when a TrainJob is created it does what the job's pods would do: it trains the tiny
 catalog model with the job's resolved config (`rewardops.training.run`, MLflow on, the same sqlite
 store), so the registered version is a real model that `evaluate` loads and `register` scores.
@@ -24,11 +24,9 @@ import pytest
 from kfp import local
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "k8s"))
 sys.path.insert(0, str(REPO / "tests" / "pipelines"))
+from support.kube_standin import LOG, NS, SUCCESS, KubeStandIn, kubeconfig  # noqa: E402
 from test_curation_steps import SMALL  # noqa: E402
-from test_launcher import LOG, NS, SUCCESS, KubeStandIn  # noqa: E402
-from test_train_launcher_component import kubeconfig  # noqa: E402
 
 from rewardops.data.shards import write_pairs  # noqa: E402
 from rewardops.data.world.generator import generate_world  # noqa: E402

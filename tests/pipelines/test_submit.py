@@ -1,95 +1,20 @@
 """`rewardops submit` against a stand-in KFP API server, and the submit-time parameter checks.
 
-No KFP cluster can run on this machine, so `KfpStandIn` is a small HTTP server on 127.0.0.1 (the
-shared loopback helper, tests/support/loopback.py) that answers the v2beta1 REST paths the real `kfp.Client` calls to upload a pipeline (or a new version
-of it) and start a run: healthz, experiments, pipelines (list, multipart upload, upload_version,
-versions) and runs. It records what it received, so the tests check the uploaded pipeline spec
-and the run's parameters exactly as a cluster would get them.
+No KFP cluster can run on this machine, so `KfpStandIn` (tests/support/kfp_standin.py) answers the
+v2beta1 REST paths the real `kfp.Client` calls, held to the KFP 2.17.0 swagger, with the server's
+409s and multi-user namespaces. It records what it received, so the tests check the uploaded
+pipeline spec and the run's parameters exactly as a cluster would get them.
 """
 
 from __future__ import annotations
 
-import email.parser
-import json
 from typing import Any
 
 import pytest
-import yaml
-from support.loopback import LoopbackServer, Request, Response
+from support.kfp_standin import KfpStandIn
 from typer.testing import CliRunner
 
 from rewardops.cli import app
-
-
-class KfpStandIn:
-    """The KFP v2beta1 REST paths `kfp.Client` uses, on the shared loopback server (tests/support/loopback.py)."""
-
-    def __init__(self) -> None:
-        self.runs: list[dict[str, Any]] = []
-        self.experiments: list[dict[str, Any]] = []
-        self.pipelines: list[dict[str, Any]] = []
-        self.versions: list[dict[str, Any]] = []  # each with the uploaded spec under "spec"
-        self.server = LoopbackServer(self.handle, "KFP API stand-in")
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def calls(self) -> list[tuple[str, str]]:
-        return self.server.calls
-
-    def __enter__(self) -> KfpStandIn:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    def handle(self, req: Request) -> Response:
-        method, path = req.method, req.path
-        query = {k: v[0] for k, v in req.query.items()}
-        if path in ("/apis/v2beta1/pipelines/upload", "/apis/v2beta1/pipelines/upload_version"):
-            message = email.parser.BytesParser().parsebytes(
-                b"Content-Type: " + req.headers["Content-Type"].encode() + b"\r\n\r\n" + req.body)
-            (part,) = [p for p in message.get_payload() if p.get_param("name", header="content-disposition") == "uploadfile"]
-            spec = json.loads(json.dumps(list(yaml.safe_load_all(part.get_payload(decode=True)))))
-            if path.endswith("/upload"):
-                pipeline = {"pipeline_id": f"pl-{len(self.pipelines) + 1}", "display_name": query["name"]}
-                self.pipelines.append(pipeline)
-                pipeline_id, version_name = pipeline["pipeline_id"], query["name"]
-            else:
-                pipeline_id, version_name = query["pipelineid"], query["name"]
-            version = {"pipeline_id": pipeline_id, "pipeline_version_id": f"v-{len(self.versions) + 1}",
-                       "display_name": version_name, "spec": spec}
-            self.versions.append(version)
-            reply = pipeline if path.endswith("/upload") else {k: v for k, v in version.items() if k != "spec"}
-            return Response.json(200, reply)
-        body = json.loads(req.body or b"{}")
-        if path == "/apis/v2beta1/pipelines" and method == "GET":
-            predicate = json.loads(query["filter"])["predicates"][0]
-            found = [p for p in self.pipelines if p["display_name"] == predicate.get("stringValue")]
-            return Response.json(200, {"pipelines": found, "total_size": len(found)})
-        if path.startswith("/apis/v2beta1/pipelines/") and path.endswith("/versions") and method == "GET":
-            pipeline_id = path.split("/")[4]
-            found = [{k: v for k, v in ver.items() if k != "spec"} for ver in self.versions if ver["pipeline_id"] == pipeline_id]
-            return Response.json(200, {"pipeline_versions": found, "total_size": len(found)})
-        if path == "/apis/v2beta1/healthz":
-            return Response.json(200, {"multi_user": False, "pipeline_store": "database"})
-        if path == "/apis/v2beta1/experiments" and method == "GET":
-            predicate = json.loads(query["filter"])["predicates"][0]
-            wanted = predicate.get("stringValue", predicate.get("string_value"))
-            found = [e for e in self.experiments if e["display_name"] == wanted]
-            return Response.json(200, {"experiments": found, "total_size": len(found)})
-        if path == "/apis/v2beta1/experiments" and method == "POST":
-            experiment = {**body, "experiment_id": f"exp-{len(self.experiments) + 1}", "storage_state": "AVAILABLE"}
-            self.experiments.append(experiment)
-            return Response.json(200, experiment)
-        if path == "/apis/v2beta1/runs" and method == "POST":
-            run = {**body, "run_id": f"run-{len(self.runs) + 1}", "state": "PENDING"}
-            self.runs.append(run)
-            return Response.json(200, run)
-        return Response.json(404, {"error": f"no route for {method} {path}"})
 
 
 def spec_of(version: dict[str, Any]) -> dict[str, Any]:
@@ -203,3 +128,65 @@ def test_overrides_travel_as_a_mapping_parameter_and_bad_ones_stop_before_the_se
             result = CliRunner().invoke(app, [*common, "--host", kfp.url, "--param", bad])
             assert result.exit_code == 2 and message in result.output, result.output
             assert kfp.calls == []
+
+
+def test_submit_in_a_multi_user_namespace_finds_its_pipeline_there_and_uploads_a_version(tmp_path):
+    """Multi-user KFP lists a namespace's pipelines only when asked for that namespace: a second
+    submit must find the pipeline there and add a version, not upload again (which would get 409)."""
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "hi", "chosen": "a", "rejected": "b"}\n')
+    with KfpStandIn(multi_user=True) as kfp:
+        for _ in range(2):
+            result = CliRunner().invoke(app, ["submit", "data", "--host", kfp.url, "--data", str(data),
+                                              "--namespace", "team-rm"])
+            assert result.exit_code == 0, result.output
+        assert [(p["display_name"], p["namespace"]) for p in kfp.pipelines] == [("rewardops-data", "team-rm")]
+        assert [v["pipeline_id"] for v in kfp.versions] == ["pl-1", "pl-1"]
+        assert [e["namespace"] for e in kfp.experiments] == ["team-rm"]
+        assert [r["pipeline_version_reference"]["pipeline_version_id"] for r in kfp.runs] == ["v-1", "v-2"]
+
+
+def test_the_standin_answers_409_for_a_duplicate_pipeline_as_kfp_does(tmp_path):
+    """What a second upload in the same namespace gets from KFP 2.17.0 (storage/pipeline_store.go)."""
+    import kfp as kfp_sdk
+    from kfp_server_api.exceptions import ApiException
+
+    from rewardops.pipelines.commands import build_pipeline
+
+    package = tmp_path / "p.yaml"
+    from kfp import compiler
+
+    compiler.Compiler().compile(build_pipeline("data"), str(package))
+    with KfpStandIn(multi_user=True) as kfp:
+        client = kfp_sdk.Client(host=kfp.url, namespace="team-rm")
+        client.upload_pipeline(str(package), pipeline_name="p", namespace="team-rm")
+        with pytest.raises(ApiException) as info:
+            client.upload_pipeline(str(package), pipeline_name="p", namespace="team-rm")
+        assert info.value.status == 409 and "already exists" in info.value.body
+        assert client.get_pipeline_id("p") is None  # no namespace: only shared pipelines (the old submit's bug)
+        with pytest.raises(ApiException) as info:
+            client.upload_pipeline(str(package), pipeline_name="q")  # multi-user: a namespace is required
+        assert info.value.status == 400
+
+
+def test_a_concurrent_upload_409_is_resolved_by_adding_a_version(tmp_path, monkeypatch):
+    """Another submit uploads the pipeline between our look and our upload: the 409 sends us back to
+    look again, and our spec becomes a new version."""
+    from rewardops.pipelines import commands
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "hi", "chosen": "a", "rejected": "b"}\n')
+    real = commands._pipeline_id
+    calls = []
+
+    def first_look_misses(client, name, namespace):
+        calls.append(name)
+        return None if len(calls) == 1 else real(client, name, namespace)
+
+    with KfpStandIn() as kfp:
+        kfp.pipelines.append({"pipeline_id": "pl-0", "display_name": "rewardops-data", "name": "rewardops-data"})
+        monkeypatch.setattr(commands, "_pipeline_id", first_look_misses)
+        result = CliRunner().invoke(app, ["submit", "data", "--host", kfp.url, "--data", str(data)])
+        assert result.exit_code == 0, result.output
+        assert len(kfp.pipelines) == 1 and [v["pipeline_id"] for v in kfp.versions] == ["pl-0"]
+        assert kfp.errors == []

@@ -1,7 +1,7 @@
 """The train_launcher KFP component, run for real by kfp.local, against the stand-in Kubernetes API.
 
-No Kubernetes API server can run on this machine: `KubeStandIn` (tests/k8s/test_launcher.py) is
-a loopback HTTP server (tests/support/loopback.py) serving the API paths the launcher uses; a
+No Kubernetes API server can run on this machine: `KubeStandIn` (tests/support/kube_standin.py) is
+a loopback HTTP server serving the API paths the launcher uses, held to the upstream schemas; a
 kubeconfig points the component's `kubernetes` client at it, exactly as a pod's in-cluster
 config would point at the real one. When a TrainJob is created, the stand-in does what its pods
 would do for the launcher's purposes: it logs an MLflow run (a real sqlite store) with the tags
@@ -9,30 +9,17 @@ from the resolved config in the job's command and registers a model version, so 
 finds the version in MLflow by the job's tag, as on a cluster.
 """
 
+import inspect
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from kfp import dsl, local
 from kfp.dsl import Dataset
+from support.kube_standin import FAILURE, LOG, NS, OOM_LOG, SUCCESS, KubeStandIn, kubeconfig
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "k8s"))
-from test_launcher import FAILURE, LOG, NS, OOM_LOG, SUCCESS, KubeStandIn  # noqa: E402
-
-from rewardops.pipelines.components.train_launcher import train_launcher  # noqa: E402
-from rewardops.training.config import config_from_json  # noqa: E402
-
-
-def kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "standin",
-        "clusters": [{"name": "standin", "cluster": {"server": server}}],
-        "users": [{"name": "standin", "user": {"token": "test"}}],
-        "contexts": [{"name": "standin", "context": {"cluster": "standin", "user": "standin", "namespace": NS}}],
-    }))
-    return path
+from rewardops.pipelines.components.train_launcher import train_launcher
+from rewardops.training.config import config_from_json
 
 
 @dsl.pipeline(name="launch-one")
@@ -225,6 +212,15 @@ def test_the_in_process_train_component_takes_the_overrides_mapping(tmp_path, mo
     assert (ran["lr"], ran["global_batch"], ran["max_steps"]) == (2e-4, 8, 1)
     assert ran["run_tags"]["rewardops.pipeline.run_id"]
     assert task is not None
+
+
+def test_the_component_is_begin_step_one_library_call_and_metadata():
+    """The launcher's logic lives in rewardops.k8s.launcher.launch_size; the component only wires it."""
+    source = inspect.getsource(train_launcher.python_func)
+    body = source.split('"""')[2]
+    assert "launch_size(" in body and "begin_step(" in body
+    assert "train_args" not in body and "re.sub" not in body and "config_from_json" not in body
+    assert len([line for line in body.splitlines() if line.strip()]) <= 16
 
 
 def test_a_missing_mlflow_uri_is_a_message_before_any_pod(tmp_path, cluster_env, capfd, monkeypatch):

@@ -2,7 +2,10 @@
 
 A stand-in is a function `handle(request) -> Response`; `LoopbackServer(handle)` serves it on
 127.0.0.1 on a free port from a thread, records every call, turns an exception in the handler into
-a 500 (and a test failure when the server stops), and is stopped by its context manager:
+a 500 (and a test failure when the server stops), and is stopped by its context manager. A
+`contract(request, response) -> [problems]` checks every exchange (tests/support/contracts.py); a
+problem is a test failure when the server stops. `Response.streamed` holds a connection open while
+its iterator yields (a followed log):
 
     def handle(req: Request) -> Response:
         return Response.json(200, {"ok": True}) if req.path == "/healthz" else Response.json(404, {})
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,6 +52,11 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterator[bytes] | None = None  # sent as it comes, the connection closed at its end
+
+    @classmethod
+    def streamed(cls, status: int, chunks: Iterator[bytes], content_type: str = "text/plain") -> Response:
+        return cls(status, b"", content_type, {}, chunks)
 
     @classmethod
     def json(cls, status: int, value: Any, headers: dict[str, str] | None = None) -> Response:
@@ -62,10 +70,13 @@ class Response:
 class LoopbackServer:
     """`handle` served on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, handle: Callable[[Request], Response], name: str = "stand-in") -> None:
+    def __init__(self, handle: Callable[[Request], Response], name: str = "stand-in",
+                 contract: Callable[[Request, Response], list[str]] | None = None) -> None:
         self.handle = handle
         self.name = name
+        self.contract = contract
         self.calls: list[tuple[str, str]] = []
+        self.requests: list[Request] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
         server = self
@@ -81,20 +92,33 @@ class LoopbackServer:
                                   {k: v for k, v in self.headers.items()}, self.rfile.read(length) if length else b"")
                 with server._lock:
                     server.calls.append((request.method, request.path))
+                    server.requests.append(request)
                 try:
                     response = server.handle(request)
                 except Exception as exc:  # a stand-in bug is a test failure, not a dropped connection
                     with server._lock:
                         server.errors.append(f"{request.method} {request.path}: {exc!r}")
                     response = Response.json(500, {"error": repr(exc)})
+                if server.contract is not None:
+                    problems = server.contract(request, response)
+                    if problems:
+                        with server._lock:
+                            server.errors.extend(f"contract: {p}" for p in problems)
                 try:
                     self.send_response(response.status)
                     self.send_header("Content-Type", response.content_type)
-                    self.send_header("Content-Length", str(len(response.body)))
+                    if response.stream is None:
+                        self.send_header("Content-Length", str(len(response.body)))
                     for key, value in response.headers.items():
                         self.send_header(key, value)
                     self.end_headers()
-                    self.wfile.write(response.body)
+                    if response.stream is None:
+                        self.wfile.write(response.body)
+                    else:
+                        self.close_connection = True  # HTTP/1.0: the body ends when the connection does
+                        for chunk in response.stream:
+                            self.wfile.write(chunk)
+                            self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout under test)
 

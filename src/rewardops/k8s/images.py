@@ -31,6 +31,10 @@ def component_image() -> str:
     return f"{image_registry()}/component:{image_tag()}"
 
 
+TRAINING_IMAGE_ENV = "REWARDOPS_TRAINING_IMAGE"  # set by the chart's client ConfigMap: the image it deployed
+
+
 def training_image() -> str:
-    """CUDA + DeepSpeed image the TrainJob nodes run."""
-    return f"{image_registry()}/training:{image_tag()}"
+    """CUDA + DeepSpeed image the TrainJob nodes run: the chart's (REWARDOPS_TRAINING_IMAGE) on a
+    cluster, else the registry/tag default."""
+    return os.environ.get(TRAINING_IMAGE_ENV) or f"{image_registry()}/training:{image_tag()}"

@@ -14,37 +14,61 @@ on create (another attempt won the race) goes round the same loop. So a KFP retr
 pipeline on the same data, or a restarted launcher pod never trains twice nor fails on
 AlreadyExists. A node-0 pod replaced mid-wait is picked up again (its log followed anew).
 
+A job being deleted (Foreground deletion: `metadata.deletionTimestamp` set, the object gettable
+until its JobSet and pods are gone) is never followed or reused: one with our name is waited out
+and then created anew, others are passed over.
+
+Stuck pods fail the task with the cluster's own words after `stuck_after_s`: a container waiting
+in an image or config error, or a pod the scheduler cannot place (`PodScheduled=False`, reason
+`Unschedulable`, with the scheduler's message, e.g. "0/3 nodes are available: 2 node(s) had
+untolerated taint {nvidia.com/gpu: present}"). Every pod of the job is looked at, not only node 0:
+the MPI launcher (node 0) is created only once the `node` pods are ready.
+
 A failed job raises `TrainJobFailed` carrying the job's own reason and message (from
-`status.conditions`) and the last lines of node-0's log. The trained model's version is found in
+`status.conditions`, copied by Trainer from the JobSet: reason `FailedJobs`, "jobset failed due to
+one or more job failures (first failed job: ...)") and the last lines of node-0's log. The trained model's version is found in
 MLflow by the TrainJob's run tag (`model_version_for_trainjob`), never read from logs.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from rewardops.k8s.schema import validate_trainjob
+from rewardops.k8s.schema import TrainJobPolicy, validate_trainjob
 from rewardops.k8s.trainjob import (
     ACCELERATOR_ENV,
     CONTENT_LABEL,
     GPUS_PER_NODE_ENV,
     GROUP,
+    MLFLOW_AUTH_SECRET_ENV,
     PLURAL,
+    S3_SECRET_ENV,
     TRAINJOB_TAG,
     VERSION,
     S3Credentials,
+    TrainJobConfigError,
+    TrainJobRequest,
+    build_trainjob,
+    chart_policy,
+    request_for_size,
 )
+
+if TYPE_CHECKING:
+    from rewardops.training.config import TrainConfig
 
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 RJOB_NAME_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
@@ -191,12 +215,26 @@ class _LogFollower(threading.Thread):
         return pod.status is not None and pod.status.phase in ("Succeeded", "Failed")
 
 
+def _status_message(exc: ApiException) -> str:
+    """The API server's own message from a Status body, else the raw body."""
+    try:
+        return json.loads(exc.body).get("message") or str(exc.body)
+    except (TypeError, ValueError):
+        return str(exc.body)
+
+
+def _terminating(job: dict[str, Any]) -> bool:
+    return bool((job.get("metadata") or {}).get("deletionTimestamp"))
+
+
 class TrainJobLauncher:
-    def __init__(self, api: k8s.ApiClient, namespace: str = "default", poll_interval: float = 5.0):
+    def __init__(self, api: k8s.ApiClient, namespace: str = "default", poll_interval: float = 5.0,
+                 policy: TrainJobPolicy | None = None):
         self.custom = k8s.CustomObjectsApi(api)
         self.core = k8s.CoreV1Api(api)
         self.namespace = namespace
         self.poll_interval = poll_interval
+        self.policy = policy or chart_policy()
 
     # -- preflight ---------------------------------------------------------------------------
     def preflight(self, manifest: dict[str, Any], s3: S3Credentials | None = None) -> list[str]:
@@ -205,7 +243,7 @@ class TrainJobLauncher:
         Returns the checks it had to skip because the service account may not read that object
         (HTTP 403), so the caller can say so.
         """
-        validate_trainjob(manifest)
+        validate_trainjob(manifest, policy=self.policy)
         name = manifest["metadata"]["name"]
         skipped: list[str] = []
         runtime = manifest["spec"]["runtimeRef"]["name"]
@@ -268,16 +306,25 @@ class TrainJobLauncher:
 
     # -- API calls ---------------------------------------------------------------------------
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create with `fieldValidation=Strict`: a field the cluster's CRD does not know (an older Trainer)
+        is refused (400) instead of being dropped with a warning (the server's default, Warn)."""
         try:
-            return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, manifest)
+            return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, manifest,
+                                                               field_validation="Strict")
         except ApiException as exc:
             name = manifest["metadata"]["name"]
             if exc.status == 409:
                 raise TrainJobFailed(name, "AlreadyExists",
                                      f"a TrainJob named {name!r} already exists in {self.namespace!r}; delete it "
                                      "or choose another run name") from exc
-            if exc.status == 422:
-                raise TrainJobFailed(name, "Invalid", f"the API server rejected the TrainJob: {exc.body}") from exc
+            if exc.status in (400, 422):
+                raise TrainJobFailed(name, "Invalid", f"the API server rejected the TrainJob ({exc.status}): "
+                                     f"{_status_message(exc)}; is the cluster's Kubeflow Trainer older than the "
+                                     "v2.3.0 CRD RewardOps builds for?") from exc
+            if exc.status == 403:
+                raise TrainJobFailed(name, "Forbidden", f"{_status_message(exc)}; the pipeline service account "
+                                     "needs the chart's launcher Role, and the chart's admission policy admits only "
+                                     "its own image, runtimes and client Secrets") from exc
             raise
 
     def get(self, name: str) -> dict[str, Any]:
@@ -293,13 +340,13 @@ class TrainJobLauncher:
                 return False
             raise
 
-    def node0_pod(self, name: str) -> k8s.V1Pod | None:
-        """Node 0: the MPI launcher when the runtime has one (it runs mpirun), else the `node` job's index 0."""
-        for rjob in ("launcher", "node"):
-            selector = f"{JOBSET_NAME_LABEL}={name},{RJOB_NAME_LABEL}={rjob},{JOB_INDEX_LABEL}=0"
-            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-            if pods:
-                return max(pods, key=lambda p: p.metadata.creation_timestamp or 0)  # newest after a restart
+    def node0_pod(self, name: str, rjob: str = "node") -> k8s.V1Pod | None:
+        """Node 0: the MPI launcher for an mpirun job (rjob="launcher"; created only once the `node`
+        pods are ready, whose sshd logs are not the training's), else the `node` job's index 0."""
+        selector = f"{JOBSET_NAME_LABEL}={name},{RJOB_NAME_LABEL}={rjob},{JOB_INDEX_LABEL}=0"
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        if pods:
+            return max(pods, key=lambda p: p.metadata.creation_timestamp or 0)  # newest after a restart
         return None
 
     # -- re-attach ------------------------------------------------------------------------------
@@ -328,8 +375,8 @@ class TrainJobLauncher:
                     return
                 raise
             time.sleep(self.poll_interval)
-        raise TrainJobFailed(name, "DeleteTimeout", f"the failed TrainJob {name!r} was not gone after {timeout_s:.0f}s; "
-                             f"kubectl delete trainjob -n {self.namespace} {name}")
+        raise TrainJobFailed(name, "DeleteTimeout", f"TrainJob {name!r} was still being deleted after {timeout_s:.0f}s "
+                             f"(kubectl describe trainjob -n {self.namespace} {name} shows what holds it)")
 
     def attach_or_create(self, manifest: dict[str, Any], reporter: LaunchReporter, attempts: int = 5) -> tuple[str, str]:
         """(name, how): how is created, followed (it was running) or reused (it had succeeded)."""
@@ -337,6 +384,11 @@ class TrainJobLauncher:
         for _ in range(attempts):
             for job in self.find_same(manifest):
                 other = job["metadata"]["name"]
+                if _terminating(job):  # being deleted: its pods are going away, never follow or reuse it
+                    if other == name:
+                        reporter.state(f"TrainJob {other} is being deleted: waiting until it is gone")
+                        self._wait_gone(other)
+                    continue
                 if _condition(job, "Complete"):
                     reporter.state(f"TrainJob {other} already trained this (same content hash): reusing it")
                     return other, "reused"
@@ -381,12 +433,20 @@ class TrainJobLauncher:
         start = time.monotonic()
         tail: deque[str] = deque(maxlen=log_tail_lines)
         follower: _LogFollower | None = None
+        followed: set[str] = set()  # node-0 pods whose log was read to the end
+        lines = [0]
+
+        def sink(line: str) -> None:
+            lines[0] += 1
+            reporter.log(line)
         last_progress: tuple | None = None
         stuck_since: float | None = None
         outcome: TrainJobOutcome | None = None
+        stuck_seen: str | None = None
+        node0_job = "launcher" if (manifest["spec"]["trainer"].get("command") or [""])[0] == "mpirun" else "node"
         try:
             while True:
-                job = self.get(name)
+                job = self._get_running(name)
                 trainer_status = (job.get("status") or {}).get("trainerStatus") or {}
                 progress = (trainer_status.get("progressPercentage"), trainer_status.get("estimatedRemainingSeconds"),
                             {m["name"]: m["value"] for m in trainer_status.get("metrics") or []})
@@ -395,20 +455,27 @@ class TrainJobLauncher:
                     last_progress = progress
                 done, failed = _condition(job, "Complete"), _condition(job, "Failed")
                 if follower is not None and follower.finished.is_set() and not (done or failed):
-                    follower = None  # node-0's pod ended while the job goes on (restarted): find its successor
+                    # node-0's container exited while the job goes on: a restart (find its successor) or
+                    # the controller not having written the condition yet (never follow the same pod twice)
+                    followed.add(follower.pod)
+                    follower = None
+                if attached != "reused" and not (done or failed):
+                    stuck = self._stuck_pod(name)
+                    if stuck:
+                        stuck_since = stuck_since or time.monotonic()
+                        if stuck != stuck_seen:
+                            reporter.state(stuck)
+                            stuck_seen = stuck
+                        if time.monotonic() - stuck_since > stuck_after_s:
+                            raise TrainJobFailed(name, "PodStuck", stuck)
+                    else:
+                        stuck_since = stuck_seen = None
                 if follower is None and attached != "reused":
-                    pod = self.node0_pod(name)
-                    if pod is not None:
-                        stuck = self._stuck_reason(pod)
-                        if stuck:
-                            stuck_since = stuck_since or time.monotonic()
-                            reporter.state(f"node-0 pod {pod.metadata.name}: {stuck}")
-                            if time.monotonic() - stuck_since > stuck_after_s:
-                                raise TrainJobFailed(name, "PodStuck", f"node-0 pod {pod.metadata.name}: {stuck}")
-                        elif pod.status and pod.status.phase in ("Running", "Succeeded", "Failed"):
-                            stuck_since = None
+                    pod = self.node0_pod(name, node0_job)
+                    if pod is not None and pod.metadata.name not in followed:
+                        if pod.status and pod.status.phase in ("Running", "Succeeded", "Failed"):
                             follower = _LogFollower(self.core, self.namespace, pod.metadata.name,
-                                                    self._container(pod), reporter.log, tail,
+                                                    self._container(pod), sink, tail,
                                                     retry_s=min(1.0, self.poll_interval))
                             follower.start()
                             reporter.state(f"streaming logs of {pod.metadata.name}")
@@ -419,7 +486,7 @@ class TrainJobLauncher:
                         name=name, namespace=self.namespace, succeeded=bool(done),
                         reason=cond.get("reason", ""), message=cond.get("message", ""),
                         progress=progress[0], metrics=progress[2],
-                        log_lines=follower.lines if follower else 0, seconds=time.monotonic() - start,
+                        log_lines=lines[0], seconds=time.monotonic() - start,
                         log_tail=list(tail), attached=attached)
                     break
                 if time.monotonic() - start > timeout_s:
@@ -459,13 +526,145 @@ class TrainJobLauncher:
             return NODE_CONTAINER
         return names[0] if names else None
 
+    def _get_running(self, name: str) -> dict[str, Any]:
+        """The job, or TrainJobFailed when someone deleted it while we waited (never a raw 404)."""
+        try:
+            return self.get(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise TrainJobFailed(name, "Deleted", f"TrainJob {name!r} was deleted while the step waited for it "
+                                     "(kubectl delete, or another run's cleanup); retry the step") from exc
+            raise
+
+    def _stuck_pod(self, name: str) -> str | None:
+        """'pod NAME: REASON: message' for the first pod of the job that cannot go on by itself."""
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOBSET_NAME_LABEL}={name}").items
+        for pod in sorted(pods, key=lambda p: p.metadata.name):
+            stuck = self._stuck_reason(pod)
+            if stuck:
+                return f"pod {pod.metadata.name}: {stuck}"
+        return None
+
     @staticmethod
     def _stuck_reason(pod: k8s.V1Pod) -> str | None:
         for status in (pod.status.container_statuses or []) if pod.status else []:
             waiting = status.state.waiting if status.state else None
             if waiting and waiting.reason in STUCK_REASONS:
                 return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
+        for cond in (pod.status.conditions or []) if pod.status else []:
+            # kube-scheduler's verdict: PodScheduled=False, reason Unschedulable, message names why
+            if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
+                return f"Unschedulable: {cond.message or ''}".rstrip(": ")
         return None
+
+
+@dataclass
+class SizeLaunch:
+    """What `launch_size` did: the TrainJob's outcome and where the trained model is."""
+
+    request: TrainJobRequest
+    outcome: TrainJobOutcome
+    output_uri: str
+    mlflow_run_id: str = ""
+    version: int = 0
+
+    @property
+    def config(self) -> TrainConfig:
+        assert self.request.config is not None  # request_for_size always sets it
+        return self.request.config
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.config.model_name}/{self.version}" if self.version else ""
+
+    def pointer(self) -> dict[str, Any]:
+        """The Model artifact's `model.json`: where the weights and the registered version are."""
+        return {"output_uri": self.output_uri, "trainjob": self.outcome.name, "namespace": self.outcome.namespace,
+                "attached": self.outcome.attached, "mlflow_run_id": self.mlflow_run_id, "model_uri": self.model_uri}
+
+    def metadata(self) -> dict[str, Any]:
+        request = self.request
+        return {"trainjob": self.outcome.name, "namespace": self.outcome.namespace, "nodes": request.num_nodes,
+                "gpus_per_node": request.gpus_per_node,
+                "world_size": request.num_nodes * max(request.gpus_per_node, 1), "output_uri": self.output_uri,
+                "model_uri": self.model_uri, "registered_model": self.config.model_name,
+                "registered_version": self.version, "mlflow_run_id": self.mlflow_run_id,
+                "attached": self.outcome.attached}
+
+    def metric_values(self) -> dict[str, float]:
+        values = {"seconds": self.outcome.seconds, "progress": float(self.outcome.progress or 0),
+                  "log_lines": float(self.outcome.log_lines)}
+        for name, value in self.outcome.metrics.items():
+            try:
+                values[name] = float(value)
+            except ValueError:
+                pass
+        return values
+
+
+def version_tag(data_version: str) -> str:
+    """A short, path- and name-safe tag of a data version: "dvc:3f2a9c0d1e.dir" -> "3f2a9c0d1e"."""
+    return re.sub(r"[^a-z0-9]", "", data_version.split(":")[-1].lower().removesuffix(".dir"))[:12] or "data"
+
+
+def launch_size(
+    size: str,
+    *,
+    data_uri: str,
+    data_version: str,
+    output_root: str,
+    overrides: Mapping[str, Any] | None = None,
+    nodes: int = 0,
+    gpus_per_node: int = -1,
+    profile: str = "final",
+    run_id: str = "",
+    namespace: str = "",
+    cleanup: CleanupPolicy | str = CleanupPolicy.KEEP,
+    timeout_hours: float = 168.0,
+    reporter: LaunchReporter | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SizeLaunch:
+    """Train catalog size `size` as a TrainJob on this cluster and find its registered model.
+
+    `overrides` are TrainConfig settings; `nodes` > 0 / `gpus_per_node` >= 0 reshape the job (the
+    suite's plan). The model goes to `<output_root>/<size>/<version tag>`. Namespace, S3 Secret,
+    runtimes, accelerator and MLflow come from `env` (default: os.environ, which the chart's client
+    ConfigMap fills). Every bad input raises `TrainJobConfigError` before any request is sent."""
+    env = os.environ if env is None else env
+    overrides = dict(overrides or {})
+    if nodes > 0:
+        overrides["nodes"] = nodes
+    if gpus_per_node >= 0:
+        overrides["gpus_per_node"] = gpus_per_node
+    output_uri = f"{output_root.rstrip('/')}/{size}/{version_tag(data_version)}"
+    secret = env.get(S3_SECRET_ENV)
+    s3 = S3Credentials(secret, endpoint_url=env.get("AWS_ENDPOINT_URL"), region=env.get("AWS_DEFAULT_REGION")) \
+        if secret else None
+    ns = namespace or env.get("REWARDOPS_TRAINJOB_NAMESPACE", "default")
+    tracking_uri = env.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri and overrides.get("mlflow", True):
+        raise TrainJobConfigError(
+            "MLFLOW_TRACKING_URI is not set for this step: the TrainJob's pods would log to a file inside the pod "
+            "and the model version could not be found. Set mlflow in the Helm chart (its client ConfigMap carries "
+            "the URI) or pass overrides {\"mlflow\": false}")
+    request = request_for_size(size, data_uri=data_uri, output_uri=output_uri, namespace=ns, s3=s3, run_id=run_id,
+                               data_version=data_version, mlflow_tracking_uri=tracking_uri, overrides=overrides,
+                               profile=profile, mlflow_auth_secret=env.get(MLFLOW_AUTH_SECRET_ENV))
+    manifest = build_trainjob(request)  # every bad input fails above, before any request
+    launcher = TrainJobLauncher(api_client(), namespace=ns, poll_interval=float(env.get("REWARDOPS_LAUNCHER_POLL_S", "15")))
+    outcome = launcher.run(manifest, reporter=reporter or PrintReporter(), s3=s3, cleanup=cleanup,
+                           timeout_s=timeout_hours * 3600)
+    launch = SizeLaunch(request, outcome, output_uri)
+    config = launch.config
+    # The weights stay in object storage; the registered version is looked up in MLflow by the job's tag.
+    found = model_version_for_trainjob(outcome.name, config.model_name, tracking_uri, config.experiment) \
+        if config.mlflow else None
+    if found:
+        launch.mlflow_run_id, launch.version = found
+    else:
+        (reporter or PrintReporter()).state(f"no registered MLflow version of {config.model_name} for TrainJob "
+                                            f"{outcome.name}")
+    return launch
 
 
 def model_version_for_trainjob(trainjob: str, model_name: str, tracking_uri: str | None = None,

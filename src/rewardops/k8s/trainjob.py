@@ -14,6 +14,7 @@ the Trainer CRD schema before it leaves this module.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -21,10 +22,13 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardops.k8s.images import training_image
-from rewardops.k8s.schema import validate_trainjob
+from rewardops.k8s.schema import PLACEMENT_MANAGER, TrainJobPolicy, validate_trainjob
+
+if TYPE_CHECKING:
+    from rewardops.training.config import TrainConfig
 
 GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
@@ -37,6 +41,13 @@ FRAMEWORKS = {
     "deepspeed": ("deepspeed-distributed", "REWARDOPS_DEEPSPEED_RUNTIME"),
     "torch": ("torch-distributed", "REWARDOPS_TORCH_RUNTIME"),
 }
+# framework -> the runtime's replicated jobs whose pods run training ranks and so get the trainer's
+# GPUs: with the MPI runtime's runLauncherAsNode the launcher is node 0 (Trainer v2.3.0
+# pkg/runtime/framework/plugins/mpi/mpi.go, isNode), so it needs the GPU placement as much as `node`.
+TRAINER_JOBS = {"deepspeed": ("node", "launcher"), "torch": ("node",)}
+# The client Secrets the chart names (its client ConfigMap; defaults: the chart's values.yaml).
+S3_SECRET_ENV, DEFAULT_S3_SECRET = "REWARDOPS_S3_SECRET", "rewardops-s3"
+MLFLOW_AUTH_SECRET_ENV, DEFAULT_MLFLOW_AUTH_SECRET = "REWARDOPS_MLFLOW_AUTH_SECRET", "rewardops-mlflow-client"
 MPI_HOSTFILE = "/etc/mpi/hostfile"
 # Labels that identify a TrainJob across retries and reruns (see k8s/launcher.py: re-attach).
 RUN_ID_LABEL = "rewardops.io/pipeline-run-id"
@@ -115,6 +126,18 @@ def runtime_name(framework: str) -> str:
     return os.environ.get(env) or default
 
 
+def chart_policy(env: Mapping[str, str] | None = None) -> TrainJobPolicy:
+    """What TrainJobs may reference on this cluster: the chart's training image, its runtimes and the
+    client Secrets its ConfigMap names (S3 key pair, MLflow client credentials). Never a privileged
+    Secret: MinIO's root, MLflow's admin/flask and PostgreSQL's stay out of TrainJobs."""
+    env = os.environ if env is None else env
+    return TrainJobPolicy(
+        images=frozenset({training_image()}),
+        runtimes=frozenset(env.get(var) or default for default, var in FRAMEWORKS.values()),
+        secrets=frozenset({env.get(S3_SECRET_ENV) or DEFAULT_S3_SECRET,
+                           env.get(MLFLOW_AUTH_SECRET_ENV) or DEFAULT_MLFLOW_AUTH_SECRET}))
+
+
 @dataclass(frozen=True)
 class S3Credentials:
     """Where the pods find S3 (or MinIO) credentials: keys of a Secret in the job's namespace."""
@@ -157,7 +180,8 @@ def mlflow_credentials_env(secret_name: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class TrainJobRequest:
-    """Everything a TrainJob needs, in the words of a RewardOps user."""
+    """Everything a TrainJob needs, in the words of a RewardOps user; `config` is the resolved
+    training config the pods run (`request_for_size` sets it), so no caller parses `train_args`."""
 
     name: str
     train_args: Sequence[str]  # arguments after the `rewardops` executable, e.g. ["train", "--config-json", ...]
@@ -177,6 +201,7 @@ class TrainJobRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     active_deadline_seconds: int | None = None
     accelerator: Accelerator = field(default_factory=Accelerator)
+    config: TrainConfig | None = None
 
     @property
     def runtime_ref(self) -> str:
@@ -267,16 +292,19 @@ def _command(request: TrainJobRequest, env: list[dict[str, Any]]) -> list[str]:
 
 
 def _placement_patch(request: TrainJobRequest) -> dict[str, Any]:
-    """Tolerations and node selector for the GPU pods, as a Trainer v2.3 runtime patch of the `node` job."""
+    """Tolerations and node selector for every pod that gets the trainer's GPUs (TRAINER_JOBS), as a
+    Trainer v2.3 runtime patch. Only GPU jobs get one: a CPU job schedules wherever the runtime says."""
     pod_spec: dict[str, Any] = {"tolerations": request.accelerator.pod_tolerations()}
     if request.accelerator.node_selector:
         pod_spec["nodeSelector"] = dict(request.accelerator.node_selector)
-    return {"manager": "rewardops.io/train-launcher", "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [
-        {"name": "node", "template": {"spec": {"template": {"spec": pod_spec}}}}]}}}}
+    jobs = [{"name": job, "template": {"spec": {"template": {"spec": copy.deepcopy(pod_spec)}}}}
+            for job in TRAINER_JOBS[request.framework]]
+    return {"manager": PLACEMENT_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": jobs}}}}
 
 
-def build_trainjob(request: TrainJobRequest) -> dict[str, Any]:
-    """The TrainJob manifest for `request`, validated against the Trainer CRD schema."""
+def build_trainjob(request: TrainJobRequest, policy: TrainJobPolicy | None = None) -> dict[str, Any]:
+    """The TrainJob manifest for `request`, validated against the Trainer CRD schema and `policy`
+    (default: `chart_policy()`, what the chart lets a TrainJob reference)."""
     _check(request)
     procs = request.procs_per_node or max(request.gpus_per_node, 1)
     limits: dict[str, Any] = {}
@@ -319,7 +347,7 @@ def build_trainjob(request: TrainJobRequest) -> dict[str, Any]:
         "metadata": {"name": dns_label(request.name), "namespace": request.namespace, "labels": labels},
         "spec": spec,
     }
-    validate_trainjob(manifest)
+    validate_trainjob(manifest, policy=policy or chart_policy())
     return manifest
 
 
@@ -357,11 +385,11 @@ def request_for_size(
     """
     from rewardops.training.config import ConfigError, load_config, validate
 
-    settings = {**dict(overrides or {}), "data": data_uri, "out": output_uri}
+    overrides = {**dict(overrides or {}), "data": data_uri, "out": output_uri}
     if eval_data_uri:
-        settings["eval_data"] = eval_data_uri
+        overrides["eval_data"] = eval_data_uri
     try:
-        config = load_config(size, settings, profile=profile)
+        config = load_config(size, overrides, profile=profile)
         # DeepSpeed lives in the training image, not necessarily where the pipeline is submitted.
         probe = dataclasses.replace(config, deepspeed=False, zero_stage=0)
         validate(probe, world_size=config.nodes * max(config.gpus_per_node, 1), check_paths=False)
@@ -407,6 +435,7 @@ def request_for_size(
         labels=labels,
         active_deadline_seconds=active_deadline_seconds,
         accelerator=accelerator or Accelerator.from_env(),
+        config=config,
     )
 
 

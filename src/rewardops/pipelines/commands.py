@@ -218,8 +218,6 @@ def submit(name: str, params: dict[str, Any], host: str, *, experiment: str, run
     import kfp
     from kfp import compiler
 
-    from rewardops.k8s.images import package_version
-
     func = build_pipeline(name, iterations)
     run_name = run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,23 +229,50 @@ def submit(name: str, params: dict[str, Any], host: str, *, experiment: str, run
                 str(package), arguments=params, run_name=run_name, experiment_name=experiment, namespace=namespace,
                 enable_caching=enable_caching, service_account=service_account).run_info
         exp = client.create_experiment(experiment, namespace=namespace)
-        pipeline_name = f"rewardops-{name}"
-        version_name = f"{package_version()}-{time.strftime('%Y%m%d-%H%M%S')}"
-        pipeline_id = client.get_pipeline_id(pipeline_name)
-        if pipeline_id is None:
-            created = client.upload_pipeline(str(package), pipeline_name=pipeline_name,
-                                             description=func.description or name, namespace=namespace)
-            pipeline_id = created.pipeline_id
-            versions = client.list_pipeline_versions(pipeline_id).pipeline_versions or []
-            if not versions:
-                raise RuntimeError(f"uploaded pipeline {pipeline_name} ({pipeline_id}) has no version")
-            version_id = versions[0].pipeline_version_id
-        else:
-            version_id = client.upload_pipeline_version(str(package), pipeline_version_name=version_name,
-                                                        pipeline_id=pipeline_id).pipeline_version_id
+        pipeline_id, version_id = _upload_version(client, package, f"rewardops-{name}", func.description or name,
+                                                  namespace)
         return client.run_pipeline(experiment_id=exp.experiment_id, job_name=run_name, params=params,
                                    pipeline_id=pipeline_id, version_id=version_id, enable_caching=enable_caching,
                                    service_account=service_account)
+
+
+def _pipeline_id(client: Any, pipeline_name: str, namespace: str | None) -> str | None:
+    """The id of pipeline `pipeline_name` in `namespace` (multi-user KFP lists a namespace's pipelines
+    only when asked for it; without one, only the shared ones), or None."""
+    predicate = {"operation": 1, "key": "display_name", "stringValue": pipeline_name}  # 1: EQUALS (filter.proto)
+    found = client.list_pipelines(filter=json.dumps({"predicates": [predicate]}), namespace=namespace).pipelines or []
+    if len(found) > 1:
+        raise RuntimeError(f"{len(found)} pipelines are named {pipeline_name} in namespace {namespace or '(shared)'}")
+    return found[0].pipeline_id if found else None
+
+
+def _upload_version(client: Any, package: Path, pipeline_name: str, description: str, namespace: str | None,
+                    attempts: int = 3) -> tuple[str, str]:
+    """(pipeline id, version id) of a new version of `pipeline_name` in `namespace` holding `package`,
+    creating the pipeline on first use. A 409 (another submit created the pipeline, or a version of
+    the same name, meanwhile) looks again instead of failing."""
+    from kfp_server_api.exceptions import ApiException
+
+    from rewardops.k8s.images import package_version
+
+    for attempt in range(attempts):
+        version_name = f"{package_version()}-{time.strftime('%Y%m%d-%H%M%S')}" + (f"-{attempt}" if attempt else "")
+        pipeline_id = _pipeline_id(client, pipeline_name, namespace)
+        try:
+            if pipeline_id is None:
+                created = client.upload_pipeline(str(package), pipeline_name=pipeline_name, description=description,
+                                                 namespace=namespace)
+                versions = client.list_pipeline_versions(created.pipeline_id).pipeline_versions or []
+                if not versions:
+                    raise RuntimeError(f"uploaded pipeline {pipeline_name} ({created.pipeline_id}) has no version")
+                return created.pipeline_id, versions[0].pipeline_version_id
+            version = client.upload_pipeline_version(str(package), pipeline_version_name=version_name,
+                                                     pipeline_id=pipeline_id)
+            return pipeline_id, version.pipeline_version_id
+        except ApiException as exc:
+            if exc.status != 409 or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 # -- commands ----------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 from kfp.dsl import PipelineTask
 
+from rewardops.k8s.trainjob import DEFAULT_MLFLOW_AUTH_SECRET, DEFAULT_S3_SECRET
+
 SIZES = {
     "light": ("500m", "1", "1Gi", "2Gi"),
     "data": ("1", "2", "4Gi", "8Gi"),
@@ -33,17 +35,17 @@ CLIENT_KEYS = (
     "REWARDOPS_DVC_REMOTE", "REWARDOPS_CHECKPOINT_URI", "REWARDOPS_TRAINJOB_NAMESPACE", "REWARDOPS_DEEPSPEED_RUNTIME",
     "REWARDOPS_TORCH_RUNTIME", "REWARDOPS_JUDGE_BASE_URL", "REWARDOPS_JUDGE_MODEL",
     "REWARDOPS_ACCELERATOR", "REWARDOPS_GPUS_PER_NODE", "REWARDOPS_GPU_NODE_SELECTOR", "REWARDOPS_GPU_TOLERATIONS",
-    "REWARDOPS_MLFLOW_AUTH_SECRET", "REWARDOPS_PIPELINE_SERVICE_ACCOUNT",
+    "REWARDOPS_MLFLOW_AUTH_SECRET", "REWARDOPS_PIPELINE_SERVICE_ACCOUNT", "REWARDOPS_TRAINING_IMAGE",
 )
 # ConfigMap key -> env var in the pod: the chart names the judge server REWARDOPS_JUDGE_*, the
 # curation library's OpenAI-compatible client reads REWARDOPS_LLM_*.
 CLIENT_ENV = {key: key for key in CLIENT_KEYS} | {
     "REWARDOPS_JUDGE_BASE_URL": "REWARDOPS_LLM_BASE_URL", "REWARDOPS_JUDGE_MODEL": "REWARDOPS_LLM_MODEL"}
-S3_SECRET = "rewardops-s3"
+S3_SECRET = DEFAULT_S3_SECRET
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # MLflow's client reads its credentials from the environment (basic-auth: username/password;
 # oauth2-proxy: a token): the chart's `mlflow.auth.clientCredentialsSecret` (default name below).
-MLFLOW_AUTH_SECRET = "rewardops-mlflow-client"
+MLFLOW_AUTH_SECRET = DEFAULT_MLFLOW_AUTH_SECRET
 MLFLOW_AUTH_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 RUN_ID_ENV = "KFP_RUN_ID"
 RUN_ID_FIELD = "metadata.labels['pipeline/runid']"  # the label KFP v2 puts on every pod of a run

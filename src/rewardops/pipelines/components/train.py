@@ -27,12 +27,12 @@ def train(
     from rewardops.pipelines.steps import begin_step, log_metrics
 
     begin_step(f"train-{size}", data_version, run_id=run_id)
-    settings = {**dict(overrides), "data": dataset.path, "out": model.path}
+    overrides = {**dict(overrides), "data": dataset.path, "out": model.path}
     if max_steps > 0:
-        settings["max_steps"] = max_steps
+        overrides["max_steps"] = max_steps
     if run_id:
-        settings["run_tags"] = {**settings.get("run_tags", {}), "rewardops.pipeline.run_id": run_id}
-    config = training.load_config(size, settings, profile=profile)
+        overrides["run_tags"] = {**overrides.get("run_tags", {}), "rewardops.pipeline.run_id": run_id}
+    config = training.load_config(size, overrides, profile=profile)
     result = training.run(config)
     last = result.history[-1] if result.history else {}
     model.metadata.update({
