@@ -18,6 +18,7 @@ from typing import Any
 
 from rewardops.curation.judges import unit
 from rewardops.data.schema import LabelSource, PreferencePair
+from rewardops.errors import DataError
 
 CHOICE_A, CHOICE_B, CHOICE_UNDECIDABLE = "A is better", "B is better", "Cannot decide"
 
@@ -54,7 +55,7 @@ GLOBAL_GUIDELINE = (
 )
 
 
-class LabelStudioFormatError(ValueError):
+class LabelStudioFormatError(DataError):
     pass
 
 

@@ -57,6 +57,7 @@ from rewardops.curation.human import (
     label_studio_task,
 )
 from rewardops.data.schema import PreferencePair
+from rewardops.errors import RewardOpsError, ServiceError
 
 LEDGER_FORMAT = "rewardops-labelstudio/1"
 WAIT_S, POLL_S = 0.0, 10.0  # default: open the tasks and stop (no waiting); poll every 10 s when waiting
@@ -67,7 +68,7 @@ ANNOTATOR_NAME = "label-studio"
 _MARK = re.compile(r"^rewardops-(run|batch): *(\S+)$", re.M)
 
 
-class LabelStudioError(ValueError):
+class LabelStudioError(ServiceError, ValueError):
     """Label Studio cannot be reached, refused a request, or holds something that does not match
     (bad input or configuration: the message says what to fix)."""
 
@@ -76,9 +77,11 @@ class LabelStudioNotFound(LabelStudioError):
     """HTTP 404: the project, task or annotation is not on the server (any more)."""
 
 
-class AnnotationsPending(RuntimeError):
+class AnnotationsPending(RewardOpsError, RuntimeError):
     """Some pairs of the batch have no decision yet (not an error: people are not done). Nothing is
     lost: run the same command again (`--resume`, or `--wait SECONDS`) to collect them."""
+
+    exit_code, label = 3, "waiting for people"
 
     def __init__(self, message: str, *, batch: str, project: int, url: str, done: int, total: int) -> None:
         super().__init__(message)

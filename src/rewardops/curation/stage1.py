@@ -34,6 +34,7 @@ from rewardops.curation.rms import calibrate, fit_temperature
 from rewardops.curation.settings import CurationSettings as _DEFAULTS
 from rewardops.data.schema import LabelSource, PreferencePair
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
+from rewardops.errors import ServiceError
 
 @dataclass
 class Stage1Config:
@@ -91,7 +92,7 @@ def _copy(pair: PreferencePair) -> PreferencePair:
                              "meta": dict(pair.meta)})
 
 
-class NoVerdictError(RuntimeError):
+class NoVerdictError(ServiceError):
     """The judges decided none of the pairs they were given."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rewardops.evaluation.benchmarks import WORLD, get, load_world, parse_names
 from rewardops.evaluation.items import EvalItem, MissingBenchmarkData
+from rewardops.errors import ConfigError
 
 DEFAULT_WORLD_N = 256  # what the end-to-end pipeline evaluates on (its eval_world_n)
 
@@ -39,7 +40,7 @@ def parse_sources(values: Iterable[str]) -> dict[str, str]:
     for value in values:
         name, sep, source = str(value).partition("=")
         if not sep or not name.strip() or not source.strip():
-            raise ValueError(f"benchmark source {value!r}: use NAME=PATH_OR_HF_ID")
+            raise ConfigError(f"benchmark source {value!r}: use NAME=PATH_OR_HF_ID")
         out[name.strip()] = source.strip()
     return out
 

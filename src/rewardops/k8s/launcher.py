@@ -45,6 +45,7 @@ from rewardops.k8s.trainjob import (
     VERSION,
     S3Credentials,
 )
+from rewardops.errors import ServiceError
 
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 RJOB_NAME_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
@@ -64,7 +65,7 @@ class CleanupPolicy(str, Enum):
     NEVER = "never"  # not even a timed-out job
 
 
-class TrainJobFailed(RuntimeError):
+class TrainJobFailed(ServiceError):
     """The TrainJob failed (or could not start); `reason` is the job's condition reason."""
 
     def __init__(self, name: str, reason: str, message: str, log_tail: list[str] | None = None):

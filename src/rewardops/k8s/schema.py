@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from rewardops.errors import ConfigError
 
 CRD_DIR = Path(__file__).with_name("crds")
 TRAINJOB_SCHEMA_FILE = CRD_DIR / "trainjob.v1alpha1.schema.yaml"
@@ -26,7 +27,7 @@ RFC1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MANAGED_BY = ("trainer.kubeflow.org/trainjob-controller", "kueue.x-k8s.io/multikueue")
 
 
-class ManifestInvalid(ValueError):
+class ManifestInvalid(ConfigError):
     """A manifest the Trainer API server would reject; `errors` lists `path: reason` lines."""
 
     def __init__(self, what: str, errors: list[str]):

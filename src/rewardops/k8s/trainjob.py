@@ -25,6 +25,7 @@ from typing import Any
 
 from rewardops.k8s.images import training_image
 from rewardops.k8s.schema import validate_trainjob
+from rewardops.errors import ConfigError
 
 GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
@@ -57,7 +58,7 @@ _RESOURCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za
 MPI_EXPORT_ALWAYS = ("PATH",)
 
 
-class TrainJobConfigError(ValueError):
+class TrainJobConfigError(ConfigError):
     """A TrainJob that cannot work, caught before anything is sent to the cluster."""
 
 

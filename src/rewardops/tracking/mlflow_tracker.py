@@ -47,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rewardops.tracking.spool import write as spool_write
 from rewardops.tracking.uri import default_artifact_location, default_tracking_uri, resolve_tracking_uri
+from rewardops.errors import ServiceError
 
 __all__ = [
     "NullTracker",
@@ -74,7 +75,7 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(ServiceError):
     """The tracking server could not be reached when a run had to be created."""
 
 
