@@ -19,7 +19,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 import typer.core
 from rich.console import Console
@@ -46,12 +45,12 @@ class RootGroup(typer.core.TyperGroup):
     """The root command: every subcommand runs inside `invoke`, so a `RewardOpsError` raised by any
     of them is reported here, once."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RewardOpsError as exc:
             report_error(exc)
-            raise click.exceptions.Exit(exc.exit_code) from None
+            raise typer.Exit(exc.exit_code) from None
 
 
 def _benchmark_prompts(names: str, data_dir: Path | None, sources: list[str], world_n: int) -> dict[str, list[str]]:
