@@ -184,6 +184,16 @@ def test_mlflow_run_params_metrics_and_registered_model(reference):
     assert version.run_id == result.run_id and int(version.version) == result.registered_version
     artifacts = [a.path for a in client.list_artifacts(result.run_id, "figures")]
     assert any(p.endswith("training_curves.png") for p in artifacts)
+    # a plain (unversioned) folder is still the run's dataset input: its path and manifest digest
+    from rewardops.outputs import verify_output
+    from rewardops.tracking.lineage import manifest_digest
+
+    (dataset_input,) = run.inputs.dataset_inputs
+    source = json.loads(dataset_input.dataset.source)
+    assert dataset_input.dataset.source_type == "rewardops-folder"
+    assert source["path"] == str(Path(config.data).resolve())
+    assert source["manifest_digest"] == manifest_digest(verify_output(config.data)) == run.data.tags["rewardops.data.manifest_digest"]
+    assert dataset_input.dataset.digest == source["manifest_digest"][:36]
     # what train_launcher does after a TrainJob: find the registered version by the job's tag, not in logs
     from rewardops.k8s.launcher import model_version_for_trainjob
 
