@@ -57,7 +57,7 @@ from rewardops.curation.human import (
     label_studio_task,
 )
 from rewardops.data.schema import PreferencePair
-from rewardops.errors import RewardOpsError, ServiceError
+from rewardops.errors import ConfigError, DataError, RewardOpsError, ServiceError
 
 LEDGER_FORMAT = "rewardops-labelstudio/1"
 WAIT_S, POLL_S = 0.0, 10.0  # default: open the tasks and stop (no waiting); poll every 10 s when waiting
@@ -263,7 +263,7 @@ class LabelStudioAnnotator:
                  min_annotations: int = 1, seed: int = 0, resume: bool = False, batch: str | None = None,
                  sleep: Callable[[float], None] = time.sleep, log: Callable[[str], None] | None = None) -> None:
         if wait_s < 0 or poll_s <= 0 or min_annotations < 1:
-            raise ValueError(f"wait_s={wait_s} (>= 0), poll_s={poll_s} (> 0), min_annotations={min_annotations} (>= 1)")
+            raise ConfigError(f"wait_s={wait_s} (>= 0), poll_s={poll_s} (> 0), min_annotations={min_annotations} (>= 1)")
         self.client = client
         self.state_dir = Path(state_dir)
         self.wait_s, self.poll_s, self.min_annotations, self.seed = wait_s, poll_s, min_annotations, seed
@@ -280,7 +280,7 @@ class LabelStudioAnnotator:
     # ledger -------------------------------------------------------------------------------------
     def _ledger_path(self, batch: str) -> Path:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", batch):
-            raise ValueError(f"batch name {batch!r}: letters, digits, '-', '_', '.' only")
+            raise ConfigError(f"batch name {batch!r}: letters, digits, '-', '_', '.' only")
         return self.state_dir / f"{batch}{LEDGER_EXT}"
 
     def _load_ledger(self, batch: str) -> dict[str, Any] | None:
@@ -461,7 +461,7 @@ class LabelStudioAnnotator:
             return []
         ids = [p.id for p in pairs]
         if len(set(ids)) != len(ids):
-            raise ValueError("label studio: the batch holds the same pair id twice")
+            raise DataError("label studio: the batch holds the same pair id twice")
         batch = self.batch or batch_of(pairs)
         elsewhere = self._decided_elsewhere(batch)
         ask = [p for p in pairs if p.id not in elsewhere]
