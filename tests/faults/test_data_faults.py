@@ -300,6 +300,7 @@ def _kill_on_progress(args: list[str], out: Path, staged: int) -> None:
     assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill point (staged={staged}): {err[-500:]}"
 
 
+@pytest.mark.slow  # `rewardops` subprocesses
 @pytest.mark.parametrize("seed", [1, 2])
 def test_sigkill_during_ingest_never_leaves_a_half_trusted_folder(tmp_path: Path, seed: int):
     rng = random.Random(seed)
@@ -322,6 +323,7 @@ def test_sigkill_during_ingest_never_leaves_a_half_trusted_folder(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "v1.jsonl", "v2.jsonl"]  # no temp or lock left
 
 
+@pytest.mark.slow  # `rewardops` subprocesses
 @pytest.mark.parametrize("seed", [7])
 def test_sigkill_during_preprocess_never_leaves_a_half_trusted_folder(tmp_path: Path, seed: int):
     rng = random.Random(seed)
@@ -346,6 +348,7 @@ def test_sigkill_during_preprocess_never_leaves_a_half_trusted_folder(tmp_path: 
 
 # ------------------------------------------------------------------------------ concurrent writers
 
+@pytest.mark.slow  # `rewardops` subprocesses
 def test_a_second_ingest_into_the_same_output_fails_at_once(tmp_path: Path):
     src = tmp_path / "src.jsonl"
     _big_jsonl(src, 3000, "conc")
@@ -381,6 +384,7 @@ def test_a_second_ingest_into_the_same_output_fails_at_once(tmp_path: Path):
     assert rep["inputs"] == [str(src)] and rep["rows_in"] == 3060
 
 
+@pytest.mark.slow  # `rewardops` subprocesses
 def test_two_preprocess_runs_race_and_exactly_one_wins(tmp_path: Path):
     src = tmp_path / "src.jsonl"
     _big_jsonl(src, 1000, "race")

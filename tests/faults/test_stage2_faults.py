@@ -36,6 +36,9 @@ SETS = ("kept", "discarded", "no_verdict", "recycled")
 N_PAIRS = 48
 
 
+pytestmark = pytest.mark.slow  # stage-2 worker subprocesses killed and resumed
+
+
 def _ids(folder: Path) -> dict[str, list[str]]:
     """Pair ids per set, read straight from the Parquet files (what a careless consumer would see)."""
     return {name: sorted(i for f in sorted((folder / name).glob("part-*.parquet")) for i in pq.read_table(f, columns=["id"]).column("id").to_pylist())

@@ -35,6 +35,9 @@ CLI = Path(sys.executable).parent / "rewardops"
 CASES = [("save:written", 101), ("save:finalized", 202), ("save:latest", 303), ("time", 404)]
 
 
+pytestmark = pytest.mark.slow  # training subprocesses killed and resumed
+
+
 def _config(data: Path, out: Path):
     return load_config("demo-tiny-qwen3", {**SETTINGS, "data": str(data), "out": str(out)})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_ir import load_ir
+from support.pipeline_ir import load_ir
 from typer.testing import CliRunner
 
 from rewardops.cli import app

@@ -38,6 +38,9 @@ SIZE = "demo-tiny-qwen3"
 STEPS = ("ingest", "preprocess", "merge-shards", "train-launcher", "evaluate", "register")
 
 
+pytestmark = pytest.mark.slow  # kfp.local: every step a real subprocess, tiny training
+
+
 def pods_train_the_model(tracking_uri: str, out_root: Path):
     """What `rewardops train` on the TrainJob's pods does: train with the job's resolved config and
     register the model in MLflow (tagged with the job's name), here into a local folder."""

@@ -25,6 +25,9 @@ from rewardops.pipelines.components.train_launcher import train_launcher  # noqa
 from rewardops.training.config import config_from_json  # noqa: E402
 
 
+pytestmark = pytest.mark.slow  # kfp.local: every step a real subprocess
+
+
 def kubeconfig(path: Path, server: str) -> Path:
     path.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "standin",
@@ -180,7 +183,7 @@ def test_gpu_steps_tolerate_the_gpu_nodes_and_retry(compiled):
 
 
 def test_gpu_settings_reach_the_compiled_gpu_steps(tmp_path, monkeypatch):
-    from pipeline_ir import load_ir
+    from support.pipeline_ir import load_ir
 
     from rewardops.pipelines.commands import compile_all
 

