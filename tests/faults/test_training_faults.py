@@ -1,4 +1,4 @@
-"""Fault injection for `rewardops train` (#12 item 7): SIGKILL at random points, then resume.
+"""Fault injection for `rewardops train`: SIGKILL at random points, then resume.
 
 Each case runs the real CLI in a subprocess (tiny random-init demo model, CPU, 1 thread) and kills
 it with SIGKILL at a point drawn from its seed: inside a checkpoint save (the failpoints of

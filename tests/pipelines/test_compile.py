@@ -155,7 +155,7 @@ def test_end_to_end_runs_curation_then_train_evaluate_register_per_size(compiled
         first = "ingest" if name == "end-to-end" else "generate"
         assert {first, "preprocess", "annotate", "stage1-iteration", "stage1-iteration-2", "merge-shards",
                 trainer, "evaluate", "register"} <= set(tasks)
-        # the demo versions the curated subset in its DVC registry before training reads it (#15)
+        # the demo versions the curated subset in its DVC registry before training reads it
         fed_by = "version-data-versioned" if name == "demo" else "merge-shards-curated"
         assert tasks[trainer]["inputs"]["artifacts"]["dataset"]["componentInputArtifact"] == \
             f"pipelinechannel--{fed_by}"

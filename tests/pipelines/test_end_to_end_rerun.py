@@ -1,4 +1,4 @@
-"""The CLUSTER build of the end-to-end pipeline, run twice on the same data under kfp.local (issue #13).
+"""The CLUSTER build of the end-to-end pipeline, run twice on the same data under kfp.local.
 
 ingest -> preprocess -> curation -> train_launcher -> evaluate -> register, every step a real
 subprocess of kfp.local's SubprocessRunner. No Kubernetes API server can run on this machine:

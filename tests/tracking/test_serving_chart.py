@@ -1,4 +1,4 @@
-"""The chart option that serves a registered reward model (issue #15): schema- and render-tested
+"""The chart option that serves a registered reward model: schema- and render-tested
 with the real `helm` binary (rewardops.k8s.tools), objects checked against the Kubernetes OpenAPI
 schemas; no API server can run here, so nothing is deployed."""
 

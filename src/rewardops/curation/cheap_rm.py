@@ -10,7 +10,7 @@ they are everywhere they appear.
   r(y) = mean_t w[h(t)], the cheapest thing that still learns; it is the scan benchmark's scorer.
 
 Both train with the BT loss -log sigmoid(r_chosen - r_rejected) on silver and keep the epoch
-with the best accuracy on gold (the checkpoint-selection rule of spec §3.2).
+with the best accuracy on gold (the checkpoint-selection rule of paper §3.2).
 """
 
 from __future__ import annotations

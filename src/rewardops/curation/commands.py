@@ -75,7 +75,7 @@ def _run_with_people(fn, wait: float | None, poll: float | None, resume: bool): 
 
 
 def register(app: typer.Typer) -> None:
-    curate = typer.Typer(help="The two-stage human-AI curation of Skywork-Reward-V2 (spec §3-4).", no_args_is_help=True)
+    curate = typer.Typer(help="The two-stage human-AI curation of Skywork-Reward-V2 (paper §3.2-3.3).", no_args_is_help=True)
     review = typer.Typer(help="Human verification: Label Studio round trip or terminal review.", no_args_is_help=True)
     app.add_typer(curate, name="curate")
     app.add_typer(review, name="review")

@@ -1,4 +1,4 @@
-"""Preference-aware pairwise LLM judging (spec §3.2 step 3).
+"""Preference-aware pairwise LLM judging (paper §3.2, preference-aware labeling).
 
 The prompt holds the annotation guideline, the pair's attributes, up to 8 retrieved
 human-labelled examples and the pair, with the two responses shown as Candidate 1 / Candidate 2

@@ -1,4 +1,4 @@
-"""Embedding (conversation + attributes) and error-driven adaptive retrieval (spec §3.2 step 2).
+"""Embedding (conversation + attributes) and error-driven adaptive retrieval (paper §3.2, error-driven adaptive retrieval).
 
 For each gold pair the current RM gives p = sigmoid(r_chosen - r_rejected); the k nearest
 unverified pairs (cosine similarity over normalised embeddings, FAISS inner product) are pulled

@@ -1,4 +1,4 @@
-"""Stage 1: the small-scale human-in-the-loop loop (spec §3.2).
+"""Stage 1: the small-scale human-in-the-loop loop (paper §3.2).
 
 Each iteration i:
   1. train an RM on silver, selecting the checkpoint by gold accuracy (the `RMTrainer`);

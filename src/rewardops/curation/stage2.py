@@ -1,4 +1,4 @@
-"""Stage 2: large-scale automatic curation by consistency (spec §4).
+"""Stage 2: large-scale automatic curation by consistency (paper §3.3).
 
 Per pair: p_best from the current best RM, p_gold from the gold RM (trained on all
 human-verified pairs). With `band` b:

@@ -1,4 +1,4 @@
-"""Decontamination: drop pairs that share a 13-gram with a benchmark prompt (spec §2.4).
+"""Decontamination: drop pairs that share a 13-gram with a benchmark prompt (paper App. C.1).
 
 Tokens follow RewardBench's reference (scikit-learn `CountVectorizer` defaults): lowercase, then
 the words matched by `(?u)\\b\\w\\w+\\b`; we also apply Unicode NFKC first. An n-gram never spans

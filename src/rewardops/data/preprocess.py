@@ -1,4 +1,4 @@
-"""Pre-processing (spec §2.4): structural check, global exact dedup, 13-gram decontamination.
+"""Pre-processing (paper App. C.1): structural check, global exact dedup, 13-gram decontamination.
 
 The structural check is `rewardops.data.validation.check_pair`, the one ingest applies, run
 vectorised (`check_table`).

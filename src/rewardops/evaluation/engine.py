@@ -1,6 +1,6 @@
 """Batched, deterministic reward inference with a score cache.
 
-How a response is scored (the same way training reads it, spec §6):
+How a response is scored (the same way training reads it; the model card's usage):
   rendering.render_messages(tokenizer, prompt + [assistant response]) -> token ids
   -> (left-truncated to max_length, counted) -> the backbone -> hidden state of the LAST REAL
   token (explicit gather, right padding) -> the `score` head.

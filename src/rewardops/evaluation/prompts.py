@@ -1,7 +1,7 @@
 """Benchmark prompts for decontamination, read through the evaluation loaders.
 
 Training data is decontaminated against the first-turn prompt of every item of every benchmark a
-run evaluates on (spec §2.4), found exactly where `rewardops eval` finds them: `--source
+run evaluates on (paper App. C.1), found exactly where `rewardops eval` finds them: `--source
 NAME=PATH_OR_HF_ID` first, else the benchmark's folder under `--data-dir` (the generated world:
 its held-out items, `world_n` of them, as evaluation generates them). What evaluation would skip
 (no data) is skipped here too and reported, unless `strict`.

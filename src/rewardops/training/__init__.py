@@ -1,4 +1,4 @@
-"""Bradley-Terry reward-model training (spec §5-6): packed, DeepSpeed or DDP, resumable, exported.
+"""Bradley-Terry reward-model training (paper §4.1, App. E; the model card's usage): packed, DeepSpeed or DDP, resumable, exported.
 
 The one entry, used by the CLI (`rewardops train`), the TrainJob pod (the same command under
 mpirun or torchrun), curation's transformer RM and the KFP `train` component:
