@@ -73,10 +73,12 @@ app = typer.Typer(
 
 
 def _register_areas() -> None:
-    for area in MERGED_AREAS:
-        app.add_typer(importlib.import_module(f"rewardops.{area}.commands").app)
-    for area in REGISTERED_AREAS:
-        importlib.import_module(f"rewardops.{area}.commands").register(app)
+    for area in AREAS:  # in this order in `rewardops --help`
+        module = importlib.import_module(f"rewardops.{area}.commands")
+        if area in MERGED_AREAS:
+            app.registered_commands.extend(module.app.registered_commands)
+        else:
+            module.register(app)
 
 
 _register_areas()
