@@ -36,7 +36,8 @@ def report_error(exc: RewardOpsError) -> None:
     """Print a user-fixable error: `<label>: <message>` and, when the error has one, `hint: <hint>`."""
     console = Console(stderr=True)
     # soft_wrap: a path in the message stays one piece (copy-pastable), whatever the width
-    console.print(f"[red]{escape(exc.label)}:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    style = "red" if exc.label == "error" else "yellow"  # "waiting for people" is not a failure
+    console.print(f"[{style}]{escape(exc.label)}:[/{style}] {escape(str(exc))}", soft_wrap=True, highlight=False)
     if exc.hint:
         console.print(f"[bold]hint:[/bold] {escape(exc.hint)}", soft_wrap=True, highlight=False)
 
