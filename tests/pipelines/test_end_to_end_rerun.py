@@ -17,18 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from k8s.test_launcher import LOG, NS, SUCCESS, KubeStandIn  # tests/ is on the path (pytest's pythonpath)
 from kfp import local
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "k8s"))
-sys.path.insert(0, str(REPO / "tests" / "pipelines"))
-from test_curation_steps import SMALL  # noqa: E402
-from test_launcher import LOG, NS, SUCCESS, KubeStandIn  # noqa: E402
-from test_train_launcher_component import kubeconfig  # noqa: E402
+from test_curation_steps import SMALL
+from test_train_launcher_component import kubeconfig
 
 from rewardops.data.shards import write_pairs  # noqa: E402
 from rewardops.data.world.generator import generate_world  # noqa: E402

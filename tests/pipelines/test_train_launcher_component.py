@@ -10,19 +10,15 @@ finds the version in MLflow by the job's tag, as on a cluster.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from k8s.test_launcher import FAILURE, LOG, NS, OOM_LOG, SUCCESS, KubeStandIn  # tests/ is on the path (pytest's pythonpath)
 from kfp import dsl, local
 from kfp.dsl import Dataset
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "k8s"))
-from test_launcher import FAILURE, LOG, NS, OOM_LOG, SUCCESS, KubeStandIn  # noqa: E402
-
-from rewardops.pipelines.components.train_launcher import train_launcher  # noqa: E402
-from rewardops.training.config import config_from_json  # noqa: E402
+from rewardops.pipelines.components.train_launcher import train_launcher
+from rewardops.training.config import config_from_json
 
 
 pytestmark = pytest.mark.slow  # kfp.local: every step a real subprocess
