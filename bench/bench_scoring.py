@@ -10,7 +10,7 @@ kernel), identical sequences scored once. The score cache is OFF here: this meas
 Metric: real tokens per second = tokens of every requested sequence (no padding) / wall seconds
 for tokenisation + forward passes. Both sides get the same pairs and the same thread count in
 the same process; each is timed `--repeats` times and the best run is kept (a shared machine is
-noisy). Two peer columns (issue #17): the peer's own way (batches of 8) and the peer under our
+noisy). Two peer columns: the peer's own way (batches of 8) and the peer under our
 settings (the same model, fp32, max length and batch size as the engine, `--batch-size`, still in
 dataset order with a padding mask, which is the peer's method). CPU seconds of the process are
 recorded beside wall seconds. Data: the RM-Bench chat file and the JudgeBench GPT-4o file from ../shared/data.

@@ -1,6 +1,6 @@
 """Reward-model training throughput: our packed trainer against TRL RewardTrainer, same run.
 
-Every row has two peer columns (issue #17, "compare like with like"):
+Every row has two peer columns ("compare like with like"):
 
 - **TRL matched** (the headline): TRL `RewardTrainer` under OUR settings: the same activation
   checkpointing on/off, the same max length, the same precision (fp32 on CPU; on CUDA fp32 master

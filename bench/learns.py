@@ -66,7 +66,7 @@ def read_ultrafeedback(path: Path):
 
 def run(name: str, train_pairs, eval_pairs, out: Path, minutes: float, overrides: dict, before_eval: bool = True) -> dict:
     from rewardops.data.shards import write_pairs
-    from rewardops.training.config import resolve_config
+    from rewardops.training.config import load_config
     from rewardops.training.trainer import Trainer
 
     out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def run(name: str, train_pairs, eval_pairs, out: Path, minutes: float, overrides
     write_pairs(eval_pairs, out / "eval")
     settings = {"data": str(out / "train"), "out": str(out / "run"), "eval_data": str(out / "eval"),
                 "mlflow": False, "export": False, "resume": False, "eval_pairs": len(eval_pairs), **overrides}
-    config = resolve_config("demo-smollm2-135m", settings)
+    config = load_config("demo-smollm2-135m", settings)
     t0 = time.time()
     trainer = Trainer(config, progress=False)
     empty = {"accuracy": float("nan"), "pairs": 0, "per_category": {}}

@@ -1,4 +1,4 @@
-"""Input rendering shared by training, evaluation and curation (spec §6)."""
+"""Input rendering shared by training, evaluation and curation (the model card's usage)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 2 of bench/gpu/run.sh: correctness of the GPU paths (issue #17, item 2). Writes correctness.json.
+"""Step 2 of bench/gpu/run.sh: correctness of the GPU paths. Writes correctness.json.
 
 Checks, at the Qwen3-0.6B shape (random init, bf16) unless --smoke (tiny shape, CPU-sized):
 

@@ -1,4 +1,4 @@
-"""Step 5 of bench/gpu/run.sh: DeepSpeed on one GPU (issue #17, item 5). Writes deepspeed.json.
+"""Step 5 of bench/gpu/run.sh: DeepSpeed on one GPU. Writes deepspeed.json.
 
 Four runs of rewardops' Trainer, each in its own process (DeepSpeed keeps global state), each
 20 optimizer steps at the Qwen3-0.6B shape (random init, the same weights, the same 160 pairs in

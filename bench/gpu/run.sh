@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #17 on one GPU, in one prepared, time-boxed run: install the carried wheels, then
+# The GPU benches on one GPU, in one prepared, time-boxed run: install the carried wheels, then
 #   2 correctness (packed == unpacked, no attention across packed boundaries, bf16 batch-size
 #     invariance of scoring, a 16K-token pair at the 0.6B shape)
 #   3 training throughput vs TRL RewardTrainer (defaults and matched), 0.6B and 1.7B, ckpt on/off

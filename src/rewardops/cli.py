@@ -1,28 +1,85 @@
 """The `rewardops` command line.
 
-Each area of the library owns its commands in `rewardops/<area>/commands.py`, which exposes
-`register(app)`. This file only assembles them, so areas never edit each other's CLI code.
+Each area of the library owns its commands in `rewardops/<area>/commands.py`: the data, training
+and evaluation areas expose a module-level Typer `app` whose commands are merged in here; the others
+expose `register(app)`. This file only assembles them, so areas never edit each other's CLI code.
+
+It is also the one place errors are reported: a `RewardOpsError` (bad input, a setting that cannot
+work, a service that refuses) becomes one `error:` line plus a `hint:` line and exit code 2; any
+other exception is a bug and keeps its traceback.
+
+And it is the shell above evaluation that hands the data layer what it needs from there: the
+benchmark prompts of `rewardops preprocess --decontaminate-benchmarks` (`CliServices`), so the data
+area never imports evaluation.
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import Any
 
 import typer
+import typer.core
+from rich.console import Console
+from rich.markup import escape
+
+from rewardops.data.commands import CliServices
+from rewardops.errors import RewardOpsError
+
+MERGED_AREAS = ("data", "training", "evaluation")  # module-level `app`, merged into the root
+REGISTERED_AREAS = ("curation", "tracking", "pipelines")  # `register(app)`
+AREAS = MERGED_AREAS + REGISTERED_AREAS
+
+
+def report_error(exc: RewardOpsError) -> None:
+    """Print a user-fixable error: `<label>: <message>` and, when the error has one, `hint: <hint>`."""
+    console = Console(stderr=True)
+    # soft_wrap: a path in the message stays one piece (copy-pastable), whatever the width
+    style = "red" if exc.label == "error" else "yellow"  # "waiting for people" is not a failure
+    console.print(f"[{style}]{escape(exc.label)}:[/{style}] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    if exc.hint:
+        console.print(f"[bold]hint:[/bold] {escape(exc.hint)}", soft_wrap=True, highlight=False)
+
+
+class RootGroup(typer.core.TyperGroup):
+    """The root command: every subcommand runs inside `invoke`, so a `RewardOpsError` raised by any
+    of them is reported here, once."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RewardOpsError as exc:
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
+def _benchmark_prompts(names: str, data_dir: Path | None, sources: list[str], world_n: int) -> dict[str, list[str]]:
+    """The first-turn prompts of each named benchmark, read as `rewardops eval` reads them."""
+    from rewardops.evaluation.prompts import benchmark_prompts, parse_sources
+
+    return benchmark_prompts(names, data_dir=data_dir, sources=parse_sources(sources), world_n=world_n).prompts
+
+
+SERVICES = CliServices(benchmark_prompts=_benchmark_prompts)
 
 app = typer.Typer(
     name="rewardops",
+    cls=RootGroup,
     help="RewardOps: curate preference data, train and evaluate Bradley-Terry reward models.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    context_settings={"obj": SERVICES},
 )
-
-AREAS = ("data", "training", "evaluation", "curation", "tracking", "pipelines")
 
 
 def _register_areas() -> None:
-    for area in AREAS:
-        importlib.import_module(f"rewardops.{area}.commands").register(app)
+    for area in AREAS:  # in this order in `rewardops --help`
+        module = importlib.import_module(f"rewardops.{area}.commands")
+        if area in MERGED_AREAS:
+            app.registered_commands.extend(module.app.registered_commands)
+        else:
+            module.register(app)
 
 
 _register_areas()

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from rewardops.errors import RewardOpsError
 
 MANIFEST = "_manifest.json"
 MANIFEST_FORMAT = "rewardops-output/1"
@@ -48,7 +49,7 @@ _LEGACY_NAMES = ("report.json", "quarantine.jsonl", "dropped.jsonl", MANIFEST)
 _LEGACY_PREFIX, _LEGACY_SUFFIX = "part-", ".parquet"
 
 
-class OutputError(Exception):
+class OutputError(RewardOpsError):
     """An output cannot be written (it overlaps an input, another writer holds it, ...)."""
 
 

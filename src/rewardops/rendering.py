@@ -1,7 +1,7 @@
 """Turning a (conversation, response) into the token ids a reward model reads.
 
 Training, evaluation and curation all score through this one function, so a model is always
-read the way it was trained (spec §6): the backbone's chat template, no system prompt added by
+read the way it was trained (the model card's usage): the backbone's chat template, no system prompt added by
 us, exactly one BOS, and the reward read at the last real token.
 """
 

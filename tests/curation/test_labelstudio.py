@@ -21,6 +21,9 @@ from rewardops.data.shards import read_pairs, write_pairs
 from .conftest import toy_pairs
 
 
+pytestmark = pytest.mark.slow  # a real Label Studio server
+
+
 def truthful(rec: dict, truth_chosen_better: bool = True) -> str:
     """What a careful person answers for a ledger task whose listed chosen is truly better or not."""
     return CHOICE_A if rec["a_is_listed_chosen"] == truth_chosen_better else CHOICE_B

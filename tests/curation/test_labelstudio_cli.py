@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from support.labelstudio_server import labelstudio  # noqa: F401  (the session-scoped server)
 from typer.testing import CliRunner
 
@@ -15,6 +16,8 @@ from rewardops.data.shards import read_pairs, write_pairs
 from .conftest import toy_pairs
 
 runner = CliRunner()
+
+pytestmark = pytest.mark.slow  # a real Label Studio server
 
 
 def test_curate_stage1_with_people_in_label_studio(tmp_path, monkeypatch, labelstudio):

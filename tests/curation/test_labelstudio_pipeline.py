@@ -17,6 +17,9 @@ from rewardops.data.shards import read_pairs, write_pairs
 from .conftest import toy_pairs
 
 
+pytestmark = pytest.mark.slow  # a real Label Studio server
+
+
 def test_open_then_collect_steps(tmp_path, monkeypatch, labelstudio):
     monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio.admin_token)

@@ -1,21 +1,18 @@
-"""The `generate`, `ingest` and `preprocess` commands, run through their real typer commands
-(registered on an app of their own, so that the data area's tests do not depend on other areas' CLIs)."""
+"""The `generate`, `ingest` and `preprocess` commands, run through the real `rewardops` CLI (which
+reports bad input: exit code 2 and one error line)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import typer
 from typer.testing import CliRunner
 
-from rewardops.data.commands import register
+from rewardops.cli import app
 from rewardops.data.report import read_report
 from rewardops.data.shards import count_pairs
 
 runner = CliRunner()
-app = typer.Typer()
-register(app)
 
 
 def test_ingest_then_preprocess_on_fixtures(shared_data: Path, tmp_path: Path) -> None:
@@ -43,7 +40,7 @@ def test_ingest_strict_exits_nonzero_naming_file_row_reason(tmp_path: Path) -> N
     src.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n"
                    + json.dumps({"prompt": "p", "chosen": "same", "rejected": "same"}) + "\n", encoding="utf-8")
     result = runner.invoke(app, ["ingest", str(src), "--out", str(tmp_path / "out"), "--strict"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "bad.jsonl" in text and "row 2" in text and "identical_responses" in text
 
@@ -52,7 +49,7 @@ def test_ingest_format_flag(tmp_path: Path) -> None:
     src = tmp_path / "p.jsonl"
     src.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n", encoding="utf-8")
     result = runner.invoke(app, ["ingest", str(src), "--out", str(tmp_path / "o1"), "--format", "bogus"])
-    assert result.exit_code == 1 and "unknown format" in result.output
+    assert result.exit_code == 2 and "unknown format" in result.output
     result = runner.invoke(app, ["ingest", str(src), "--out", str(tmp_path / "o2"), "--format", "sharegpt"])
     assert result.exit_code == 0, result.output
     assert read_report(tmp_path / "o2")["quarantined"] == {"missing_content": 1}

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from rewardops.data.commands import register
+from rewardops.cli import app
 from rewardops.data.preprocess import preprocess
 from rewardops.data.report import read_report
 from rewardops.data.schema import Message, PreferencePair
@@ -21,8 +20,6 @@ from rewardops.evaluation.items import MissingBenchmarkData
 from rewardops.evaluation.prompts import benchmark_prompts
 
 runner = CliRunner()
-app = typer.Typer()
-register(app)
 
 RB_PROMPT = ("Explain in detail why the quick brown fox jumps over the lazy dog every single morning "
              "before the farmer wakes up and feeds the chickens")
@@ -76,12 +73,12 @@ def test_a_benchmark_without_data_is_a_clear_cli_error(tmp_path: Path, shared_da
     src, _ = _train(tmp_path, shared_data)
     result = runner.invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "pp"),
                                  "--decontaminate-benchmarks", "rewardbench,ppe-preference", "--data-dir", str(data_dir)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "ppe-preference" in text and "no benchmark files at" in text and "Traceback" not in result.output
     assert not (tmp_path / "pp").exists()
     result = runner.invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "pp"), "--decontaminate-benchmarks", "nope"])
-    assert result.exit_code == 1 and "unknown benchmark 'nope'" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "unknown benchmark 'nope'" in " ".join(result.output.split())
 
 
 def test_sources_override_the_data_dir_and_missing_ones_are_skipped_when_not_strict(tmp_path: Path, shared_data: Path, data_dir: Path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from chart_support import render
+from support.chart_support import render
 
 from rewardops.k8s.trainjob import GPU_NODE_SELECTOR_ENV, GPU_TOLERATIONS_ENV, GPUS_PER_NODE_ENV, ACCELERATOR_ENV
 from rewardops.pipelines.resources import CLIENT_CONFIGMAP, CLIENT_KEYS, MLFLOW_AUTH_SECRET, S3_SECRET

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chart_support import CHART, PRODUCTION_VALUES, helm, template
+from support.chart_support import CHART, PRODUCTION_VALUES, helm, template
 
 
 def _rejected(*sets: str, strings: tuple[str, ...] = (), files: tuple[Path, ...] = ()) -> str:

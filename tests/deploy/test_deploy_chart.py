@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chart_support import (
+from support.chart_support import (
     CHART,
     KIND_VALUES,
     NAMESPACE,
@@ -218,7 +218,7 @@ def _by_name(docs: list[dict], name: str) -> dict:
 
 
 def _container_envs(doc: dict):
-    from chart_support import pod_templates
+    from support.chart_support import pod_templates
 
     for tpl in pod_templates([doc]):
         for container in tpl.containers():

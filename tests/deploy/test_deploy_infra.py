@@ -11,7 +11,7 @@ import tomllib
 
 import yaml
 
-from chart_support import CHART, KIND_VALUES, REPO, render
+from support.chart_support import CHART, KIND_VALUES, REPO, render
 from rewardops.k8s.images import component_image, training_image
 
 INFRA = REPO / "infra"

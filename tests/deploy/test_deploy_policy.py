@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from chart_support import KIND_VALUES, PRODUCTION_VALUES, PodTemplate, pod_templates, render
+from support.chart_support import KIND_VALUES, PRODUCTION_VALUES, PodTemplate, pod_templates, render
 
 # Volume types the restricted Pod Security Standard allows.
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",

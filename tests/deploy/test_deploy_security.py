@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from chart_support import KIND_VALUES, NAMESPACE, PRODUCTION_VALUES, helm, name_of, pod_templates, render, template, CHART, KUBE_VERSION
+from support.chart_support import KIND_VALUES, NAMESPACE, PRODUCTION_VALUES, helm, name_of, pod_templates, render, template, CHART, KUBE_VERSION
 
 PROFILES = {"default": (), "production": (PRODUCTION_VALUES,), "kind": (KIND_VALUES,)}
 ALL_ON = ("judge.enabled=true", "judge.gpus=1", "mlflow.ingress.enabled=true", "mlflow.ingress.host=mlflow.local")
@@ -295,7 +295,7 @@ def test_pipeline_account_gets_kfps_runner_role_in_client_namespaces() -> None:
                                   ("networkPolicy.externalEgress[0].cidr=10.0.0.0/8", "networkPolicy.externalEgress[0].ports[0]=5432")],
                          ids=["all-on", "oauth2-proxy", "no-auth", "external-egress"])
 def test_other_modes_render_valid_objects(sets: tuple[str, ...]) -> None:
-    from chart_support import object_errors
+    from support.chart_support import object_errors
 
     docs = render(set_values=sets)
     errors = [e for doc in docs for e in object_errors(doc)]

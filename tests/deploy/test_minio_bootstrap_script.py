@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chart_support import name_of, render
+from support.chart_support import name_of, render
 
 ENV = {"MINIO_ROOT_USER": "root-abc", "MINIO_ROOT_PASSWORD": "root-pw", "CLIENT_ACCESS_KEY": "rewardops-client",
        "CLIENT_SECRET_KEY": "client-pw", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chart_support import name_of, render
+from support.chart_support import name_of, render
 
 pytestmark = pytest.mark.slow  # real servers: ~1-2 min on 2 cores
 VENV_BIN = Path(sys.executable).parent

@@ -19,7 +19,7 @@ from typing import Any
 
 import cel
 import pytest
-from chart_support import NAMESPACE, render
+from support.chart_support import NAMESPACE, render
 from support.kube_standin import FAILURE, LOG, NS, OOM_LOG, SUCCESS, KubeStandIn
 
 from rewardops.k8s.launcher import TrainJobFailed, TrainJobLauncher, api_client

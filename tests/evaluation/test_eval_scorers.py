@@ -288,6 +288,40 @@ def test_ppe_sampled_conflict_pairs_accuracy_beside_all_pairs():
     assert out["all_pairs_accuracy"] == out["overall"] == 0.5
 
 
+def test_ppe_auc_is_roc_auc_pooled_per_task_then_averaged():
+    # task A pooled: correct = (3) from row 1, (1, 2) from row 2, (1, 2, 3) from row 3;
+    # incorrect = (2, 1) from row 1, (3) from row 2.
+    # positives 3,1,2,1,2,3 vs negatives 2,1,3: wins (>) + 0.5 ties:
+    #   3: >2 >1, =3 -> 2.5;  1: =1 -> 0.5;  2: =2 >1 -> 1.5;  1 -> 0.5;  2 -> 1.5;  3 -> 2.5  => 9 / 18 = 0.5
+    task_a = [
+        ([3.0, 2.0, 1.0], [True, False, False]),
+        ([1.0, 2.0, 3.0], [True, True, False]),
+        ([1.0, 2.0, 3.0], [True, True, True]),
+    ]
+    task_b = [([1.0, 0.0], [True, False]), ([0.5, 0.7], [True, False])]  # 1>0, 1>0.7, 0.5<0.7, 0.5>0 -> 3/4
+    out = S.ppe_correctness({"A": task_a, "B": task_b}, max_n=2)
+    assert out["tasks"]["A"]["auc"] == pytest.approx(0.5)
+    assert out["tasks"]["B"]["auc"] == pytest.approx(0.75)
+    assert out["auc_subsets"] == {"A": pytest.approx(0.5), "B": pytest.approx(0.75)}
+    assert out["auc"] == pytest.approx((0.5 + 0.75) / 2)
+    # per prompt (beside it): A rows 1 and 2 -> 1.0 and 0.0 (row 3 has no incorrect response); B -> 1.0, 0.0
+    assert out["tasks"]["A"]["auc_per_prompt"] == pytest.approx(0.5)
+    assert math.isnan(S.roc_auc([1.0, 2.0], [True, True]))  # one class only: undefined, as in sklearn
+
+
+def test_roc_auc_equals_sklearns_roc_auc_score_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n = int(rng.integers(2, 200))
+        scores = rng.integers(0, 6, n).astype(float)  # many ties
+        correct = rng.random(n) < 0.4
+        if correct.all() or not correct.any():
+            continue
+        assert S.roc_auc(scores, correct) == pytest.approx(roc_auc_score(correct, scores))
+
+
 # ----------------------------------------------------------------------- world
 
 

@@ -1,8 +1,8 @@
-"""Fault injection for stage 2 (#12 item 7): SIGKILL at a random moment, then check what consumers see.
+"""Fault injection for stage 2: SIGKILL at a random point of progress, then check what consumers see.
 
 Stage 2 runs in a subprocess (tests/faults/stage2_worker.py: the real `Stage2Filter` over a real
 sharded pool, with deterministic hash RMs that sleep per batch so the kill lands mid-run) and is
-killed at a moment drawn from the seed. Two shapes:
+killed once it has scored a number of batches drawn from the seed. Two shapes:
 - `atomic`, the step function's (`curation.steps.stage2_shard`): the filter writes inside
   `rewardops.outputs.atomic_output`. After the kill no consumer accepts the output (a fresh one is
   absent and unverifiable; a replaced one is still the previous complete output, byte for byte);
@@ -34,6 +34,9 @@ from faultdata import arithmetic_pairs
 WORKER = Path(stage2_worker.__file__)
 SETS = ("kept", "discarded", "no_verdict", "recycled")
 N_PAIRS = 48
+
+
+pytestmark = pytest.mark.slow  # stage-2 worker subprocesses killed and resumed
 
 
 def _ids(folder: Path) -> dict[str, list[str]]:
@@ -71,15 +74,17 @@ def _kill_mid_run(mode: str, pool: Path, out: Path, seed: int, tmp_path: Path) -
     log = open(tmp_path / "worker.log", "w")
     proc = subprocess.Popen([sys.executable, str(WORKER), mode, str(pool), str(out), "0.12", str(trace)],
                             stdout=log, stderr=subprocess.STDOUT)
+    # killed on progress, not on a clock: once the run has scored `at` of its 12 batches (>= 0.12 s each)
+    at = rng.randint(1, N_PAIRS // 4 - 1)
     deadline = time.time() + 120
-    while not trace.exists() and proc.poll() is None and time.time() < deadline:
+    while proc.poll() is None and time.time() < deadline and (
+            not trace.exists() or len(trace.read_text().split()) < at):
         time.sleep(0.005)
-    time.sleep(rng.uniform(0.0, 0.8))  # 12 batches of >= 0.12 s: the kill lands before the end
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, (tmp_path / "worker.log").read_text()[-3000:]
     batches = len(trace.read_text().split())
-    assert 0 < batches <= N_PAIRS // 4, "the kill did not land mid-run"
+    assert at <= batches <= N_PAIRS // 4, "the kill did not land mid-run"
 
 
 @pytest.mark.parametrize("seed,replacing", [(7, False), (8, True)], ids=["fresh-seed7", "replacing-seed8"])

@@ -1,4 +1,4 @@
-"""Fault injection for `rewardops train` (#12 item 7): SIGKILL at random points, then resume.
+"""Fault injection for `rewardops train`: SIGKILL at random points, then resume.
 
 Each case runs the real CLI in a subprocess (tiny random-init demo model, CPU, 1 thread) and kills
 it with SIGKILL at a point drawn from its seed: inside a checkpoint save (the failpoints of
@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import load_file
 
 from rewardops.training.checkpoint import FAILPOINT_ENV, LocalStore, checkpoint_problems
-from rewardops.training.config import resolve_config
-from rewardops.training.trainer import train
+from rewardops.training.config import load_config
+from rewardops.training import run
 
 STEPS = 4
 SETTINGS = {"global_batch": 16, "micro_batch_tokens": 2048, "epochs": 2, "checkpoint_every": 1, "keep_checkpoints": 2,
@@ -35,8 +35,11 @@ CLI = Path(sys.executable).parent / "rewardops"
 CASES = [("save:written", 101), ("save:finalized", 202), ("save:latest", 303), ("time", 404)]
 
 
+pytestmark = pytest.mark.slow  # training subprocesses killed and resumed
+
+
 def _config(data: Path, out: Path):
-    return resolve_config("demo-tiny-qwen3", {**SETTINGS, "data": str(data), "out": str(out)})
+    return load_config("demo-tiny-qwen3", {**SETTINGS, "data": str(data), "out": str(out)})
 
 
 def _losses(out: Path) -> dict[int, float]:
@@ -48,7 +51,7 @@ def _losses(out: Path) -> dict[int, float]:
 def reference(tmp_path_factory, pairs_dir):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("faults-ref") / "run"
-    result = train(_config(pairs_dir, out), progress=False)
+    result = run(_config(pairs_dir, out), progress=False)
     assert result.steps == STEPS
     return out
 
@@ -90,7 +93,7 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(point, seed, referenc
     elif point == "save:latest":
         assert latest == tag
 
-    result = train(_config(pairs_dir, out), progress=False)
+    result = run(_config(pairs_dir, out), progress=False)
     assert result.steps == STEPS
     ref_losses = _losses(reference)
     assert result.history, "the killed run had already finished: nothing was tested"

@@ -19,12 +19,12 @@ from rewardops.k8s.trainjob import (
     size_plan,
     trainjob_for_size,
 )
-from rewardops.training.config import catalog_sizes, config_from_json, resolve_config
+from rewardops.training.config import catalog_sizes, config_from_json, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 S3 = S3Credentials("rewardops-s3", endpoint_url="http://minio.rewardops:9000")
-PAPER_SIZES = [s for s in catalog_sizes() if not resolve_config(s).demo]
-DEMO_SIZES = [s for s in catalog_sizes() if resolve_config(s).demo]
+PAPER_SIZES = [s for s in catalog_sizes() if not load_config(s).demo]
+DEMO_SIZES = [s for s in catalog_sizes() if load_config(s).demo]
 
 
 def job(size: str, **kwargs) -> dict:
@@ -45,7 +45,7 @@ def test_the_catalog_has_the_eight_paper_sizes_and_a_demo_ladder():
 
 @pytest.mark.parametrize("size", PAPER_SIZES)
 def test_paper_sizes_run_deepspeed_under_mpi_with_the_catalogs_nodes_and_gpus(size):
-    config = resolve_config(size)
+    config = load_config(size)
     manifest = job(size)
     assert trainjob_errors(manifest) == []
     trainer = manifest["spec"]["trainer"]
@@ -169,7 +169,7 @@ def test_the_eight_size_plan_never_asks_a_node_for_more_gpus_than_it_has(max_per
     plan = size_plan(accelerator=accelerator)
     assert len(plan) == 8
     for item in plan:
-        config = resolve_config(item["size"])
+        config = load_config(item["size"])
         assert item["gpus_per_node"] <= max_per_node
         assert item["nodes"] * item["gpus_per_node"] == config.nodes * config.gpus_per_node == 64  # same world
         manifest = job(item["size"], accelerator=accelerator,

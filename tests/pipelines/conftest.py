@@ -1,22 +1,16 @@
-"""Fixtures for the pipeline tests: compiled IR of every pipeline, isolated caches (tests/pipelines on sys.path for pipeline_ir)."""
+"""Fixtures for the pipeline tests: compiled IR of every pipeline (read by tests/support/pipeline_ir.py), isolated caches."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-for path in (REPO, Path(__file__).parent):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 
 
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory) -> dict[str, dict]:
     """Every pipeline compiled once to IR YAML and parsed."""
-    from pipeline_ir import load_ir
+    from support.pipeline_ir import load_ir
 
     from rewardops.pipelines.commands import compile_all
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_ir import load_ir
+from support.pipeline_ir import load_ir
 from typer.testing import CliRunner
 
 from rewardops.cli import app
 from rewardops.k8s.images import component_image
-from rewardops.training.config import catalog_sizes, resolve_config
+from rewardops.training.config import catalog_sizes, load_config
 
 PIPELINE_NAMES = ["data", "curation", "training-suite", "evaluation", "end-to-end", "demo"]
 
@@ -126,10 +126,10 @@ def test_iterations_is_a_build_option(tmp_path):
 def test_training_suite_fans_out_over_the_eight_sizes_with_their_nodes_and_gpus(compiled):
     ir = compiled["training-suite"]
     plan = ir["root"]["inputDefinitions"]["parameters"]["plan"]["defaultValue"]
-    paper = [s for s in catalog_sizes() if not resolve_config(s).demo]
+    paper = [s for s in catalog_sizes() if not load_config(s).demo]
     assert [p["size"] for p in plan] == paper and len(plan) == 8
     for item in plan:
-        config = resolve_config(item["size"])
+        config = load_config(item["size"])
         assert (item["nodes"], item["gpus_per_node"]) == (config.nodes, config.gpus_per_node)
     loop = ir["root"]["dag"]["tasks"]["for-loop-1"]
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--plan"
@@ -155,7 +155,7 @@ def test_end_to_end_runs_curation_then_train_evaluate_register_per_size(compiled
         first = "ingest" if name == "end-to-end" else "generate"
         assert {first, "preprocess", "annotate", "stage1-iteration", "stage1-iteration-2", "merge-shards",
                 trainer, "evaluate", "register"} <= set(tasks)
-        # the demo versions the curated subset in its DVC registry before training reads it (#15)
+        # the demo versions the curated subset in its DVC registry before training reads it
         fed_by = "version-data-versioned" if name == "demo" else "merge-shards-curated"
         assert tasks[trainer]["inputs"]["artifacts"]["dataset"]["componentInputArtifact"] == \
             f"pipelinechannel--{fed_by}"
@@ -166,7 +166,7 @@ def test_end_to_end_runs_curation_then_train_evaluate_register_per_size(compiled
         register = tasks["register"]["inputs"]["artifacts"]
         assert register["report"]["taskOutputArtifact"]["producerTask"] == "evaluate"
     demo_plan = compiled["demo"]["root"]["inputDefinitions"]["parameters"]["plan"]["defaultValue"]
-    assert len(demo_plan) >= 2 and all(resolve_config(p["size"]).demo for p in demo_plan)
+    assert len(demo_plan) >= 2 and all(load_config(p["size"]).demo for p in demo_plan)
 
 
 @pytest.mark.parametrize("name", ["data", "curation", "training-suite", "evaluation", "end-to-end"])

@@ -30,6 +30,9 @@ SMALL = {"profile": "demo", "judges": ["simulated:0.2", "simulated:0.3"], "judge
          "keep_all_if_rms_untrusted": False}
 
 
+pytestmark = pytest.mark.slow  # kfp.local: every step a real subprocess
+
+
 def _rows(folder: Path) -> list[dict]:
     return [p.to_row() for p in read_pairs(folder)]
 

@@ -1,4 +1,4 @@
-"""The CLUSTER build of the end-to-end pipeline, run twice on the same data under kfp.local (issue #13).
+"""The CLUSTER build of the end-to-end pipeline, run twice on the same data under kfp.local.
 
 ingest -> preprocess -> curation -> train_launcher -> evaluate -> register, every step a real
 subprocess of kfp.local's SubprocessRunner. No Kubernetes API server can run on this machine:
@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from kfp import local
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "pipelines"))
-from support.kube_standin import LOG, NS, SUCCESS, KubeStandIn, kubeconfig  # noqa: E402
-from test_curation_steps import SMALL  # noqa: E402
+from support.kube_standin import LOG, NS, SUCCESS, KubeStandIn, kubeconfig
+from test_curation_steps import SMALL
 
 from rewardops.data.shards import write_pairs  # noqa: E402
 from rewardops.data.world.generator import generate_world  # noqa: E402
@@ -34,6 +30,9 @@ from rewardops.training.config import config_from_json  # noqa: E402
 
 SIZE = "demo-tiny-qwen3"
 STEPS = ("ingest", "preprocess", "merge-shards", "train-launcher", "evaluate", "register")
+
+
+pytestmark = pytest.mark.slow  # kfp.local: every step a real subprocess, tiny training
 
 
 def pods_train_the_model(tracking_uri: str, out_root: Path):

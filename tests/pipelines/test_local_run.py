@@ -19,6 +19,9 @@ from rewardops.tracking.dataversion import content_hash, data_version
 from rewardops.pipelines.commands import build_pipeline, prepare_params, run_local
 
 
+pytestmark = pytest.mark.slow  # kfp.local: every step a real subprocess
+
+
 def _rows(shared_data: Path, n: int) -> list[str]:
     lines = (shared_data / "ultrafeedback-sample" / "train_clean.jsonl").read_text().splitlines()
     return lines[:n]

@@ -22,6 +22,9 @@ from rewardops.pipelines.components.train_launcher import train_launcher
 from rewardops.training.config import config_from_json
 
 
+pytestmark = pytest.mark.slow  # kfp.local: every step a real subprocess
+
+
 @dsl.pipeline(name="launch-one")
 def launch_one(dataset_uri: str, data_version: str, overrides: dict = {"global_batch": 256, "lr": 1e-5}):
     data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)
@@ -167,7 +170,7 @@ def test_gpu_steps_tolerate_the_gpu_nodes_and_retry(compiled):
 
 
 def test_gpu_settings_reach_the_compiled_gpu_steps(tmp_path, monkeypatch):
-    from pipeline_ir import load_ir
+    from support.pipeline_ir import load_ir
 
     from rewardops.pipelines.commands import compile_all
 

@@ -221,8 +221,7 @@ def take_screenshots(server, out_dir: Path, graded: bool = False) -> dict[str, A
     return shots
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # PYTHONPATH=src:tests .venv/bin/python -m support.labelstudio_page docs/annotation
     from support.labelstudio_server import start_server, stop_server
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/annotation")

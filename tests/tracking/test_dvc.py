@@ -26,6 +26,9 @@ from rewardops.tracking.commands import source_settings
 BIN = Path(sys.executable).parent
 
 
+pytestmark = pytest.mark.slow  # real DVC against a real (moto) S3 server
+
+
 def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:

@@ -1,4 +1,4 @@
-"""KFP-native outputs (issue #15): the evaluation report as Output[Markdown] and Output[HTML] with
+"""KFP-native outputs: the evaluation report as Output[Markdown] and Output[HTML] with
 the plots embedded, pipeline parameters described (KFP shows the docstring's Args), display
 names on the end-to-end/demo/evaluation steps. Compiled IR and a real report, no cluster."""
 

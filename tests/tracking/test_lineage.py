@@ -77,3 +77,45 @@ def test_outside_git_is_unknown_not_an_error(tmp_path: Path, clean_env: None, mo
     assert tags["rewardops.code.commit"] == "unknown"
     assert tags["rewardops.data.dvc_hash"] == "unknown"
     assert "mlflow.source.git.commit" not in tags
+
+
+def test_a_plain_dataset_folder_is_the_runs_dataset_input(tmp_path: Path, clean_env: None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DVC registry versions the folder: the run still records what it read (path + manifest
+    digest); the same bytes written again give the same digest, other bytes another one."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from rewardops.data.schema import Message, PreferencePair
+    from rewardops.data.shards import write_pairs
+    from rewardops.tracking.lineage import folder_version
+    from rewardops.tracking.mlflow_tracker import start_tracker
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("REWARDOPS_DATA_REGISTRY", "REWARDOPS_SUITE", "REWARDOPS_PARENT_RUN_ID", "RANK"):
+        monkeypatch.delenv(var, raising=False)
+    pairs = [PreferencePair(f"p{i}", "unit", [Message("user", f"q{i}")], f"good {i}", f"bad {i}") for i in range(4)]
+    write_pairs(pairs, tmp_path / "plain")
+    write_pairs(pairs, tmp_path / "again")
+    write_pairs(pairs[:3], tmp_path / "other")
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "part-00000.parquet").write_bytes((tmp_path / "plain" / "part-00000.parquet").read_bytes())
+    assert folder_version(tmp_path / "plain").digest == folder_version(tmp_path / "again").digest
+    assert folder_version(tmp_path / "plain").digest != folder_version(tmp_path / "other").digest
+    assert folder_version(tmp_path / "loose") is None  # no manifest: not a dataset we can name
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = {}
+    for name in ("plain", "loose"):
+        with start_tracker("lineage", name, tracking_uri=uri, tags={"rewardops.data.path": str(tmp_path / name)}) as tracker:
+            runs[name] = tracker.run_id
+    client = MlflowClient(uri)
+    run = client.get_run(runs["plain"])
+    (dataset_input,) = run.inputs.dataset_inputs
+    source = json.loads(dataset_input.dataset.source)
+    assert dataset_input.dataset.source_type == "rewardops-folder" and dataset_input.dataset.name == "plain"
+    assert source["path"] == str((tmp_path / "plain").resolve()) and source["rows"] == 4
+    assert source["manifest_digest"] == folder_version(tmp_path / "plain").digest == run.data.tags["rewardops.data.manifest_digest"]
+    assert run.data.tags["rewardops.data.path"] == str((tmp_path / "plain").resolve())
+    assert client.get_run(runs["loose"]).inputs.dataset_inputs == []

@@ -1,4 +1,4 @@
-"""Lineage both ways (issue #15): a dataset versioned in a DVC registry (real git + DVC, a local
+"""Lineage both ways: a dataset versioned in a DVC registry (real git + DVC, a local
 folder remote) before training -> run tags + MLflow dataset input -> the registered version ->
 `rewardops data get --model models:/NAME@ALIAS` brings back exactly the rows trained on, also
 after the folder holding registry and remote moved. Embedded MLflow store (SQLite)."""

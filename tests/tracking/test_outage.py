@@ -18,6 +18,9 @@ import pytest
 from rewardops.tracking.mlflow_tracker import MlflowTracker, TrackingWarning, start_tracker
 
 
+pytestmark = pytest.mark.slow  # a real MLflow server, stopped and restarted
+
+
 def test_server_outage_buffers_retries_and_spools(server_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 

@@ -20,6 +20,9 @@ from rewardops.tracking.registry import CANDIDATE, CHAMPION, model_name_for_size
 LINEAGE = ("rewardops.data.dvc_hash", "rewardops.data.git_rev", "rewardops.code.commit", "rewardops.pipeline.run_id", "rewardops.image")
 
 
+pytestmark = pytest.mark.slow  # a real MLflow server
+
+
 def eval_metrics(average: float) -> dict[str, float]:
     """The keys `rewardops eval` logs (percent): eval/<benchmark> and eval/average_7."""
     names = [name for name, _ in benchmark_columns() if name != "score"]

@@ -25,6 +25,9 @@ from rewardops.tracking.mlflow_tracker import start_tracker
 VENV_BIN = Path(sys.executable).parent
 
 
+pytestmark = pytest.mark.slow  # a real MLflow model server
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,15 +1,10 @@
-"""The chart option that serves a registered reward model (issue #15): schema- and render-tested
+"""The chart option that serves a registered reward model: schema- and render-tested
 with the real `helm` binary (rewardops.k8s.tools), objects checked against the Kubernetes OpenAPI
 schemas; no API server can run here, so nothing is deployed."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))  # the chart helpers (a plain module)
-
-from chart_support import PRODUCTION_VALUES, kubernetes_errors, render, template  # noqa: E402
+from support.chart_support import PRODUCTION_VALUES, kubernetes_errors, render, template
 
 MODEL = "serving.model=rewardops-rm-qwen3-0.6b"
 

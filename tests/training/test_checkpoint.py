@@ -1,4 +1,4 @@
-"""Checkpoints that cannot run code and resume only the run they belong to (#12 item 5).
+"""Checkpoints that cannot run code and resume only the run they belong to.
 
 Real training runs of the tiny random-init demo model (demo-tiny-qwen3, CPU, 1 thread), real
 safetensors/JSON files, a real DeepSpeed engine (CPU accelerator, gloo, in a subprocess) for the
@@ -35,8 +35,8 @@ from rewardops.training.checkpoint import (
     save_rng,
     weights_only_load,
 )
-from rewardops.training.config import resolve_config
-from rewardops.training.trainer import train
+from rewardops.training.config import load_config
+from rewardops.training import run
 
 SIZE = "demo-tiny-qwen3"
 BASE = {"epochs": 2, "global_batch": 16, "micro_batch_tokens": 2048, "checkpoint_every": 1, "keep_checkpoints": 3,
@@ -63,14 +63,14 @@ def _armed(path: Path, sentinel: Path) -> None:
 
 
 def _config(data: Path, out: Path, **extra):
-    return resolve_config(SIZE, {**BASE, "data": str(data), "out": str(out), **extra})
+    return load_config(SIZE, {**BASE, "data": str(data), "out": str(out), **extra})
 
 
 @pytest.fixture(scope="module")
 def run3(tmp_path_factory, pairs_dir):
     """Three steps, a checkpoint after each (kept: 1, 2, 3)."""
     out = tmp_path_factory.mktemp("ckpt") / "run"
-    result = train(_config(pairs_dir, out, max_steps=3), progress=False)
+    result = run(_config(pairs_dir, out, max_steps=3), progress=False)
     assert result.steps == 3
     return out
 
@@ -170,7 +170,7 @@ def test_crafted_pickles_are_never_unpickled(run_copy, pairs_dir, tmp_path, capf
     record["files"]["rng-rank0.safetensors"] = {"bytes": fake.stat().st_size}
     (_ckpt(run_copy, 2) / MANIFEST).write_text(json.dumps(record))
 
-    result = train(_config(pairs_dir, run_copy, max_steps=3), progress=False)
+    result = run(_config(pairs_dir, run_copy, max_steps=3), progress=False)
     err = capfd.readouterr().err
     assert not sentinel.exists()
     assert [h["step"] for h in result.history] == [2, 3]  # resumed from step 1, the only whole one
@@ -246,9 +246,9 @@ def test_resume_refuses_another_runs_checkpoint_unless_forced(run_copy, pairs_di
     assert (run_copy / "checkpoints" / "latest").read_text() == "step-00000003"  # nothing touched
 
     with pytest.raises(CheckpointError, match=r"(?s)differs in:.*data: checkpoint"):
-        train(_config(eval_dir, run_copy, max_steps=4), progress=False)
+        run(_config(eval_dir, run_copy, max_steps=4), progress=False)
 
-    forced = train(_config(pairs_dir, run_copy, max_steps=4, lr=0.5, resume="force"), progress=False)
+    forced = run(_config(pairs_dir, run_copy, max_steps=4, lr=0.5, resume="force"), progress=False)
     assert [h["step"] for h in forced.history] == [4]
     assert forced.history[0]["train/lr"] == pytest.approx(0.5)
 
@@ -259,7 +259,7 @@ def test_corrupt_or_missing_latest_falls_back_to_the_newest_valid(run3, run_copy
     with open(model, "r+b") as f:
         f.truncate(model.stat().st_size // 2)
     (ckpts / "latest").write_text("step-00000007")  # names a step that does not exist
-    result = train(_config(pairs_dir, run_copy, max_steps=3), progress=False)
+    result = run(_config(pairs_dir, run_copy, max_steps=3), progress=False)
     err = capfd.readouterr().err
     assert "'latest' names step-00000007, which is not in" in err
     assert "model.safetensors has" in err and "(truncated or changed)" in err
@@ -273,7 +273,7 @@ def test_corrupt_or_missing_latest_falls_back_to_the_newest_valid(run3, run_copy
     for step in (1, 2, 3):  # nothing usable left, but the store says there was progress: stop, don't restart
         (_ckpt(run_copy, step) / "state.json").write_text("{}")
     with pytest.raises(CheckpointError, match=r"(?s)none is usable.*resume=false to start over"):
-        train(_config(pairs_dir, run_copy, max_steps=3), progress=False)
+        run(_config(pairs_dir, run_copy, max_steps=3), progress=False)
 
 
 @pytest.mark.parametrize("kind", ["empty", "all-filtered"])

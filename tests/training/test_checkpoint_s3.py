@@ -16,6 +16,9 @@ from safetensors.torch import load_file
 from rewardops.training.checkpoint import MANIFEST, CheckpointError, S3Store
 
 
+pytestmark = pytest.mark.slow  # a real (moto) S3 server and training runs
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,21 +73,21 @@ def test_s3_store_round_trip(s3, tmp_path):
 
 
 def test_training_checkpoints_to_s3_and_resumes(s3, tmp_path, pairs_dir, capfd):
-    from rewardops.training.config import resolve_config
-    from rewardops.training.trainer import train
+    from rewardops.training.config import load_config
+    from rewardops.training import run
 
     client, bucket = s3
     base = {"data": str(pairs_dir), "out": str(tmp_path / "run"), "global_batch": 16, "micro_batch_tokens": 2048,
             "checkpoint_dir": f"s3://{bucket}/runs/tiny", "checkpoint_every": 1, "keep_checkpoints": 2,
             "mlflow": False, "export": False, "num_threads": 1, "seed": 3, "epochs": 2}
-    first = train(resolve_config("demo-tiny-qwen3", {**base, "max_steps": 2}), progress=False)
+    first = run(load_config("demo-tiny-qwen3", {**base, "max_steps": 2}), progress=False)
 
     def keys() -> set[str]:
         return {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="runs/tiny/")["Contents"]}
 
     assert {"runs/tiny/latest", "runs/tiny/step-00000002/model.safetensors", f"runs/tiny/step-00000002/{MANIFEST}"} <= keys()
     assert not [k for k in keys() if k.endswith(".pt")]  # no pickle in S3 either
-    second = train(resolve_config("demo-tiny-qwen3", {**base, "max_steps": 3}), progress=False)
+    second = run(load_config("demo-tiny-qwen3", {**base, "max_steps": 3}), progress=False)
     assert first.steps == 2 and second.steps == 3
     assert [h["step"] for h in second.history] == [3]  # resumed from s3, did only the last step
     assert client.get_object(Bucket=bucket, Key="runs/tiny/latest")["Body"].read().decode() == "step-00000003"
@@ -99,7 +102,7 @@ def test_training_checkpoints_to_s3_and_resumes(s3, tmp_path, pairs_dir, capfd):
     body = client.get_object(Bucket=bucket, Key="runs/tiny/step-00000003/model.safetensors")["Body"].read()
     client.put_object(Bucket=bucket, Key="runs/tiny/step-00000003/model.safetensors", Body=body[: len(body) // 2])
     capfd.readouterr()
-    third = train(resolve_config("demo-tiny-qwen3", {**base, "max_steps": 4}), progress=False)
+    third = run(load_config("demo-tiny-qwen3", {**base, "max_steps": 4}), progress=False)
     err = capfd.readouterr().err
     assert [h["step"] for h in third.history] == [3, 4]
     assert "step-00000004: no valid checkpoint.json (the save did not finish)" in err
@@ -108,4 +111,4 @@ def test_training_checkpoints_to_s3_and_resumes(s3, tmp_path, pairs_dir, capfd):
     assert record["step"] == 4 and "model.safetensors" in record["files"]
 
     with pytest.raises(CheckpointError, match="belongs to another run"):
-        train(resolve_config("demo-tiny-qwen3", {**base, "max_steps": 5, "seed": 4}), progress=False)
+        run(load_config("demo-tiny-qwen3", {**base, "max_steps": 5, "seed": 4}), progress=False)

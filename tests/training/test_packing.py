@@ -132,12 +132,12 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 
 
 def test_lr_schedules():
-    from rewardops.training.config import resolve_config
+    from rewardops.training.config import load_config
     from rewardops.training.trainer import lr_lambda
 
-    const = lr_lambda(resolve_config("qwen3-0.6b"), 100)
+    const = lr_lambda(load_config("qwen3-0.6b"), 100)
     assert [const(s) for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
-    dev = resolve_config("qwen3-0.6b", {"warmup_ratio": 0.1}, profile="dev")
+    dev = load_config("qwen3-0.6b", {"warmup_ratio": 0.1}, profile="dev")
     f = lr_lambda(dev, 100)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0) and f(10) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.5) and f(100) == 0.0

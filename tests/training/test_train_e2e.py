@@ -22,11 +22,11 @@ from safetensors.torch import load_file
 
 from rewardops.rendering import render_pair
 from rewardops.training.attention import packed_rewards
-from rewardops.training.config import resolve_config
+from rewardops.training.config import load_config
 from rewardops.training.data import EncodedPair, PairSource
 from rewardops.training.export import load_exported
 from rewardops.training.packing import pack
-from rewardops.training.trainer import train
+from rewardops.training import run
 
 REPO = Path(__file__).resolve().parents[2]
 REWARDOPS = Path(sys.executable).parent / "rewardops"  # the console script: the pod command of every TrainJob
@@ -41,6 +41,9 @@ COMMON = {
 }
 
 SMALL_MICRO = {"max_length": 256, "micro_batch_tokens": 512}
+
+
+pytestmark = pytest.mark.slow  # training runs, two-process DDP and a SIGKILLed run in subprocesses
 
 
 def _sets(extra: dict) -> list[str]:
@@ -97,12 +100,12 @@ def _assert_weights_close(a: dict, b: dict, atol: float = 2e-5) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, pairs_dir, eval_dir):
     out = tmp_path_factory.mktemp("ref") / "run"
-    config = resolve_config("demo-tiny-qwen3", {
+    config = load_config("demo-tiny-qwen3", {
         **COMMON, "data": str(pairs_dir), "out": str(out), "eval_data": str(eval_dir),
         "checkpoint_every": 2, "mlflow": True, "tracking_uri": f"sqlite:///{out.parent / 'mlflow.db'}",
         "run_tags": {"rewardops.trainjob": "rm-demo-tiny-qwen3-test"},
     })
-    result = train(config, progress=False)
+    result = run(config, progress=False)
     return out, result, config
 
 
@@ -184,6 +187,16 @@ def test_mlflow_run_params_metrics_and_registered_model(reference):
     assert version.run_id == result.run_id and int(version.version) == result.registered_version
     artifacts = [a.path for a in client.list_artifacts(result.run_id, "figures")]
     assert any(p.endswith("training_curves.png") for p in artifacts)
+    # a plain (unversioned) folder is still the run's dataset input: its path and manifest digest
+    from rewardops.outputs import verify_output
+    from rewardops.tracking.lineage import manifest_digest
+
+    (dataset_input,) = run.inputs.dataset_inputs
+    source = json.loads(dataset_input.dataset.source)
+    assert dataset_input.dataset.source_type == "rewardops-folder"
+    assert source["path"] == str(Path(config.data).resolve())
+    assert source["manifest_digest"] == manifest_digest(verify_output(config.data)) == run.data.tags["rewardops.data.manifest_digest"]
+    assert dataset_input.dataset.digest == source["manifest_digest"][:36]
     # what train_launcher does after a TrainJob: find the registered version by the job's tag, not in logs
     from rewardops.k8s.launcher import model_version_for_trainjob
 
@@ -224,9 +237,9 @@ def test_sigkill_then_resume_equals_uninterrupted(reference, pairs_dir, tmp_path
     assert killed_at != f"step-{STEPS:08d}", "the run finished before it could be killed"
 
     # Resume (in this process) from the newest checkpoint and finish.
-    config = resolve_config("demo-tiny-qwen3", {**COMMON, "data": str(pairs_dir), "out": str(out),
+    config = load_config("demo-tiny-qwen3", {**COMMON, "data": str(pairs_dir), "out": str(out),
                                                  "checkpoint_every": 2, "mlflow": False, "export": False})
-    result = train(config, progress=False)
+    result = run(config, progress=False)
     assert result.steps == STEPS
     assert result.history[0]["step"] == int(killed_at.split("-")[1]) + 1  # it really resumed
     _assert_weights_close(_final_weights(reference[0]), _final_weights(out), atol=1e-6)

@@ -1,4 +1,4 @@
-"""Curation: the two-stage human-AI pipeline of Skywork-Reward-V2 (spec §3, §4).
+"""Curation: the two-stage human-AI pipeline of Skywork-Reward-V2 (paper §3.2, §3.3).
 
 - `settings`: the one `CurationSettings` object (every default, profiles `default` and `demo`).
 - `steps`: the one step layer every route calls (KFP components, DVC stages via the CLI, the CLI);

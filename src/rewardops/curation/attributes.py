@@ -1,4 +1,4 @@
-"""The five preference attributes (spec §2.3), filled by an LLM through a validated JSON schema.
+"""The five preference attributes (paper §3.2, App. D), filled by an LLM through a validated JSON schema.
 
 A malformed answer (not JSON, missing or extra keys, a value outside its enum, empty text) is
 retried with the validation errors fed back; after `max_attempts` the pair is marked

@@ -26,9 +26,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from rewardops.curation.kinds import (  # noqa: E402,F401 - the registries, re-exported with their builders
     ANNOTATORS, ATTRIBUTE_GENERATORS, JUDGES, RMS, Kind, describe, spec_problems)
+from rewardops.errors import ConfigError  # noqa: E402
 
 
-class PartError(ValueError):
+class PartError(ConfigError):
     """A part cannot be built (missing configuration, no terminal, unknown kind); says what to set."""
 
 

@@ -10,7 +10,7 @@ they are everywhere they appear.
   r(y) = mean_t w[h(t)], the cheapest thing that still learns; it is the scan benchmark's scorer.
 
 Both train with the BT loss -log sigmoid(r_chosen - r_rejected) on silver and keep the epoch
-with the best accuracy on gold (the checkpoint-selection rule of spec §3.2).
+with the best accuracy on gold (the checkpoint-selection rule of paper §3.2).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from rewardops.curation.protocols import Embedder
 from rewardops.data.schema import PreferencePair
 from rewardops.data.shards import read_pairs, shard_paths
+from rewardops.errors import DataError
 
 
 def _load(path: Path | None) -> list[PreferencePair]:
@@ -145,7 +146,7 @@ class EmbeddingBTTrainer:
         import torch
 
         if not silver:
-            raise ValueError("cannot train a reward model on an empty silver set")
+            raise DataError("cannot train a reward model on an empty silver set")
         torch.manual_seed(self.seed)
         dim = 2 * self.embedder.embed(["x"]).shape[1]
         model = _IndexedMLP(dim, self.hidden)
@@ -249,7 +250,7 @@ class HashedBTTrainer:
         import torch
 
         if not silver:
-            raise ValueError("cannot train a reward model on an empty silver set")
+            raise DataError("cannot train a reward model on an empty silver set")
         torch.manual_seed(self.seed)
         bag = torch.nn.EmbeddingBag(self.dim, 1, mode="mean")
         torch.nn.init.zeros_(bag.weight)

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from rewardops.curation import builders
+from rewardops.errors import ConfigError, DataError
 
 # The published folder of each curation set (the DVC stage's outs; `flipped` holds the recycled set).
 PUBLISHED = {"curated": "curated", "recycled": "flipped", "no_verdict": "no_verdict", "discarded": "discarded"}
@@ -72,47 +73,31 @@ def _cell(value) -> str:  # noqa: ANN001
     return str(value)
 
 
-def _fail(msg: str) -> None:
-    _console().print(f"[red]error:[/red] {msg}")
-    raise typer.Exit(2)
-
-
 def _settings(text: str | None, **overrides):  # noqa: ANN202 - CurationSettings
-    """The settings at the edge: `--settings`, then the command's short options on top."""
+    """The settings at the edge: `--settings`, then the command's short options on top (a bad
+    setting is a `SettingsError`, reported by the CLI)."""
     from rewardops.curation.settings import CurationSettings
 
-    try:
-        return CurationSettings.parse(text, where="--settings").with_overrides(where="options", **overrides)
-    except ValueError as exc:
-        _fail(str(exc))
+    return CurationSettings.parse(text, where="--settings").with_overrides(where="options", **overrides)
 
 
 def _run(fn):  # noqa: ANN001, ANN202
-    """Run a step; bad input or configuration is a message and exit code 2, never a traceback."""
-    from rewardops.curation.stage1 import NoVerdictError
-    from rewardops.outputs import OutputError
-
-    try:
-        return fn()
-    except (ValueError, FileNotFoundError, OutputError, NoVerdictError) as exc:
-        _fail(str(exc))
+    """Run a step (bad input or configuration raises a `RewardOpsError`, which the CLI reports)."""
+    return fn()
 
 
 def _run_with_people(fn, wait: float | None, poll: float | None, resume: bool):  # noqa: ANN001, ANN202
-    """`_run` with the Label Studio options set; people not done yet is exit code 3 and what to do."""
+    """`_run` with the Label Studio options set; people not done yet is `AnnotationsPending` (exit
+    code 3, with what to do)."""
     from rewardops.curation import labelstudio
 
-    try:
-        with labelstudio.options(wait_s=wait, poll_s=poll, resume=resume or None,
-                                 log=lambda msg: _console().print(msg)):
-            return _run(fn)
-    except labelstudio.AnnotationsPending as exc:
-        _console().print(f"[yellow]waiting for people:[/yellow] {exc}")
-        raise typer.Exit(3) from None
+    with labelstudio.options(wait_s=wait, poll_s=poll, resume=resume or None,
+                             log=lambda msg: _console().print(msg)):
+        return _run(fn)
 
 
 def register(app: typer.Typer) -> None:
-    curate = typer.Typer(help="The two-stage human-AI curation of Skywork-Reward-V2 (spec §3-4).", no_args_is_help=True)
+    curate = typer.Typer(help="The two-stage human-AI curation of Skywork-Reward-V2 (paper §3.2-3.3).", no_args_is_help=True)
     review = typer.Typer(help="Human verification: Label Studio round trip or terminal review.", no_args_is_help=True)
     app.add_typer(curate, name="curate")
     app.add_typer(review, name="review")
@@ -136,18 +121,15 @@ def register(app: typer.Typer) -> None:
         from rewardops.data.shards import count_pairs
 
         if backend == "openai":
-            from rewardops.curation.llm.openai_client import LLMConfigError, OpenAIChatClient
+            from rewardops.curation.llm.openai_client import OpenAIChatClient
 
-            try:
-                llm = OpenAIChatClient.from_env(**({"model": model} if model else {}))
-            except LLMConfigError as exc:
-                _fail(str(exc))
+            llm = OpenAIChatClient.from_env(**({"model": model} if model else {}))
         elif backend == "local":
             from rewardops.curation.llm.local_hf import LocalHFChat
 
             llm = LocalHFChat(model or "smollm2-135m")
         else:
-            _fail(f"unknown backend {backend!r}: use openai or local")
+            raise ConfigError(f"--backend {backend!r}: unknown backend; use openai or local")
         ann = AttributeAnnotator(llm, max_attempts=max_attempts, overwrite=overwrite)
 
         def fn(pairs, counters):
@@ -293,7 +275,8 @@ def register(app: typer.Typer) -> None:
         s = _settings(settings)
         parts = sorted(p for p in stage2_dir.glob("shard-*") if p.is_dir())
         if not parts or not all(is_complete(p, SHARD_KIND) for p in parts):
-            _fail(f"{stage2_dir}: no complete stage-2 shard folders; run `rewardops curate stage2` (it resumes) first")
+            raise DataError(f"{stage2_dir}: no complete stage-2 shard folders").with_hint(
+                "run `rewardops curate stage2` (it resumes) first")
         outs = {name: out / PUBLISHED[name] for name in PUBLISHED}
         result = _run(lambda: run_merge(state, models, parts, outs, s, report=out / "subsets.json"))
         _print_summary(f"curation sets -> {out}", {**result["sets"], "curated": result["curated"],
@@ -325,13 +308,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="the --seed of `review export` (it fixed the blind A/B order)"),
     ) -> None:
         """Import finished annotations: decided -> gold; undecidable -> discarded; unannotated -> pending."""
-        from rewardops.curation.human import LabelStudioFormatError, import_label_studio
+        from rewardops.curation.human import import_label_studio
         from rewardops.data.shards import read_pairs, write_pairs
 
-        try:
-            res = import_label_studio(export, list(read_pairs(data)), seed=seed)
-        except LabelStudioFormatError as exc:
-            _fail(str(exc))
+        res = import_label_studio(export, list(read_pairs(data)), seed=seed)
         for name, pairs in (("gold", res.gold), ("undecidable", res.undecidable), ("pending", res.pending)):
             write_pairs(pairs, out / name)
         _print_summary("review import", {"gold": len(res.gold), "undecidable": len(res.undecidable),

@@ -30,6 +30,7 @@ from typing import Any
 
 from rewardops.curation.judges import unit
 from rewardops.data.schema import LabelSource, PreferencePair
+from rewardops.errors import ConfigError, DataError
 
 CHOICE_A, CHOICE_B, CHOICE_UNDECIDABLE = "A is better", "B is better", "Cannot decide"
 # the graded scale (settings `labelstudio_graded`): side and strength; "About equal" is undecidable
@@ -47,7 +48,7 @@ GLOBAL_GUIDELINE = (
 TASK_FIELDS = ("item", "conversation", "response_a", "response_b", "guideline")  # everything a task's data holds
 
 
-class LabelStudioFormatError(ValueError):
+class LabelStudioFormatError(DataError):
     pass
 
 
@@ -430,7 +431,7 @@ class SimulatedAnnotator:
         out: list[bool | None] = []
         for p in pairs:
             if p.truth_chosen_better is None:
-                raise ValueError(f"pair {p.id}: the simulated annotator needs truth_chosen_better (the generated world "
+                raise ConfigError(f"pair {p.id}: the simulated annotator needs truth_chosen_better (the generated world "
                                  "only); on real data use annotator terminal or labelstudio")
             key = ("simulated-annotator", self.seed, p.id)
             if unit(*key, "undecidable") < self.undecidable_rate:

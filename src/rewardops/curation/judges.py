@@ -1,4 +1,4 @@
-"""Preference-aware pairwise LLM judging (spec §3.2 step 3).
+"""Preference-aware pairwise LLM judging (paper §3.2, preference-aware labeling).
 
 The prompt holds the annotation guideline, the pair's attributes, up to 8 retrieved
 human-labelled examples and the pair, with the two responses shown as Candidate 1 / Candidate 2
@@ -22,6 +22,7 @@ from rewardops.curation.fencing import DATA_RULES, fence, render_conversation
 from rewardops.curation.llm.base import ChatBackend, ChatRequest
 from rewardops.curation.settings import CurationSettings
 from rewardops.data.schema import PreferencePair
+from rewardops.errors import ConfigError
 
 MAX_EXAMPLES = CurationSettings.n_examples  # retrieved examples per prompt, declared once in the settings
 
@@ -271,7 +272,7 @@ chosen by name only, never a default."""
         for t in tasks:
             truth = t.pair.truth_chosen_better
             if truth is None:
-                raise ValueError(f"pair {t.pair.id}: the simulated judge needs truth_chosen_better (the generated "
+                raise ConfigError(f"pair {t.pair.id}: the simulated judge needs truth_chosen_better (the generated "
                                  "world only); on real data use judges openai[:MODEL] or local[:BACKBONE]")
             key = (self.seed, self.name, t.pair.id, t.sample)
             if unit(*key, "position") < self.position_bias:
@@ -352,12 +353,12 @@ class JudgeEnsemble:
     def __init__(self, models: Sequence[JudgeModel], n_samples: int = 3, merge: str = "majority",
                  min_models: int = 1, seed: int = 0) -> None:
         if merge not in MERGE_RULES:
-            raise ValueError(f"unknown merge rule {merge!r}; use one of {MERGE_RULES}")
+            raise ConfigError(f"unknown merge rule {merge!r}; use one of {MERGE_RULES}")
         if not models:
-            raise ValueError("a judge ensemble needs at least one model")
+            raise ConfigError("a judge ensemble needs at least one model")
         names = [m.name for m in models]
         if len(set(names)) != len(names):
-            raise ValueError(f"judge models need distinct names, got {names}")
+            raise ConfigError(f"judge models need distinct names, got {names}")
         self.models = list(models)
         self.n_samples = n_samples
         self.merge = merge

@@ -71,6 +71,7 @@ from rewardops.curation.human import (
     side_of,
 )
 from rewardops.data.schema import PreferencePair
+from rewardops.errors import ConfigError, DataError, RewardOpsError, ServiceError
 
 LEDGER_FORMAT = "rewardops-labelstudio/2"
 WAIT_S, POLL_S = 0.0, 10.0  # default: open the tasks and stop (no waiting); poll every 10 s when waiting
@@ -81,7 +82,7 @@ ANNOTATOR_NAME = "label-studio"
 _MARK = re.compile(r"^rewardops-(run|batch): *(\S+)$", re.M)
 
 
-class LabelStudioError(ValueError):
+class LabelStudioError(ServiceError, ValueError):
     """Label Studio cannot be reached, refused a request, or holds something that does not match
     (bad input or configuration: the message says what to fix)."""
 
@@ -90,9 +91,11 @@ class LabelStudioNotFound(LabelStudioError):
     """HTTP 404: the project, task or annotation is not on the server (any more)."""
 
 
-class AnnotationsPending(RuntimeError):
+class AnnotationsPending(RewardOpsError, RuntimeError):
     """Some pairs of the batch have no decision yet (not an error: people are not done). Nothing is
     lost: run the same command again (`--resume`, or `--wait SECONDS`) to collect them."""
+
+    exit_code, label = 3, "waiting for people"
 
     def __init__(self, message: str, *, batch: str, project: int, url: str, done: int, total: int) -> None:
         super().__init__(message)
@@ -338,7 +341,7 @@ class LabelStudioAnnotator:
         annotators_per_pair = default.annotators_per_pair if annotators_per_pair is None else annotators_per_pair
         skip_limit = default.labelstudio_skip_limit if skip_limit is None else skip_limit
         if wait_s < 0 or poll_s <= 0 or annotators_per_pair < 1 or skip_limit < 0:
-            raise ValueError(f"wait_s={wait_s} (>= 0), poll_s={poll_s} (> 0), annotators_per_pair={annotators_per_pair} "
+            raise ConfigError(f"wait_s={wait_s} (>= 0), poll_s={poll_s} (> 0), annotators_per_pair={annotators_per_pair} "
                              f"(>= 1), skip_limit={skip_limit} (>= 0)")
         self.client = client
         self.state_dir = Path(state_dir)
@@ -359,7 +362,7 @@ class LabelStudioAnnotator:
     # ledger -------------------------------------------------------------------------------------
     def _ledger_path(self, batch: str) -> Path:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", batch):
-            raise ValueError(f"batch name {batch!r}: letters, digits, '-', '_', '.' only")
+            raise ConfigError(f"batch name {batch!r}: letters, digits, '-', '_', '.' only")
         return self.state_dir / f"{batch}{LEDGER_EXT}"
 
     def _load_ledger(self, batch: str) -> dict[str, Any] | None:
@@ -618,7 +621,7 @@ class LabelStudioAnnotator:
             return []
         ids = [p.id for p in pairs]
         if len(set(ids)) != len(ids):
-            raise ValueError("label studio: the batch holds the same pair id twice")
+            raise DataError("label studio: the batch holds the same pair id twice")
         batch = self.batch or batch_of(pairs)
         elsewhere = self._decided_elsewhere(batch)
         ask = [p for p in pairs if p.id not in elsewhere]

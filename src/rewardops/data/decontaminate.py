@@ -1,4 +1,4 @@
-"""Decontamination: drop pairs that share a 13-gram with a benchmark prompt (spec §2.4).
+"""Decontamination: drop pairs that share a 13-gram with a benchmark prompt (paper App. C.1).
 
 Tokens follow RewardBench's reference (scikit-learn `CountVectorizer` defaults): lowercase, then
 the words matched by `(?u)\\b\\w\\w+\\b`; we also apply Unicode NFKC first. An n-gram never spans
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rewardops.data.texthash import BACKEND, KERNELS, ngram_hashes, token_hashes, tokenize
+from rewardops.errors import DataError, NotFoundError
 
 __all__ = ["DEFAULT_N", "Decontaminator", "first_turn_prompt", "load_prompts", "tokenize"]
 
@@ -160,13 +161,13 @@ def _records(path: Path) -> Iterator[Any]:
                     try:
                         yield json.loads(line)
                     except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}, line {lineno}: not valid JSON: {e.msg}") from e
+                        raise DataError(f"{path}, line {lineno}: not valid JSON: {e.msg}") from e
             return
         if name.endswith((".json", ".json.gz")):
             try:
                 doc = json.load(fh)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from e
+                raise DataError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from e
             if isinstance(doc, dict):
                 lists = [v for v in doc.values() if isinstance(v, list)]
                 doc = lists[0] if len(lists) == 1 else [doc]
@@ -190,7 +191,7 @@ def load_prompts(paths: Iterable[str | Path]) -> Iterator[str]:
         elif p.is_file():
             files = [p]
         else:
-            raise FileNotFoundError(f"{p}: no such prompt file or folder")
+            raise NotFoundError(f"{p}: no such prompt file or folder")
         for f in files:
             for record in _records(f):
                 prompt = first_turn_prompt(record)

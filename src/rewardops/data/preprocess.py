@@ -1,4 +1,4 @@
-"""Pre-processing (spec §2.4): structural check, global exact dedup, 13-gram decontamination.
+"""Pre-processing (paper App. C.1): structural check, global exact dedup, 13-gram decontamination.
 
 The structural check is `rewardops.data.validation.check_pair`, the one ingest applies, run
 vectorised (`check_table`).
@@ -35,6 +35,8 @@ from rewardops.data.shards import shard_paths
 from rewardops.data.texthash import TextBatch
 from rewardops.data.validation import Quarantine, RowError, check_table
 from rewardops.outputs import atomic_output
+from rewardops.errors import DataError
+from rewardops.errors import NotFoundError
 
 DROPPED_FILE = "dropped.jsonl"
 ProgressFn = Callable[[int], None]  # rows done since the last call
@@ -139,7 +141,7 @@ class LabelledPrompts:
         return cls(texts, [tuple(x) for x in labels], per_label)
 
 
-class ShardFault(ValueError):
+class ShardFault(DataError):
     """An input shard that cannot be read as pairs (unreadable Parquet, wrong schema)."""
 
 
@@ -189,7 +191,7 @@ def preprocess(
         if found and Path(src).is_dir():
             found = shard_paths(src)  # a dataset folder must be a complete, verified output
         if not found:
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"{src}: no part-*.parquet shards (an input must be a dataset written by ingest, "
                 "generate or preprocess; benchmark prompt files go after --decontaminate, one flag per path)"
             )

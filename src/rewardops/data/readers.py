@@ -39,6 +39,8 @@ from rewardops.data.validation import (
     check_pair_fields,
     nesting_depth,
 )
+from rewardops.errors import DataError
+from rewardops.errors import DataError, NotFoundError
 
 
 @dataclass
@@ -83,7 +85,7 @@ def file_tag(path: Path) -> str:
     return f"{path.parent.name}/{stem}" if path.parent.name else stem
 
 
-class SourceFault(ValueError):
+class SourceFault(DataError):
     """A file-level fault (corrupt or truncated compression, unreadable Parquet, an undecodable
     encoding, broken JSON structure): it names the file and the last row read before it."""
 
@@ -436,7 +438,7 @@ def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -
         return
     path = Path(src)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise NotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise SourceFault(str(path), 0, "is a folder, not a data file")
     name = path.name
@@ -447,7 +449,7 @@ def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -
     elif name.endswith((".json", ".json.gz")):
         yield from _guarded(iter_json(path, max_row_bytes), str(path))
     else:
-        raise ValueError(f"{path}: unknown file type (expected .json, .jsonl, .jsonl.gz or .parquet)")
+        raise DataError(f"{path}: unknown file type (expected .json, .jsonl, .jsonl.gz or .parquet)")
 
 
 def canonical_source(src: str) -> str:
@@ -477,7 +479,7 @@ def expand_sources(srcs: list[str]) -> list[str]:
             files = sorted(str(f) for f in p.rglob("*")
                            if f.is_file() and f.name.endswith(LOCAL_SUFFIXES) and f.name not in RUN_OUTPUTS)
             if not files:
-                raise FileNotFoundError(f"{p}: folder holds no .json/.jsonl/.jsonl.gz/.parquet files")
+                raise NotFoundError(f"{p}: folder holds no .json/.jsonl/.jsonl.gz/.parquet files")
             out.extend(files)
         else:
             out.append(s)
@@ -731,7 +733,7 @@ def read_source(
     A file-level fault raises `SourceFault` (naming the file and the last good row).
     """
     if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     source = source or source_name(src)
     if id_prefix is None:
         id_prefix = file_tag(Path(src)) if is_local(src) and source != file_tag(Path(src)) else None

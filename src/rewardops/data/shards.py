@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from rewardops.data.schema import PAIR_SCHEMA, PreferencePair, pairs_to_table
 from rewardops.outputs import atomic_output, is_staging, verify_output
+from rewardops.errors import DataError, NotFoundError
 
 SHARD_GLOB = "part-*.parquet"
 DATASET_KIND = "dataset"
@@ -38,7 +39,7 @@ def shard_paths(path: str | Path, verify: bool = True) -> list[Path]:
     if p.is_file():
         return [p]
     if not p.is_dir():
-        raise FileNotFoundError(f"{p}: no such dataset folder or Parquet file")
+        raise NotFoundError(f"{p}: no such dataset folder or Parquet file")
     if verify:
         manifest = verify_output(p)
         names = sorted(f["path"] for f in manifest["files"] if "/" not in f["path"] and Path(f["path"]).match(SHARD_GLOB))
@@ -173,5 +174,5 @@ def count_pairs(path: str | Path) -> int:
             total += pq.ParquetFile(s).metadata.num_rows
         except (OSError, pa.ArrowException) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{s}: unreadable Parquet shard: {first}") from None
+            raise DataError(f"{s}: unreadable Parquet shard: {first}") from None
     return total

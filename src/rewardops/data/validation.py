@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rewardops.data.schema import ROLES
+from rewardops.errors import DataError
 
 
 class Reason(str, Enum):
@@ -46,7 +47,7 @@ MAX_NESTING = 64
 _BLANK_RE = r"^[\s\x0b\x1c-\x1f\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$"
 
 
-class ValidationError(ValueError):
+class ValidationError(DataError):
     """Raised in strict mode for the first bad row."""
 
     def __init__(self, source_file: str, row: int, reason: Reason, detail: str = "") -> None:

@@ -35,6 +35,7 @@ from rewardops.evaluation.sources import (
     read_saved_dataset,
     record_files,
 )
+from rewardops.errors import ConfigError
 
 log = logging.getLogger("rewardops.evaluation")
 
@@ -259,7 +260,7 @@ def get(name: str) -> Benchmark:
     try:
         return BENCHMARKS[name]
     except KeyError:
-        raise ValueError(f"unknown benchmark {name!r}: choose from {', '.join(ALL_NAMES)}") from None
+        raise ConfigError(f"unknown benchmark {name!r}: choose from {', '.join(ALL_NAMES)}") from None
 
 
 def parse_names(spec: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Batched, deterministic reward inference with a score cache.
 
-How a response is scored (the same way training reads it, spec §6):
+How a response is scored (the same way training reads it; the model card's usage):
   rendering.render_messages(tokenizer, prompt + [assistant response]) -> token ids
   -> (left-truncated to max_length, counted) -> the backbone -> hidden state of the LAST REAL
   token (explicit gather, right padding) -> the `score` head.
@@ -27,6 +27,7 @@ from rewardops.evaluation.cache import ScoreCache, token_digest
 from rewardops.evaluation.items import EvalItem
 from rewardops.evaluation.modelref import ModelRef, model_fingerprint, resolve_model
 from rewardops.rendering import render_messages
+from rewardops.errors import DataError
 
 log = logging.getLogger("rewardops.evaluation")
 
@@ -114,11 +115,11 @@ class HFRewardModel:
         self.fingerprint = model_fingerprint(ref, dtype=self.dtype_name, max_length=max_length)
         self.stats = EngineStats()
         if self.model.config.model_type in BIDIRECTIONAL:
-            raise ValueError(f"{ref.model_dir}: {self.model.config.model_type} is an encoder; only decoder-only reward models are supported")
+            raise DataError(f"{ref.model_dir}: {self.model.config.model_type} is an encoder; only decoder-only reward models are supported")
         self._base = getattr(self.model, self.model.base_model_prefix)
         self._head = getattr(self.model, "score", None)
         if self._head is None:
-            raise ValueError(f"{ref.model_dir}: {type(self.model).__name__} has no `score` head; not a reward model")
+            raise DataError(f"{ref.model_dir}: {type(self.model).__name__} has no `score` head; not a reward model")
 
     def render(self, messages: list[dict[str, str]]) -> list[int]:
         ids = render_messages(self.tokenizer, messages)

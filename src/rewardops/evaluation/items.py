@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from rewardops.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,11 @@ class LoadedBenchmark:
     notes: list[str] = field(default_factory=list)  # e.g. "math_filtered.json absent"
 
 
-class MalformedRecord(ValueError):
+class MalformedRecord(DataError):
     """Raised by a record parser; the loader turns it into a `Quarantined` entry."""
 
 
-class MissingBenchmarkData(FileNotFoundError):
+class MissingBenchmarkData(DataError, FileNotFoundError):
     """A benchmark's files are not where they were looked for."""
 
 

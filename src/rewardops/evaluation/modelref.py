@@ -12,6 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from rewardops.errors import NotFoundError
 
 MLFLOW_PREFIXES = ("runs:/", "models:/", "mlflow-artifacts:/")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -40,13 +41,13 @@ def _find_hf_folder(root: Path) -> tuple[Path, Path]:
     configs = sorted(root.rglob("config.json"), key=lambda p: len(p.parts))
     model_dirs = [c.parent for c in configs if any(f.suffix in WEIGHT_SUFFIXES for f in c.parent.iterdir())]
     if not model_dirs:
-        raise FileNotFoundError(f"{root}: no Hugging Face model folder (config.json next to weights) inside")
+        raise NotFoundError(f"{root}: no Hugging Face model folder (config.json next to weights) inside")
     model_dir = model_dirs[0]
     if (model_dir / "tokenizer_config.json").exists():
         return model_dir, model_dir
     tok = sorted(root.rglob("tokenizer_config.json"), key=lambda p: len(p.parts))
     if not tok:
-        raise FileNotFoundError(f"{root}: no tokenizer (tokenizer_config.json) inside")
+        raise NotFoundError(f"{root}: no tokenizer (tokenizer_config.json) inside")
     return model_dir, tok[0].parent
 
 
@@ -81,7 +82,7 @@ def resolve_model(spec: str | Path, download_dir: Path | None = None) -> ModelRe
 
     path = Path(resolve_backbone(text))
     if not path.exists():
-        raise FileNotFoundError(f"model {text!r}: no such folder (offline: hub ids are not downloaded)")
+        raise NotFoundError(f"model {text!r}: no such folder (offline: hub ids are not downloaded)")
     model_dir, tok_dir = _find_hf_folder(path)
     return ModelRef(text, model_dir, tok_dir, None)
 

@@ -1,7 +1,7 @@
 """Benchmark prompts for decontamination, read through the evaluation loaders.
 
 Training data is decontaminated against the first-turn prompt of every item of every benchmark a
-run evaluates on (spec §2.4), found exactly where `rewardops eval` finds them: `--source
+run evaluates on (paper App. C.1), found exactly where `rewardops eval` finds them: `--source
 NAME=PATH_OR_HF_ID` first, else the benchmark's folder under `--data-dir` (the generated world:
 its held-out items, `world_n` of them, as evaluation generates them). What evaluation would skip
 (no data) is skipped here too and reported, unless `strict`.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rewardops.evaluation.benchmarks import WORLD, get, load_world, parse_names
 from rewardops.evaluation.items import EvalItem, MissingBenchmarkData
+from rewardops.errors import ConfigError
 
 DEFAULT_WORLD_N = 256  # what the end-to-end pipeline evaluates on (its eval_world_n)
 
@@ -39,7 +40,7 @@ def parse_sources(values: Iterable[str]) -> dict[str, str]:
     for value in values:
         name, sep, source = str(value).partition("=")
         if not sep or not name.strip() or not source.strip():
-            raise ValueError(f"benchmark source {value!r}: use NAME=PATH_OR_HF_ID")
+            raise ConfigError(f"benchmark source {value!r}: use NAME=PATH_OR_HF_ID")
         out[name.strip()] = source.strip()
     return out
 

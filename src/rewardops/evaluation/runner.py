@@ -15,6 +15,7 @@ from rewardops.evaluation.benchmarks import WORLD, get, load_world
 from rewardops.evaluation.engine import DEFAULT_MAX_LENGTH, ScoreEngine, open_engine
 from rewardops.evaluation.items import LoadedBenchmark, MissingBenchmarkData
 from rewardops.outputs import atomic_output
+from rewardops.errors import DataError
 
 log = logging.getLogger("rewardops.evaluation")
 
@@ -55,7 +56,7 @@ class EvalOutcome:
     mlflow_run_id: str | None = None
 
 
-class BenchmarkDataError(RuntimeError):
+class BenchmarkDataError(DataError):
     """--strict and a benchmark's data is missing."""
 
 

@@ -386,8 +386,11 @@ def rmb(rows: Iterable[RmbRow]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# PPE — lmarena/PPE's code could not be read here (no copy of github.com/lmarena/PPE in our sources;
-# checked 2026-11-27), so these follow the PPE paper (arXiv:2410.14872) and the dataset cards.
+# PPE — lmarena/PPE's repository could not be fetched here; of its scoring code only the opening of
+# the correctness scorer module was readable: it imports sklearn's `roc_auc_score`, defines
+# `BestOfKScorer(file_path)` over a results JSON whose "$ERROR$" scores become -inf, with
+# `sample(k=32, model_name=None)`; upstream scores correctness with `ConflictScorer`, `AUCScorer`
+# and `BestOfKScorer`. So these follow the PPE paper (arXiv:2410.14872) and the dataset cards.
 # Verified against the cards of lmarena-ai/PPE-{MMLU-Pro,GPQA,...}-Best-of-K: each row is one
 # (question_id, model_name) with response_1..response_K, boolean `scores`, `conflict_pairs` and
 # `sampled_conflict_pairs` (lists of [i, j] response indices), so a question id repeats once per
@@ -403,6 +406,12 @@ def rmb(rows: Iterable[RmbRow]) -> dict[str, Any]:
 #   conflict) are skipped and counted.
 # - best-of-K = the expected correctness of the top-scored response of a uniformly random
 #   N-subset of the K responses, computed exactly.
+# - AUC (upstream's `AUCScorer`, reported as `auc`): ROC AUC of the reward score as a classifier
+#   of correct vs incorrect responses, as sklearn's `roc_auc_score` computes it (a tie between a
+#   correct and an incorrect response counts one half), pooled over every response of a task, then
+#   averaged over the tasks. Unconfirmed: that upstream pools a task's responses (rather than
+#   averaging a per-prompt AUC; ours gives that as `auc_per_prompt`), and how it treats "$ERROR$"
+#   scores there (here a score is a number: a failed forward pass is an error, not -inf).
 # --------------------------------------------------------------------------------------------
 
 
@@ -471,6 +480,24 @@ def ppe_conflict_pairs(scores: Sequence[float], correct: Sequence[bool], pairs: 
     return right, scored, skipped
 
 
+def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float:
+    """ROC AUC of `scores` for the `positive` labels, as sklearn's `roc_auc_score` (the Mann-Whitney
+    form: a tied positive/negative pair counts 1/2); NaN when either class is absent."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
+    ends = np.r_[starts[1:], len(s)]
+    for a, b in zip(starts, ends):  # average rank (1-based) within each group of equal scores
+        ranks[order[a:b]] = (a + b + 1) / 2.0
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 PpeRow = tuple[Sequence[float], Sequence[bool]] | tuple[Sequence[float], Sequence[bool], Sequence[Sequence[int]] | None]
 
 
@@ -479,13 +506,19 @@ def ppe_correctness_task(rows: Iterable[PpeRow], max_n: int = 32) -> dict[str, A
     rows = list(rows)
     prompt_acc, wins_total, pairs_total = [], 0, 0
     conflict_right = conflict_scored = conflict_skipped = conflict_rows = 0
+    pooled_scores: list[float] = []
+    pooled_correct: list[bool] = []
+    prompt_auc: list[float] = []
     for row in rows:
         scores, correct = row[0], row[1]
+        pooled_scores.extend(float(s) for s in scores)
+        pooled_correct.extend(bool(c) for c in correct)
         wins, pairs = ppe_pairwise(scores, correct)
         wins_total += wins
         pairs_total += pairs
         if pairs:
             prompt_acc.append(wins / pairs)
+            prompt_auc.append(roc_auc(scores, correct))
         sampled = row[2] if len(row) > 2 else None  # type: ignore[misc]
         if sampled:
             r, n, skipped = ppe_conflict_pairs(scores, correct, sampled)
@@ -508,6 +541,8 @@ def ppe_correctness_task(rows: Iterable[PpeRow], max_n: int = 32) -> dict[str, A
             "n_rows": conflict_rows,
             "skipped_not_a_conflict": conflict_skipped,
         },
+        "auc": roc_auc(pooled_scores, pooled_correct),
+        "auc_per_prompt": float(np.mean(prompt_auc)) if prompt_auc else float("nan"),
         "best_of_n": dict(zip(ns, curve)),
         "oracle_best_of_n": dict(zip(ns, oracle)),
         "n_prompts": len(rows),
@@ -520,11 +555,15 @@ def ppe_correctness(tasks: dict[str, list[PpeRow]], max_n: int = 32) -> dict[str
     values = [t["overall"] for t in per_task.values() if not math.isnan(t["overall"])]
     sampled = {name: t["sampled_conflict_pairs"]["accuracy"] for name, t in per_task.items()}
     sampled_present = [v for v in sampled.values() if not math.isnan(v)]
+    auc = {name: t["auc"] for name, t in per_task.items()}
+    auc_present = [v for v in auc.values() if not math.isnan(v)]
     overall = float(np.mean(values)) if values else float("nan")
     return {
         "overall": overall,
         "all_pairs_accuracy": overall,
         "sampled_conflict_pairs_accuracy": float(np.mean(sampled_present)) if sampled_present else float("nan"),
+        "auc": float(np.mean(auc_present)) if auc_present else float("nan"),
+        "auc_subsets": auc,
         "subsets": {name: t["overall"] for name, t in per_task.items()},
         "sampled_conflict_pairs_subsets": sampled,
         "tasks": per_task,

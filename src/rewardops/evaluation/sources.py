@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from rewardops.errors import DataError, NotFoundError
 
 RECORD_SUFFIXES = (".json", ".jsonl", ".parquet")
 
@@ -42,11 +43,11 @@ def read_file(path: Path) -> Iterator[RawRecord]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+            raise DataError(f"{path}: not valid JSON: {exc}") from exc
         if isinstance(data, dict):  # {"data": [...]} or a columnar dict from pandas
             data = data.get("data", data.get("rows", data))
         if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+            raise DataError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
         for row, value in enumerate(data):
             yield _as_record(name, row, value)
     elif path.suffix == ".parquet":
@@ -59,7 +60,7 @@ def read_file(path: Path) -> Iterator[RawRecord]:
                 yield _as_record(name, row, value)
                 row += 1
     else:
-        raise ValueError(f"{path}: unsupported file type (use .json, .jsonl or .parquet)")
+        raise DataError(f"{path}: unsupported file type (use .json, .jsonl or .parquet)")
 
 
 def _as_record(name: str, row: int, value: Any) -> RawRecord:
@@ -80,7 +81,7 @@ def read_saved_dataset(path: Path, split: str | None) -> Iterator[RawRecord]:
     ds = load_from_disk(str(path))
     if isinstance(ds, DatasetDict):
         if split is None or split not in ds:
-            raise ValueError(f"{path}: pick one of the splits {sorted(ds)} (asked for {split!r})")
+            raise DataError(f"{path}: pick one of the splits {sorted(ds)} (asked for {split!r})")
         ds = ds[split]
     for row, value in enumerate(ds):
         yield RawRecord(f"{path}[{split}]" if split else str(path), row, dict(value))
@@ -93,7 +94,7 @@ def read_hub_dataset(dataset_id: str, split: str, config: str | None = None) -> 
     try:
         ds = load_dataset(dataset_id, config, split=split)
     except Exception as exc:  # offline, missing, gated: say which dataset and how to get it
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"could not load Hugging Face dataset {dataset_id!r} split {split!r}: {exc}. "
             "Download it on a machine with network access (datasets.load_dataset(...).save_to_disk(DIR)) "
             "and point --data-dir at the saved folder."

@@ -66,6 +66,7 @@ from rewardops.k8s.trainjob import (
     chart_policy,
     request_for_size,
 )
+from rewardops.errors import ServiceError
 
 if TYPE_CHECKING:
     from rewardops.training.config import TrainConfig
@@ -88,7 +89,7 @@ class CleanupPolicy(str, Enum):
     NEVER = "never"  # not even a timed-out job
 
 
-class TrainJobFailed(RuntimeError):
+class TrainJobFailed(ServiceError):
     """The TrainJob failed (or could not start); `reason` is the job's condition reason."""
 
     def __init__(self, name: str, reason: str, message: str, log_tail: list[str] | None = None):

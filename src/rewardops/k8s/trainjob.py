@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rewardops.k8s.images import training_image
+from rewardops.errors import ConfigError
 from rewardops.k8s.schema import PLACEMENT_MANAGER, TrainJobPolicy, validate_trainjob
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ _RESOURCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za
 MPI_EXPORT_ALWAYS = ("PATH",)
 
 
-class TrainJobConfigError(ValueError):
+class TrainJobConfigError(ConfigError):
     """A TrainJob that cannot work, caught before anything is sent to the cluster."""
 
 

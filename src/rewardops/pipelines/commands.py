@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rewardops.errors import ConfigError, RewardOpsError
 
 pipelines_app = typer.Typer(help="Kubeflow Pipelines: compile, run locally, submit to a cluster.", no_args_is_help=True)
 
 
-class PipelineParamError(ValueError):
+class PipelineParamError(ConfigError):
     """Parameters a pipeline cannot run with; the message lists every problem."""
 
 
@@ -276,11 +277,6 @@ def _upload_version(client: Any, package: Path, pipeline_name: str, description:
 
 
 # -- commands ----------------------------------------------------------------------------------
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
-
-
 ParamOpt = Annotated[list[str], typer.Option("--param", "-p", help="Pipeline parameter key=value (JSON values allowed). Repeatable.")]
 DataOpt = Annotated[list[str], typer.Option("--data", help="Input data file/folder: sets data_version (DVC or content hash) and sources. Repeatable.")]
 SizesOpt = Annotated[Optional[str], typer.Option("--sizes", help="Comma list of catalog sizes for the training plan (default: the pipeline's).")]
@@ -308,7 +304,7 @@ def compile_cmd(
         for path in compile_all(out, name, iterations):
             typer.echo(f"wrote {path}")
     except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
+        raise RewardOpsError(str(exc.args[0])) from None
 
 
 def run_cmd(
@@ -323,18 +319,18 @@ def run_cmd(
 ) -> None:
     """Run a pipeline locally with kfp.local (SubprocessRunner): `rewardops run data --local --data FILE`."""
     if not local:
-        raise _fail("only local runs start from `run`; add --local, or use `rewardops submit PIPELINE --host URL`")
+        raise RewardOpsError("only local runs start from `run`; add --local, or use `rewardops submit PIPELINE --host URL`")
     try:
         func = build_pipeline(pipeline, iterations)
         params = prepare_params(pipeline, func, parse_params(param), data, _sizes(sizes), local=True)
     except (KeyError, PipelineParamError, FileNotFoundError) as exc:
-        raise _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
+        raise RewardOpsError(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
     typer.echo(f"running {pipeline} locally (data version {params.get('data_version')}); outputs under {workdir}/kfp")
     started = time.perf_counter()
     try:
         outputs = run_local(pipeline, params, workdir, cache=not no_cache, iterations=iterations)
     except RuntimeError as exc:
-        raise _fail(f"pipeline {pipeline} failed: {exc}") from None
+        raise RewardOpsError(f"pipeline {pipeline} failed: {exc}") from None
     cached = outputs.pop("cached_tasks")
     typer.echo(f"{pipeline} finished in {time.perf_counter() - started:.1f}s"
                + (f"; reused from cache: {', '.join(cached)}" if cached else ""))
@@ -373,7 +369,7 @@ def _version_demo_subsets(workdir: Path) -> None:
             found[name] = candidates[-1]
     missing = sorted(set(DEMO_SUBSETS) - set(found))
     if missing:
-        raise _fail(f"demo finished without the subsets {', '.join(missing)} under {workdir}/kfp")
+        raise RewardOpsError(f"demo finished without the subsets {', '.join(missing)} under {workdir}/kfp")
     versions = version_datasets(workdir / "data-registry", found, workdir / "dvc-remote",
                                 message=f"demo subsets from {os.environ.get('REWARDOPS_PIPELINE_RUN_ID', 'a local run')}")
     typer.echo(f"DVC-versioned subsets in {workdir / 'data-registry'} (git {versions.pop('rev')[:12]}):")
@@ -402,13 +398,13 @@ def submit_cmd(
         func = build_pipeline(pipeline, iterations)
         params = prepare_params(pipeline, func, parse_params(param), data, _sizes(sizes), local=False)
     except (KeyError, PipelineParamError, FileNotFoundError) as exc:
-        raise _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
+        raise RewardOpsError(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
     try:
         result = submit(pipeline, params, host, experiment=experiment, run_name=run_name, namespace=namespace,
                         token=token, iterations=iterations, enable_caching=False if no_cache else None,
                         service_account=service_account, upload=upload)
     except Exception as exc:  # connection refused, 401, 500...: say where and why
-        raise _fail(f"could not start {pipeline} on {host}: {type(exc).__name__}: {str(exc)[:500]}") from None
+        raise RewardOpsError(f"could not start {pipeline} on {host}: {type(exc).__name__}: {str(exc)[:500]}") from None
     typer.echo(f"started run {result.run_id} of {pipeline} (data version {params['data_version']})")
     typer.echo(f"  {host.rstrip('/')}/#/runs/details/{result.run_id}")
 

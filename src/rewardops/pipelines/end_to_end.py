@@ -104,7 +104,7 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         else:
             raw = sized(ingest(sources=sources, data_version=data_version), "data")
             raw.set_display_name("ingest sources")
-        # decontaminated against the prompts of every benchmark this run evaluates on (issue #11)
+        # decontaminated against the prompts of every benchmark this run evaluates on
         clean = sized(preprocess(raw=raw.outputs["dataset"], data_version=data_version, benchmarks=benchmarks,
                                  benchmark_sources=eval_sources, world_n=eval_world_n), "data")
         clean.set_display_name("preprocess (dedup, decontaminate)")

@@ -11,17 +11,14 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from rewardops.errors import RewardOpsError
+
 console = Console(stderr=True)
 out_console = Console()
 wide_console = Console(width=None if Console().is_terminal else 160)  # tables stay readable in CI logs
 
 data_app = typer.Typer(help="Versioned data: the DVC S3 remote and the pipeline's source stage.", no_args_is_help=True)
 registry_app = typer.Typer(help="The MLflow model registry: aliases candidate / champion.", no_args_is_help=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -44,9 +41,9 @@ def data_push(
     try:
         count = push(repo, targets, jobs=jobs, create_bucket=create_bucket, all_commits=all_commits)
     except RemoteError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - DVC errors: say it was the push
-        raise _fail(f"dvc push failed: {exc}") from None
+        raise RewardOpsError(f"dvc push failed: {exc}") from None
     out_console.print(f"{count} files pushed")
 
 
@@ -64,9 +61,9 @@ def data_pull(
     try:
         result = pull(repo, targets, rev=rev, out=out, jobs=jobs)
     except RemoteError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001
-        raise _fail(f"dvc pull failed: {exc}") from None
+        raise RewardOpsError(f"dvc pull failed: {exc}") from None
     out_console.print_json(json.dumps(result))
 
 
@@ -78,7 +75,7 @@ def data_status(repo: Annotated[Path, typer.Option("--repo")] = Path(".")) -> No
     try:
         result = status(repo)
     except RemoteError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     out_console.print_json(json.dumps(result))
 
 
@@ -102,33 +99,33 @@ def data_get(
 
         found = re.match(r"models:/([^/@]+)(?:@([\w.-]+)|/(\d+))$", model)
         if not found:
-            raise _fail(f"--model {model!r}: use models:/NAME@ALIAS or models:/NAME/VERSION")
+            raise RewardOpsError(f"--model {model!r}: use models:/NAME@ALIAS or models:/NAME/VERSION")
         name, alias, number = found.groups()
         try:
             mv = resolve_version(_client(tracking_uri), name, number, alias)
         except RegistryLookupError as exc:
-            raise _fail(str(exc)) from None
+            raise RewardOpsError(str(exc)) from None
         expected = DataVersion.from_tags(mv.tags or {})
         if expected is None:
-            raise _fail(f"{model} (version {mv.version}) carries no DVC data lineage (tags rewardops.data.registry, "
+            raise RewardOpsError(f"{model} (version {mv.version}) carries no DVC data lineage (tags rewardops.data.registry, "
                         ".rev, .path, .md5): it was trained on data that was not versioned in a DVC registry")
     registry = registry or (expected.registry if expected else None)
     path = path or (expected.path if expected else None)
     rev = rev or (expected.rev if expected else None)
     if not registry or not path:
-        raise _fail("say which data: --model models:/NAME@ALIAS, or PATH with --registry")
+        raise RewardOpsError("say which data: --model models:/NAME@ALIAS, or PATH with --registry")
     try:
         settings = RemoteSettings.from_env() if _s3_configured() else None
         dest = get_dataset(registry, path, out, rev=rev, settings=settings)
     except RemoteError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     result: dict[str, Any] = {"registry": registry, "path": path, "rev": rev or "HEAD", "out": str(dest)}
     if expected is not None:
         from rewardops.tracking.lineage import dvc_md5
 
         result["md5"] = dvc_md5(dest)
         if result["md5"] != expected.md5:
-            raise _fail(f"{dest}: DVC md5 {result['md5']} differs from the {expected.md5} the model was trained on")
+            raise RewardOpsError(f"{dest}: DVC md5 {result['md5']} differs from the {expected.md5} the model was trained on")
         result["verified"] = True
     out_console.print_json(json.dumps(result))
 
@@ -147,7 +144,7 @@ def data_remote(
             check_remote(settings)
         configure_remote(repo, settings)
     except RemoteError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     out_console.print(f"remote {settings.name} -> {settings.url} ({settings.endpoint_url or 'AWS S3'})")
 
 
@@ -180,12 +177,12 @@ def data_source(
         section = (yaml.safe_load(params.read_text()) or {}).get("data") or {}
         kind, settings = source_settings(section)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise _fail(f"{params}: {exc}") from None
+        raise RewardOpsError(f"{params}: {exc}") from None
     console.print(f"[bold]data source: {kind} {settings}[/bold]")
     try:
         counts = _run_source(kind, settings, out)
     except (OSError, ValueError) as exc:
-        raise _fail(f"data source ({kind}) failed: {exc}") from None
+        raise RewardOpsError(f"data source ({kind}) failed: {exc}") from None
     out_console.print_json(json.dumps(counts, default=str))
 
 
@@ -235,7 +232,7 @@ def registry_promote(
     try:
         decision = promote_champion(_client(tracking_uri), name, version=version, min_delta=min_delta)
     except LookupError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     verb = "[green]promoted[/green]" if decision.promoted else "[yellow]kept[/yellow]"
     out_console.print(f"{name} v{decision.candidate}: {verb} ({decision.reason}); champion = v{decision.champion}")
 
@@ -254,7 +251,7 @@ def registry_register(
     try:
         version = register_checkpoint(model_dir, name, run_id=run_id, tracking_uri=tracking_uri, alias=alias)
     except FileNotFoundError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     out_console.print(f"{name} v{version} registered, alias {alias}")
 
 
@@ -278,7 +275,7 @@ def compare(
         a = load_suite(client, suite, experiment)
         b = load_suite(client, other, experiment) if other else None
     except LookupError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     wide_console.print(rich_table(a, b))
     paths = write_outputs(out, a, b)
     console.print("written: " + ", ".join(str(p) for p in paths.values()))

@@ -25,6 +25,7 @@ from contextlib import chdir
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from rewardops.errors import ServiceError
 
 __all__ = [
     "RemoteError",
@@ -39,7 +40,7 @@ __all__ = [
 REMOTE_NAME = "rewardops"
 
 
-class RemoteError(RuntimeError):
+class RemoteError(ServiceError):
     """The S3 remote is misconfigured, unreachable or rejects the credentials."""
 
 

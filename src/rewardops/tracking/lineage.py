@@ -22,6 +22,12 @@ a DVC-tracked path of a registry checkout, or from REWARDOPS_DATA_REGISTRY/REWAR
 REWARDOPS_DATA_REGISTRY_PATH/REWARDOPS_DATA_MD5. Its tags (`rewardops.data.registry|rev|path|md5`,
 and `dvc_hash`/`git_rev` with the same meaning) go on the run and the registered version, and it
 is the run's MLflow dataset input (source: the DVC location; digest: the md5).
+
+A dataset folder no DVC registry versions (a plain `rewardops ingest|preprocess|generate` output) is
+a `FolderVersion` instead (`folder_version(path)`): its absolute path and the digest of its
+manifest (sha256 over every file's path and sha256, so the same bytes give the same digest whenever
+and wherever they were written). It is the run's dataset input just the same (source type
+`rewardops-folder`), so a registered model always says what it was trained on.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DataVersion", "code_commit", "data_dvc_hash", "data_version", "git_revision", "mlflow_dataset", "run_tags"]
+__all__ = ["DataVersion", "FolderVersion", "code_commit", "data_dvc_hash", "data_version", "folder_version", "git_revision",
+           "mlflow_dataset", "run_tags"]
 
 LINEAGE_FILE = "dvc.json"  # in a dataset folder written by the version-data step
 
@@ -238,10 +245,83 @@ def data_version(path: str | os.PathLike[str] | None) -> DataVersion | None:
     return _from_file(folder) or _from_checkout(folder)
 
 
-def mlflow_dataset(version: DataVersion) -> Any:
-    """An MLflow dataset for `log_input`: source = the DVC location, digest = the md5."""
+@dataclass(frozen=True)
+class FolderVersion:
+    """A dataset folder that no DVC registry versions: where it is and what its manifest holds."""
+
+    path: str  # absolute path of the folder
+    digest: str  # sha256 over the manifest's (path, sha256) of every file
+    rows: int | None = None
+
+    def tags(self) -> dict[str, str]:
+        tags = {"rewardops.data.path": self.path, "rewardops.data.manifest_digest": self.digest}
+        if self.rows is not None:
+            tags["rewardops.data.rows"] = str(self.rows)
+        return tags
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 over the sorted (path, sha256) of a manifest's files: the content, not when it was written."""
+    import hashlib
+
+    entries = sorted((str(f["path"]), str(f["sha256"])) for f in manifest.get("files", []))
+    return hashlib.sha256("".join(f"{p}\0{h}\n" for p, h in entries).encode("utf-8")).hexdigest()
+
+
+def folder_version(path: str | os.PathLike[str] | None) -> FolderVersion | None:
+    """The `FolderVersion` of a complete RewardOps output folder (it holds a valid manifest), else None."""
+    if path is None or not Path(path).is_dir():
+        return None
+    from rewardops.outputs import IncompleteOutputError, verify_output
+
+    try:
+        manifest = verify_output(path, hashes=False)  # the reader verified the bytes; here: the file list
+    except IncompleteOutputError:
+        return None
+    rows = manifest.get("rows")
+    return FolderVersion(str(Path(path).resolve()), manifest_digest(manifest), int(rows) if rows is not None else None)
+
+
+def mlflow_dataset(version: DataVersion | FolderVersion) -> Any:
+    """An MLflow dataset for `log_input`: for a DVC version, source = the DVC location and digest =
+    the md5; for a plain folder, source = its path and digest = its manifest digest."""
     from mlflow.data.dataset_source import DatasetSource
     from mlflow.data.meta_dataset import MetaDataset
+
+    class FolderDatasetSource(DatasetSource):
+        def __init__(self, info: dict[str, Any]) -> None:
+            self.info = info
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "rewardops-folder"
+
+        def load(self, **kwargs: Any) -> str:
+            return self.info["path"]
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return False
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> FolderDatasetSource:
+            raise NotImplementedError
+
+        def to_dict(self) -> dict[str, Any]:
+            return dict(self.info)
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[Any, Any]) -> FolderDatasetSource:
+            return cls(dict(source_dict))
+
+    if isinstance(version, FolderVersion):
+        info = {"path": version.path, "uri": Path(version.path).as_uri(), "manifest_digest": version.digest,
+                "rows": version.rows}
+        # MLflow keeps at most 36 characters of a digest; the source holds the full one
+        return MetaDataset(FolderDatasetSource(info), name=Path(version.path).name, digest=version.digest[:36])
 
     class DvcDatasetSource(DatasetSource):
         def __init__(self, info: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rewardops.tracking.spool import write as spool_write
 from rewardops.tracking.uri import default_artifact_location, default_tracking_uri, resolve_tracking_uri
+from rewardops.errors import ServiceError
 
 __all__ = [
     "NullTracker",
@@ -74,7 +75,7 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(ServiceError):
     """The tracking server could not be reached when a run had to be created."""
 
 
@@ -366,8 +367,9 @@ class MlflowTracker:
         self.log_artifact(target, "figures")
 
     def log_dataset(self, version: Any, context: str = "training") -> None:
-        """Record a DVC-versioned dataset (`rewardops.tracking.lineage.DataVersion`) as the run's
-        MLflow dataset input (source: the DVC location, digest: its md5) and as tags."""
+        """Record the run's MLflow dataset input and its tags: a DVC-versioned dataset
+        (`rewardops.tracking.lineage.DataVersion`; source: the DVC location, digest: its md5) or a
+        plain dataset folder (`FolderVersion`; source: its path, digest: its manifest digest)."""
         from mlflow.entities import DatasetInput, InputTag
 
         from rewardops.tracking.lineage import mlflow_dataset
@@ -597,8 +599,8 @@ def start_tracker(
     the run a child of that suite's parent run in this experiment (created on first use), so
     separate processes (one per size: DVC matrix stages, KFP steps) end up under one suite.
     With `lineage` (default) the `run_tags()` lineage tags are added under the given `tags`, and a
-    DVC-versioned dataset (`tags["rewardops.data.path"]` or `REWARDOPS_DATA_PATH`) is logged as the
-    run's dataset input.
+    dataset (`tags["rewardops.data.path"]` or `REWARDOPS_DATA_PATH`) is logged as the run's dataset
+    input: its DVC version where there is one, else the folder's manifest digest and path.
     """
     if not enabled or not is_rank_zero():
         return NullTracker()
@@ -614,10 +616,10 @@ def start_tracker(
     run_tags = _stringify_tags(tags)
     version = None
     if lineage:
-        from rewardops.tracking.lineage import data_version, run_tags as lineage_tags
+        from rewardops.tracking.lineage import data_version, folder_version, run_tags as lineage_tags
 
         data = run_tags.get("rewardops.data.path") or os.environ.get("REWARDOPS_DATA_PATH")
-        version = data_version(data) if data else None
+        version = (data_version(data) or folder_version(data)) if data else None
         run_tags = {**lineage_tags(data), **run_tags, **(version.tags() if version else {})}
         if data:
             run_tags["rewardops.data.path"] = version.path if version else portable(str(data))

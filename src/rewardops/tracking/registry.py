@@ -24,6 +24,7 @@ from typing import Any
 
 from rewardops.evaluation.report import SCORE_METRIC, benchmark_metrics, registry_score
 from rewardops.naming import registered_model_name
+from rewardops.errors import RewardOpsError
 
 __all__ = [
     "CANDIDATE",
@@ -44,7 +45,7 @@ BASIS_TAG = "rewardops.score.basis"
 model_name_for_size = registered_model_name  # declared once, in rewardops.naming
 
 
-class RegistryLookupError(LookupError):
+class RegistryLookupError(RewardOpsError, LookupError):
     """A registered model, version or alias that does not exist (the message says what does)."""
 
 

@@ -19,11 +19,12 @@ from typing import Any
 
 import mlflow
 from mlflow.pyfunc import PythonModel
+from rewardops.errors import DataError
 
 ARTIFACT = "reward_model"  # the Hugging Face folder inside the MLflow model
 
 
-class ServingInputError(ValueError):
+class ServingInputError(DataError):
     """A request row that is not a conversation."""
 
 

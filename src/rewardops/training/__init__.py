@@ -1,4 +1,4 @@
-"""Bradley-Terry reward-model training (spec §5-6): packed, DeepSpeed or DDP, resumable, exported.
+"""Bradley-Terry reward-model training (paper §4.1, App. E; the model card's usage): packed, DeepSpeed or DDP, resumable, exported.
 
 The one entry, used by the CLI (`rewardops train`), the TrainJob pod (the same command under
 mpirun or torchrun), curation's transformer RM and the KFP `train` component:
@@ -29,11 +29,11 @@ __all__ = ["ConfigError", "TrainConfig", "config_from_json", "load_config", "par
 def run(config: TrainConfig, progress: bool = False) -> "TrainResult":
     """Train, evaluate, export and track one run in this process (every rank of a launch calls it),
     then leave the process group, so the same process may train again."""
-    from rewardops.training.trainer import Trainer, finish_run
+    from rewardops.training.trainer import Trainer, fit_tracked
 
     trainer = Trainer(config, progress=progress)
     try:
-        return finish_run(trainer)
+        return fit_tracked(trainer)
     finally:
         from rewardops.training.trainer import shutdown_distributed
 

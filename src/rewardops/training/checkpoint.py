@@ -51,6 +51,7 @@ import torch
 
 from rewardops.outputs import fsync_path, write_bytes_atomic
 from rewardops.training.config import ConfigError
+from rewardops.errors import RewardOpsError
 
 FORMAT = "rewardops-checkpoint/2"
 MANIFEST = "checkpoint.json"
@@ -59,7 +60,7 @@ PARTIAL = ".partial-"
 HASH_LIMIT = 64 * 2**20  # files up to this size also get a sha256 in the completion record
 
 
-class CheckpointError(ConfigError):
+class CheckpointError(RewardOpsError, ValueError):
     """A checkpoint that must not be resumed (foreign run, nothing valid left); the message says what to do."""
 
 

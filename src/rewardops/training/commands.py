@@ -21,57 +21,55 @@ from rewardops.training.config import (
     parse_overrides,
 )
 
+app = typer.Typer()
 
-def register(app: typer.Typer) -> None:
-    @app.command("train")
-    def train_cmd(
-        size: Optional[str] = typer.Option(None, "--size", help="catalog entry (rewardops train-sizes), e.g. demo-tiny-qwen3 or qwen3-0.6b"),
-        data: Optional[str] = typer.Option(None, "--data", help="folder of preference-pair Parquet shards"),
-        out: Optional[str] = typer.Option(None, "--out", help="output folder: checkpoints, metrics, exported model, MLflow store"),
-        max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
-        eval_data: Optional[str] = typer.Option(None, "--eval-data", help="held-out pairs for a final accuracy"),
-        profile: str = typer.Option("final", "--profile", help="final (constant LR) or dev (linear decay + warmup, GBS 256)"),
-        set_: list[str] = typer.Option([], "--set", help="override any setting: --set lr=1e-5 --set zero_stage=3"),
-        config_json: Optional[str] = typer.Option(None, "--config-json", help="a resolved config (TrainConfig.to_json()); how a TrainJob pod gets its settings"),
-        config_file: Optional[Path] = typer.Option(None, "--config", help="a file holding a resolved config as JSON"),
-        no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
-    ) -> None:
-        """Train a Bradley-Terry reward model for one catalog size (every rank of a launch runs this)."""
-        from rewardops.training import run
 
-        try:
-            config = _config(size, data, out, max_steps, eval_data, profile, set_, config_json, config_file)
-            result = run(config, progress=not no_progress)
-        except ConfigError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
-        if result.rank != 0:
-            return
-        last = result.history[-1] if result.history else {}
-        summary = {
-            "steps": result.steps,
-            "loss": last.get("train/loss"),
-            "accuracy": last.get("train/accuracy"),
-            "export": str(result.export_dir) if result.export_dir else None,
-            "eval": result.eval and {"accuracy": result.eval["accuracy"], "pairs": result.eval["pairs"]},
-            "counts": result.counts,
-            **result.launch,
-            "mlflow_run": result.run_id,
-            "registered_version": result.registered_version,
-        }
-        typer.echo(json.dumps(summary, indent=1))
+@app.command("train")
+def train_cmd(
+    size: Optional[str] = typer.Option(None, "--size", help="catalog entry (rewardops train-sizes), e.g. demo-tiny-qwen3 or qwen3-0.6b"),
+    data: Optional[str] = typer.Option(None, "--data", help="folder of preference-pair Parquet shards"),
+    out: Optional[str] = typer.Option(None, "--out", help="output folder: checkpoints, metrics, exported model, MLflow store"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="held-out pairs for a final accuracy"),
+    profile: str = typer.Option("final", "--profile", help="final (constant LR) or dev (linear decay + warmup, GBS 256)"),
+    set_: list[str] = typer.Option([], "--set", help="override any setting: --set lr=1e-5 --set zero_stage=3"),
+    config_json: Optional[str] = typer.Option(None, "--config-json", help="a resolved config (TrainConfig.to_json()); how a TrainJob pod gets its settings"),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="a file holding a resolved config as JSON"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+) -> None:
+    """Train a Bradley-Terry reward model for one catalog size (every rank of a launch runs this)."""
+    from rewardops.training import run
 
-    @app.command("train-sizes")
-    def sizes_cmd() -> None:
-        """List the training catalog: the paper's eight models and the CPU demo ladder."""
-        catalog = load_catalog()
-        for name in catalog_sizes(catalog):
-            c = load_config(name, catalog=catalog)
-            ds = f"ZeRO-{c.zero_stage}" if c.deepspeed else "DDP"
-            typer.echo(
-                f"{name:20} {c.backbone:34} lr {c.lr:.0e} gbs {c.global_batch:6} {ds:6} "
-                f"{c.nodes}x{c.gpus_per_node} max_len {c.max_length} data {c.data_subset}"
-            )
+    config = _config(size, data, out, max_steps, eval_data, profile, set_, config_json, config_file)
+    result = run(config, progress=not no_progress)
+    if result.rank != 0:
+        return
+    last = result.history[-1] if result.history else {}
+    summary = {
+        "steps": result.steps,
+        "loss": last.get("train/loss"),
+        "accuracy": last.get("train/accuracy"),
+        "export": str(result.export_dir) if result.export_dir else None,
+        "eval": result.eval and {"accuracy": result.eval["accuracy"], "pairs": result.eval["pairs"]},
+        "counts": result.counts,
+        **result.launch,
+        "mlflow_run": result.run_id,
+        "registered_version": result.registered_version,
+    }
+    typer.echo(json.dumps(summary, indent=1))
+
+
+@app.command("train-sizes")
+def sizes_cmd() -> None:
+    """List the training catalog: the paper's eight models and the CPU demo ladder."""
+    catalog = load_catalog()
+    for name in catalog_sizes(catalog):
+        c = load_config(name, catalog=catalog)
+        ds = f"ZeRO-{c.zero_stage}" if c.deepspeed else "DDP"
+        typer.echo(
+            f"{name:20} {c.backbone:34} lr {c.lr:.0e} gbs {c.global_batch:6} {ds:6} "
+            f"{c.nodes}x{c.gpus_per_node} max_len {c.max_length} data {c.data_subset}"
+        )
 
 
 def _config(size, data, out, max_steps, eval_data, profile, set_, config_json, config_file):

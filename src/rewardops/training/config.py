@@ -245,10 +245,6 @@ def load_config(
     return TrainConfig(**values)
 
 
-# The name the library used before `load_config`; kept because benches and tests call it.
-resolve_config = load_config
-
-
 def config_from_dict(values: Mapping[str, Any], source: str = "--config-json") -> TrainConfig:
     """A resolved config (as `TrainConfig.to_dict()` wrote it) back into a `TrainConfig`, every key checked."""
     if not isinstance(values, Mapping):

@@ -31,7 +31,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rewardops.training.errors import ConfigError
+from rewardops.errors import RewardOpsError
 
 OMPI = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE")
 PET = ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT")
@@ -39,7 +39,7 @@ TORCH_RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 LOOPBACK = "127.0.0.1"
 
 
-class LaunchError(ConfigError):
+class LaunchError(RewardOpsError, ValueError):
     """Launcher variables that are missing or contradict each other."""
 
 

@@ -1,5 +1,6 @@
-"""The training area's error type, below every module that raises it (no import circles)."""
+"""The training area's error type: `rewardops.errors.ConfigError`, named here for the training
+modules that raise it (below every one of them, so no import circles)."""
 
+from rewardops.errors import ConfigError
 
-class ConfigError(ValueError):
-    """An impossible or unreadable training setting, found before the first step."""
+__all__ = ["ConfigError"]

@@ -2,7 +2,7 @@
 
 L = -log sigma(r_chosen - r_rejected - margin) + c * mean((r_chosen + r_rejected)^2)
 
-The paper trains with the plain BT term only (spec §5.1). The margin term follows OpenRLHF /
+The paper trains with the plain BT term only (paper §4.1). The margin term follows OpenRLHF /
 Llama-2 (a per-pair margin subtracted inside the sigmoid); reward centering follows TRL's
 `center_rewards_coefficient`.
 """

@@ -517,14 +517,10 @@ def _progress(enabled: bool, total: int, start: int, resumed: str | None) -> Any
     return _RichBar(total, start, resumed) if enabled else _NoBar()
 
 
-def train(config: TrainConfig, progress: bool = True) -> TrainResult:
-    """Train, evaluate, export and track one run, keeping the process group (`rewardops.training.run`
-    is the entry that also leaves it)."""
-    return finish_run(Trainer(config, progress=progress))
-
-
-def finish_run(trainer: Trainer) -> TrainResult:
-    """Everything after the Trainer is built: MLflow around fit, evaluation, export and registration."""
+def fit_tracked(trainer: Trainer) -> TrainResult:
+    """Fit a built Trainer inside its MLflow run: parameters first, then fit (evaluation and export
+    included), then the run's final tracking (model logging and registration). `rewardops.training.run`
+    builds the Trainer, calls this and leaves the process group."""
     from rewardops.training.tracking import open_tracker, finish_tracking
 
     config = trainer.config

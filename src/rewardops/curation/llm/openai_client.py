@@ -22,6 +22,7 @@ import httpx
 
 from rewardops.curation.llm.base import ChatRequest, ChatResult, TokenUsage
 from rewardops.curation.llm.cache import DiskCache
+from rewardops.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ DEFAULT_SECRET_FILE = "/var/run/secrets/rewardops/llm/api-key"
 RETRY_STATUS = {408, 409, 425, 429}
 
 
-class LLMConfigError(ValueError):
+class LLMConfigError(ConfigError):
     pass
 
 

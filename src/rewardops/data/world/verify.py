@@ -17,11 +17,12 @@ from rewardops.data.world.facts import RELATIONS, lookup
 from rewardops.data.world.instructions import check_constraint
 from rewardops.data.world.math_tasks import evaluate
 from rewardops.data.world.safety import ITEMS_BY_KEY, is_refusal
+from rewardops.errors import DataError
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
 
 
-class VerifierError(ValueError):
+class VerifierError(DataError):
     """The pair has no usable verifier data (not a world pair, or corrupted meta)."""
 
 
