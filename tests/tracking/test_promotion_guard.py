@@ -42,7 +42,7 @@ def _champion(client, name: str) -> int:
 def test_no_common_benchmark_keeps_the_champion(client) -> None:
     name = "rewardops-rm-guard-common"
     client.create_registered_model(name)
-    seven = {f"eval/{b}": "70.0" for b in ("rewardbench", "rewardbench-2", "ppe-preference", "ppe-correctness",
+    seven = {f"eval/{b}": "70.0" for b in ("rewardbench", "rewardbench2", "ppe-preference", "ppe-correctness",
                                             "rmb", "rm-bench", "judgebench")}
     v1 = _version(client, name, seven)
     assert promote_champion(client, name).promoted and _champion(client, name) == v1
