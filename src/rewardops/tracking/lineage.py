@@ -145,15 +145,32 @@ def run_tags(
 # ------------------------------------------------------------------------------------ data versions
 
 
+def strip_userinfo(url: str) -> str:
+    """`url` without the `user:password@` part of its authority (a git remote such as
+    `https://user:TOKEN@host/repo.git`, an `s3://KEY:SECRET@bucket` or `scp`-style
+    `user@host:path` keep only the user name out); everything else unchanged. Applied to every
+    URL before it is stored in lineage, tags, dataset inputs or model cards."""
+    text = str(url)
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*@)(.*)$", text, re.S)
+    if match:
+        return match.group(1) + match.group(3)
+    return text
+
+
 @dataclass(frozen=True)
 class DataVersion:
-    """Where a dataset is versioned: `dvc get <registry> <path> --rev <rev>` gives it back."""
+    """Where a dataset is versioned: `dvc get <registry> <path> --rev <rev>` gives it back.
+    The registry URL is stored without userinfo (`strip_userinfo`): a token in a git remote
+    never reaches run tags, dataset inputs or model cards."""
 
     registry: str  # git URL or folder of the DVC data registry
     rev: str  # the registry commit
     path: str  # the dataset's path inside the registry
     md5: str  # DVC's md5 of the folder (`<hex>.dir`)
     rows: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "registry", strip_userinfo(self.registry))
 
     def tags(self) -> dict[str, str]:
         tags = {

@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rewardops.evaluation.report import registry_score
+from rewardops.evaluation.report import md_code, md_escape, registry_score
+from rewardops.tracking.lineage import strip_userinfo
 
 __all__ = ["check_export", "input_example", "log_reward_model", "model_card", "signature"]
 
@@ -73,7 +74,7 @@ def _table(scores: dict[str, float]) -> list[str]:
         return ["Not evaluated yet (`rewardops eval --model models:/NAME/VERSION`)."]
     score = registry_score(scores)
     lines = ["| Benchmark | Score (%) |", "|---|---:|"]
-    lines += [f"| {name} | {value:.2f} |" for name, value in scores.items()]
+    lines += [f"| {md_escape(name)} | {float(value):.2f} |" for name, value in scores.items()]
     if score is not None:
         lines.append(f"| **registry score** ({score.describe()}) | **{score.value:.2f}** |")
     return lines
@@ -94,26 +95,27 @@ def model_card(model_dir: Path, tags: dict[str, str], scores: dict[str, float] |
             "max_length", "zero_stage", "seed", "warmup_ratio", "weight_decay")
     settings = {k: config[k] for k in keep if config.get(k) not in (None, "")}
     data = {k.removeprefix("rewardops.data."): v for k, v in tags.items() if k.startswith("rewardops.data.")}
+    e, c = md_escape, md_code  # every value below comes from data, tags or files: shown, never interpreted
     lines = [
-        f"# {name or 'RewardOps reward model'}",
+        f"# {e(name or 'RewardOps reward model')}",
         "",
         "A Bradley-Terry reward model trained with RewardOps (the Skywork-Reward-V2 recipe): it reads a",
         "conversation rendered with the backbone's chat template and returns one raw reward (higher is",
         "better) at the last token of the final assistant turn.",
         "",
         "## Model",
-        f"- backbone: `{config.get('backbone', tags.get('rewardops.backbone', 'unknown'))}`",
-        f"- size: `{config.get('size', tags.get('rewardops.size', 'unknown'))}`",
-        f"- steps trained: {state.get('step', 'unknown')}",
+        f"- backbone: {c(config.get('backbone', tags.get('rewardops.backbone', 'unknown')))}",
+        f"- size: {c(config.get('size', tags.get('rewardops.size', 'unknown')))}",
+        f"- steps trained: {e(state.get('step', 'unknown'))}",
         "",
         "## Data",
-        f"- registry: `{data.get('registry', 'unknown')}`  revision: `{data.get('rev', data.get('git_rev', 'unknown'))}`",
-        f"- path: `{data.get('path', 'unknown')}`  DVC md5: `{data.get('md5', data.get('dvc_hash', 'unknown'))}`",
-        f"- pairs: {data.get('rows', 'unknown')}",
+        f"- registry: {c(strip_userinfo(data.get('registry', 'unknown')))}  revision: {c(data.get('rev', data.get('git_rev', 'unknown')))}",
+        f"- path: {c(data.get('path', 'unknown'))}  DVC md5: {c(data.get('md5', data.get('dvc_hash', 'unknown')))}",
+        f"- pairs: {e(data.get('rows', 'unknown'))}",
         "- get the exact rows back: `rewardops data get --model models:/NAME@ALIAS -o DIR`",
         "",
         "## Training settings",
-        *[f"- {k}: `{v}`" for k, v in settings.items()],
+        *[f"- {e(k)}: {c(v)}" for k, v in settings.items()],
         "",
         "## Evaluation (percent)",
         *_table(scores or {}),
