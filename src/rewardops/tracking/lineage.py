@@ -139,22 +139,21 @@ def run_tags(
         tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
     for key, value in (extra or {}).items():
         tags[str(key)] = str(value)
-    return tags
+    return {key: strip_userinfo(value) for key, value in tags.items()}  # no credentials in stored URLs
 
 
 # ------------------------------------------------------------------------------------ data versions
 
 
-def strip_userinfo(url: str) -> str:
-    """`url` without the `user:password@` part of its authority (a git remote such as
-    `https://user:TOKEN@host/repo.git`, an `s3://KEY:SECRET@bucket` or `scp`-style
-    `user@host:path` keep only the user name out); everything else unchanged. Applied to every
-    URL before it is stored in lineage, tags, dataset inputs or model cards."""
-    text = str(url)
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*@)(.*)$", text, re.S)
-    if match:
-        return match.group(1) + match.group(3)
-    return text
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@\"'<>]*@")
+
+
+def strip_userinfo(text: str) -> str:
+    """`text` with the `user:password@` part removed from every URL in it
+    (`https://user:TOKEN@host/repo.git` -> `https://host/repo.git`, `s3://KEY:SECRET@bucket`
+    -> `s3://bucket`); everything else unchanged. Applied to every value before it is stored in
+    lineage, run params and tags, dataset inputs or model cards."""
+    return _USERINFO.sub(lambda m: m.group("scheme"), str(text))
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rewardops.tracking.lineage import strip_userinfo
 from rewardops.tracking.spool import write as spool_write
 from rewardops.tracking.uri import default_artifact_location, default_tracking_uri, resolve_tracking_uri
 
@@ -160,6 +161,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") 
             flat.update(flatten_params(asdict(value), name, sep))
             continue
         text = json.dumps(value, default=str) if isinstance(value, (list, tuple)) else portable(str(value))
+        text = strip_userinfo(text)  # no credentials of a URL in stored params
         if len(text) > _MAX_PARAM_VALUE:
             text = text[: _MAX_PARAM_VALUE - 3] + "..."
         flat[name] = text
@@ -167,7 +169,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") 
 
 
 def _stringify_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (tags or {}).items() if v is not None}
+    return {str(k): strip_userinfo(str(v)) for k, v in (tags or {}).items() if v is not None}
 
 
 def _looks_like_connection_error(exc: BaseException) -> bool:
