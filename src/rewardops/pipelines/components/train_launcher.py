@@ -39,8 +39,9 @@ def train_launcher(
     from rewardops.k8s.launcher import PrintReporter, TrainJobLauncher, api_client, model_version_for_trainjob
     from rewardops.k8s.trainjob import S3Credentials, build_trainjob, request_for_size
     from rewardops.pipelines.steps import begin_step, log_metrics
-    from rewardops.training.config import config_from_json
+    from rewardops.training.config import config_from_json, refuse_cluster_settings
 
+    refuse_cluster_settings(overrides)  # endpoints are the cluster's, before any request
     begin_step(f"train-launcher-{size}", data_version, run_id=run_id)
     settings = dict(overrides)
     if nodes > 0:  # the suite's plan may reshape a size: the TrainJob gets these nodes / GPUs
