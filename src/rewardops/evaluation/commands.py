@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate a reward model, scored exactly as each benchmark's official code scores it."""
         from rewardops.evaluation.benchmarks import parse_names
+        from rewardops.evaluation.modelref import ModelIntegrityError
         from rewardops.outputs import OutputError
         from rewardops.evaluation.runner import (
             BenchmarkDataError,
@@ -96,6 +97,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         except FileNotFoundError as exc:
             console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        except ModelIntegrityError as exc:  # a registered model changed after registration
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=False)
             raise typer.Exit(2) from None
         except OutputError as exc:  # --out overlaps, is locked by another run, or is not ours to replace
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True)

@@ -4,7 +4,9 @@
 conversations, output the raw reward per row, same rendering as training and evaluation), with
 a signature, an input example and a model card (`README.md` in the export and the version's
 description), logs it under the run as `model`, registers a new version of `name` carrying the
-run's `rewardops.*` lineage tags, and points `alias` at it.
+run's `rewardops.*` lineage tags and the digests of the logged code and weights
+(`rewardops.digest.code`, `rewardops.digest.weights`; loading checks them, see
+`rewardops.evaluation.modelref`), and points `alias` at it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rewardops.evaluation.modelref import CODE_DIGEST_TAG, WEIGHTS_DIGEST_TAG, model_digests
 from rewardops.evaluation.report import md_code, md_escape, registry_score
 from rewardops.tracking.lineage import strip_userinfo
 
@@ -167,6 +170,10 @@ def log_reward_model(
             pip_requirements=serving_requirements(),
             metadata={"rewardops": {"kind": "reward-model", "output": "raw reward per row"}},
         )
+        # what is registered is what is loaded: digests of the code and weights logged here
+        # (checked by rewardops.evaluation.modelref.fetch_verified before loading)
+        found = model_digests(target)
+        tags = {**tags, CODE_DIGEST_TAG: found["code"], WEIGHTS_DIGEST_TAG: found["weights"]}
         client.log_artifacts(run_id, str(target), artifact_path)
     version = client.create_model_version(
         name, f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=tags, description=card
