@@ -279,7 +279,7 @@ class MlflowTracker:
                  system_metrics: bool = False) -> None:
         self._client = client
         self._run_id = run_id
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = strip_userinfo(tracking_uri)  # only shown in messages: never a password
         self.flush_timeout = flush_timeout
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
@@ -636,7 +636,8 @@ def start_tracker(
         run = client.create_run(experiment_id, tags=run_tags, run_name=run_name)
     except Exception as exc:  # noqa: BLE001
         raise TrackingUnavailable(
-            f"could not start MLflow run {run_name!r} in experiment {experiment!r} at {uri}: {exc}"
+            f"could not start MLflow run {run_name!r} in experiment {experiment!r} at {strip_userinfo(uri)}: "
+            f"{strip_userinfo(str(exc))}"
         ) from exc
     mlflow.set_tracking_uri(uri)  # MLflow's async queue and system metrics use the fluent URI
     timeout = flush_timeout if flush_timeout is not None else float(os.environ.get("REWARDOPS_TRACKING_FLUSH_TIMEOUT", "60"))
