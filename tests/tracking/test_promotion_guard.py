@@ -72,7 +72,7 @@ def test_scores_are_checked_before_they_are_recorded(client) -> None:
     name = "rewardops-rm-guard-record"
     client.create_registered_model(name)
     v1 = _version(client, name, {})
-    for bad in ({"world": float("inf")}, {"world": 250.0}, {"world": -1.0}, {"nonsense": 50.0}):
+    for bad in ({"world": float("inf")}, {"world": 250.0}, {"world": -1.0}, {"rmb": 50.0, "judgebench": float("-inf")}):
         with pytest.raises(InvalidScoreError):
             set_version_scores(client, name, v1, bad)
     assert not any(k.startswith("eval/") for k in client.get_model_version(name, str(v1)).tags)
