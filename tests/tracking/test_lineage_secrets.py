@@ -3,8 +3,8 @@ data registry's git remote URL (`https://user:TOKEN@host/...`) appears nowhere i
 run stores (params, tags, dataset inputs, artifacts), in the model card, or in what it logs.
 
 The route is the tracking/lineage code every training and evaluation run goes through
-(`start_tracker` with lineage, a DVC-tracked dataset in a git checkout, `model_card`), on a real
-MLflow store (SQLite) and a real git repository."""
+(`start_tracker` with lineage, a DVC-tracked dataset in a git checkout, registration of a real
+tiny reward model with its model card), on a real MLflow store (SQLite) and a real git repository."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def registry_checkout(tmp_path: Path) -> Path:
     return root / "curated"
 
 
-def test_no_secret_reaches_mlflow_lineage_cards_or_logs(registry_checkout: Path, tmp_path: Path,
+def test_no_secret_reaches_mlflow_lineage_cards_or_logs(registry_checkout: Path, tiny_checkpoint: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          caplog: pytest.LogCaptureFixture,
                                                          capfd: pytest.CaptureFixture[str]) -> None:
@@ -70,14 +70,19 @@ def test_no_secret_reaches_mlflow_lineage_cards_or_logs(registry_checkout: Path,
         note = tmp_path / "note.txt"
         note.write_text("a run artifact\n")
         tracker.log_artifact(note)
+        assert tracker.register_model(tiny_checkpoint, "rewardops-rm-secrets") == 1  # the card and the pyfunc
         run_id = tracker.run_id
         assert tracker.flush(30)
 
     client = MlflowClient(uri)
     run = client.get_run(run_id)
+    version = client.get_model_version("rewardops-rm-secrets", "1")
+    assert "git.example.com/org/registry.git" in version.description  # the registered card names the data
     stored = {
         "params": run.data.params,
         "tags": run.data.tags,
+        "version tags": version.tags,
+        "version card": version.description,
         "inputs": [json.loads(d.dataset.source) | {"name": d.dataset.name} for d in run.inputs.dataset_inputs],
     }
     assert stored["inputs"], "the dataset input was logged"
