@@ -23,6 +23,7 @@ RUNS = {
         "curation_quality.py", "--gold", "100", "--silver", "500", "--pool", "600", "--wild", "2000",
         "--test", "600", "--iterations", "2", "--human-per-iteration", "30"],
     "prompt injection flip rates": ["injection_flips.py", "--local-pairs", "4"],
+    "hostile ingest memory (0.4 MB .json.gz bomb vs a normal file of the same size)": ["bench_hostile_ingest.py"],
 }
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # a real Label Studio server
 
 def test_curate_stage1_with_people_in_label_studio(tmp_path, monkeypatch, labelstudio):
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio.admin_token)
-    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)  # the server is the environment's, never a setting
     pairs = toy_pairs(90, noise=0.3, seed=5, prefix="c")
     truth = {p.id: p.truth_chosen_better for p in pairs}
     write_pairs(pairs, tmp_path / "data")
@@ -46,10 +46,10 @@ def test_curate_stage1_with_people_in_label_studio(tmp_path, monkeypatch, labels
     assert f"{confirmed} confirmed the dataset's label, {16 - confirmed} relabelled it" in " ".join(res.output.split())
 
     stage1 = ["curate", "stage1", "--state", str(tmp_path / "state"), "--out", str(tmp_path / "s1"),
-              "--annotator", f"labelstudio:{labelstudio.url}", "--iterations", "1", "--human-per-iteration", "3",
+              "--annotator", "labelstudio", "--iterations", "1", "--human-per-iteration", "3",
               "--judge", "simulated:0.2", *common]
     res = runner.invoke(app, ["curate", "stage1", "--state", str(tmp_path / "state"), "--out", str(tmp_path / "never"),
-                              "--annotator", f"labelstudio:{labelstudio.url}", "--resume", *common])
+                              "--annotator", "labelstudio", "--resume", *common])
     assert res.exit_code == 2 and "nothing to resume" in res.output, res.output
 
     res = runner.invoke(app, stage1)

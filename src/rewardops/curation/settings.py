@@ -95,6 +95,7 @@ class CurationSettings:
             problems += kinds.spec_problems("judges", kinds.JUDGES, spec)
         problems += kinds.spec_problems("attributes", kinds.ATTRIBUTE_GENERATORS, self.attributes)
         problems += kinds.spec_problems("rm", kinds.RMS, self.rm)
+        problems += self._endpoint_problems()
         if not self.embedder:
             problems.append("embedder: a sentence-transformers model name or path, or `hashed`")
         if self.judge_merge not in ("majority", "unanimous"):
@@ -126,6 +127,25 @@ class CurationSettings:
             problems.append("n_examples / local_judge_examples: 0 or more")
         if problems:
             raise SettingsError("curation settings: " + "; ".join(problems))
+
+    def _endpoint_problems(self) -> list[str]:
+        """Servers come from the environment (on a cluster: the chart's ConfigMap and Secrets:
+        LABEL_STUDIO_URL, REWARDOPS_LLM_BASE_URL), never from settings: a setting naming a host
+        would send the Label Studio token or the LLM key wherever it points."""
+        problems = []
+        kind, sep, arg = self.annotator.partition(":")
+        if kind == "labelstudio" and sep:
+            problems.append(f"annotator {self.annotator!r}: the Label Studio server is not a setting; write annotator "
+                            "labelstudio and set LABEL_STUDIO_URL (on a cluster the chart's ConfigMap sets it)")
+        specs = [("judges", j) for j in self.judges] + [("attributes", self.attributes), ("rm", self.rm),
+                                                          ("embedder", f"embedder:{self.embedder}")]
+        for what, spec in specs:
+            arg = str(spec).partition(":")[2]
+            if "://" in arg or arg.startswith("//"):
+                problems.append(f"{what} {spec!r}: names a host; servers are not settings (an OpenAI-compatible "
+                                "judge's server is REWARDOPS_LLM_BASE_URL, set by the chart's ConfigMap); write a "
+                                "model name")
+        return problems
 
     # -- reading --------------------------------------------------------------------------------
     @classmethod

@@ -100,11 +100,14 @@ def ingest(
     progress: ProgressFn | None = None,
     keep_partial: bool = False,
     expected_pairs: int = 1 << 16,
+    max_decompressed_bytes: int | None = None,
 ) -> RunReport:
     """Read every source (files, folders of files, or hub ids) into one validated dataset.
 
     In strict mode the first bad row raises `ValidationError` (file, row, reason). A file-level
     fault raises `SourceFault` unless `keep_partial`. Either way nothing is written then.
+    A compressed file that expands past `max_decompressed_bytes` (default:
+    `rewardops.data.readers.decompressed_cap`) is such a fault: a decompression bomb.
     """
     out = Path(out_dir)
     given = [str(s) for s in srcs]
@@ -143,7 +146,8 @@ def ingest(
                 counts = report.source(name)
                 batch: list[ReadResult] = []
                 try:
-                    for result in read_source(src, fmt=fmt, max_row_bytes=max_row_bytes, source=name, id_prefix=tags.get(src)):
+                    for result in read_source(src, fmt=fmt, max_row_bytes=max_row_bytes, source=name, id_prefix=tags.get(src),
+                                              max_decompressed_bytes=max_decompressed_bytes):
                         counts.rows_in += 1
                         batch.append(result)
                         if len(batch) >= PROGRESS_EVERY:

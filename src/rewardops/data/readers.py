@@ -3,7 +3,10 @@
 Two layers:
 - *containers* yield `RawRow`s (one record, or the error that stopped it) from a local JSON list,
   JSONL (optionally .gz), Parquet file, or a Hugging Face `datasets` id, with 1-based row numbers
-  (the line number for JSONL, the record position otherwise);
+  (the line number for JSONL, the record position otherwise). Memory is bounded on hostile
+  input: JSON and JSONL are streamed (never read whole), compressed files are refused past a
+  decompressed-byte cap (`decompressed_cap`), and a Parquet row's size is measured from its
+  Arrow buffers before any Python object is made of it;
 - *formats* map one record onto a `Candidate`: `hh-rlhf` transcripts, `conversational`
   (TRL / UltraFeedback / Skywork-Reward-Preference message lists), `sharegpt` (LLaMA-Factory),
   `plain` prompt/chosen/rejected strings, and `pairs` (RewardOps' own shards).
@@ -39,7 +42,6 @@ from rewardops.data.validation import (
     check_pair_fields,
     nesting_depth,
 )
-from rewardops.errors import DataError
 from rewardops.errors import DataError, NotFoundError
 
 
@@ -95,8 +97,55 @@ class SourceFault(DataError):
         super().__init__(f"{source_file}: {detail}, {where}")
 
 
-def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+# A compressed file may expand to at most max(MIN_DECOMPRESSED_CAP, MAX_EXPANSION x its size)
+# before it is refused as a decompression bomb (real JSON text compresses 3-15x).
+MAX_EXPANSION = 100
+MIN_DECOMPRESSED_CAP = 64 << 20
+JSON_CHUNK_CHARS = 1 << 16  # how much decoded JSON text is read at a time
+
+
+class DecompressionLimit(DataError):
+    """A compressed file that expands past its cap (a decompression bomb, or a cap to raise)."""
+
+
+def decompressed_cap(path: Path, max_decompressed_bytes: int | None = None) -> int:
+    """The decompressed bytes a compressed `path` may expand to (see MAX_EXPANSION)."""
+    if max_decompressed_bytes is not None:
+        return max_decompressed_bytes
+    return max(MIN_DECOMPRESSED_CAP, MAX_EXPANSION * path.stat().st_size)
+
+
+class _CappedStream(io.RawIOBase):
+    """The decompressed bytes of `inner`, refused (DecompressionLimit) past `cap` bytes."""
+
+    def __init__(self, inner: IO[bytes], cap: int, src: str) -> None:
+        self.inner, self.cap, self.src, self.total = inner, cap, src, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(min(len(buffer), self.cap + 1 - self.total))
+        self.total += len(data)
+        if self.total > self.cap:
+            raise DecompressionLimit(
+                f"decompresses to more than {self.cap} bytes (a decompression bomb?); "
+                f"if the file is genuine, raise max_decompressed_bytes or decompress it yourself"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def _open_binary(path: Path, max_decompressed_bytes: int | None = None) -> IO[bytes]:
+    """The bytes of a data file; a `.gz` file is decompressed as a stream, capped (decompressed_cap)."""
+    if path.name.endswith(".gz"):
+        capped = _CappedStream(gzip.open(path, "rb"), decompressed_cap(path, max_decompressed_bytes), str(path))
+        return io.BufferedReader(capped, 1 << 16)  # type: ignore[return-value]
+    return open(path, "rb")
 
 
 # Byte-order marks, longest first (UTF-32 LE starts with UTF-16 LE's mark).
@@ -163,14 +212,15 @@ def _as_record(record: Any, source_file: str, row: int, raw: Any) -> RawRow:
     return RawRow(source_file, row, record=record, raw=raw if raw is not None else record)
 
 
-def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, encoding: str | None = None) -> Iterator[RawRow]:
+def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, encoding: str | None = None,
+               max_decompressed_bytes: int | None = None) -> Iterator[RawRow]:
     """JSONL rows, streamed; blank lines carry no row and are skipped (line numbers still count).
     UTF-8 is read line by line as bytes (a bad line is quarantined); UTF-16/32 with a byte-order
     mark are decoded as a stream."""
     src = str(path)
     encoding = encoding or detect_encoding(path)
     if encoding in ("utf-16", "utf-32"):
-        with _open_binary(path) as raw_fh, io.TextIOWrapper(raw_fh, encoding=encoding, newline="") as fh:
+        with _open_binary(path, max_decompressed_bytes) as raw_fh, io.TextIOWrapper(raw_fh, encoding=encoding, newline="") as fh:
             lineno = 0
             while True:
                 line, too_long = _read_text_line(fh, max_row_bytes)
@@ -183,7 +233,8 @@ def iter_jsonl(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, encoding:
                     continue
                 if line.strip():
                     yield _parse_record(line, src, lineno, line)
-    with _open_binary(path) as fh:
+        return
+    with _open_binary(path, max_decompressed_bytes) as fh:
         lineno = 0
         while True:
             line, too_long = _read_line(fh, max_row_bytes)
@@ -212,7 +263,6 @@ def _row_bytes(record: Any) -> int:
 
 
 _WS = " \t\n\r"
-_JSON_TOKEN = re.compile(r'["\\\[\]{}]')
 
 
 def _skip_ws(text: str, i: int) -> int:
@@ -222,132 +272,230 @@ def _skip_ws(text: str, i: int) -> int:
     return i
 
 
-def _skip_value(text: str, i: int) -> int:
-    """The end of the (syntactically balanced) JSON value starting at `i`, without parsing it:
-    used for a value too deeply nested for the parser, so the rows after it can still be read."""
-    depth = 0
-    in_string = False
-    n = len(text)
-    while i < n:
-        m = _JSON_TOKEN.search(text, i)
-        if m is None:
-            break
-        i = m.start()
-        c = text[i]
-        if in_string:
-            if c == "\\":
-                i += 2
+# JSON text of one record may spell a byte in up to 6 characters (\u00e9); a record whose text is
+# longer than this many characters per allowed byte is too large without parsing it.
+_TEXT_PER_BYTE = 6
+_OPENERS_OR_CLOSERS = re.compile(r'[\[{]+|[\]}]+|["\\]')
+_STRING_TOKEN = re.compile(r'["\\]')
+_SCALAR_END = re.compile(r"[,\]}\s]")
+
+
+class _JsonText:
+    """Decoded JSON text read in chunks, with a cursor; memory is one chunk plus the value being
+    kept (at most `keep` characters): the file is never held whole (a 0.4 MB .json.gz can be
+    400 MB of text)."""
+
+    def __init__(self, fh: IO[str], src: str) -> None:
+        self.fh, self.src = fh, src
+        self.buf, self.pos = "", 0
+        self.lines_before = 1  # the line number at buf[0]
+        self.rows = 0  # records yielded so far (for fault messages)
+
+    def _fill(self) -> bool:
+        try:
+            chunk = self.fh.read(JSON_CHUNK_CHARS)
+        except UnicodeDecodeError as e:
+            raise SourceFault(self.src, self.rows, f"not valid {e.encoding} ({e.reason})") from None
+        if not chunk:
+            return False
+        self.lines_before += self.buf.count("\n", 0, self.pos)
+        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
+        return True
+
+    def line(self) -> int:
+        return self.lines_before + self.buf.count("\n", 0, self.pos)
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end), the cursor on it."""
+        while True:
+            self.pos = _skip_ws(self.buf, self.pos)
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                return ""
+
+    def take(self, char: str, what: str) -> None:
+        if self.peek() != char:
+            got = self.peek() or "the end of the file"
+            raise SourceFault(self.src, self.rows, f"broken JSON (expected {what} at line {self.line()}, got {got[:1]!r})")
+        self.pos += 1
+
+    def value(self, keep: int) -> tuple[str | None, int, int]:
+        """The text of the JSON value at the cursor (None when longer than `keep` characters: it
+        is skipped, not held), its length and its first line; the cursor moves past it.
+        Brackets and strings are balanced without parsing, so a value too deeply nested for the
+        parser is still skipped correctly."""
+        self.peek()
+        first_line = self.line()
+        parts: list[str] = []
+        length = 0
+        depth = 0
+        in_string = False
+        scalar = self.buf[self.pos] not in '[{"'
+        i = self.pos
+
+        def stash(upto: int) -> None:  # keep buf[pos:upto] while the value fits in `keep`
+            nonlocal length
+            piece = self.buf[self.pos:upto]
+            length += len(piece)
+            if length <= keep:
+                parts.append(piece)
+            else:
+                parts.clear()
+            self.pos = upto
+
+        while True:
+            if i >= len(self.buf):
+                over = i - len(self.buf)  # an escape that crossed the chunk's end
+                stash(len(self.buf))
+                if not self._fill():
+                    if scalar:
+                        break
+                    raise SourceFault(self.src, self.rows,
+                                      f"not valid JSON (line {first_line}): the file ends inside a record")
+                i = over
                 continue
-            if c == '"':
+            if scalar:
+                m = _SCALAR_END.search(self.buf, i)
+                if m is None:
+                    i = len(self.buf)
+                    continue
+                i = m.start()
+                break
+            m = (_STRING_TOKEN if in_string else _OPENERS_OR_CLOSERS).search(self.buf, i)
+            if m is None:
+                i = len(self.buf)
+                continue
+            token = m.group()
+            i = m.start()
+            if in_string:
+                if token == "\\":
+                    i += 2
+                    continue
                 in_string = False
+                i += 1
                 if depth == 0:
-                    return i + 1
-        elif c == '"':
-            in_string = True
-        elif c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-            if depth < 0:
-                return i
-        i += 1
-    raise ValueError("unbalanced brackets")
+                    break
+            elif token == '"':
+                in_string = True
+                i += 1
+            elif token == "\\":
+                raise SourceFault(self.src, self.rows, f"not valid JSON (line {self.line()}): a backslash outside a string")
+            elif token[0] in "[{":
+                depth += len(token)
+                i = m.end()
+            else:  # closers: the value ends when its depth reaches 0
+                if len(token) >= depth:
+                    i += depth
+                    depth = 0
+                    break
+                depth -= len(token)
+                i = m.end()
+        stash(i)
+        return ("".join(parts) if length <= keep else None), length, first_line
+
+
+def _json_record(text: str | None, length: int, line: int, src: str, row: int, max_row_bytes: int) -> RawRow:
+    """One record of a JSON list from its text (None: skipped as too long)."""
+    if text is None:
+        return RawRow(src, row, error=RowError(Reason.ROW_TOO_LARGE,
+                                               f"record of {length} characters of JSON text > {max_row_bytes} bytes"))
+    try:
+        record = json.loads(text)
+    except RecursionError:
+        return RawRow(src, row, error=RowError(Reason.TOO_DEEPLY_NESTED, "nested too deeply to parse"), raw=text[:1024])
+    except json.JSONDecodeError as e:
+        raise SourceFault(src, row - 1, f"not valid JSON (line {line + e.lineno - 1}, column {e.colno}): {e.msg}") from None
+    size = _row_bytes(record)
+    if size > max_row_bytes:
+        return RawRow(src, row, error=RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}"))
+    if _has_bad_bytes(record):
+        return RawRow(src, row, error=RowError(Reason.INVALID_UTF8, "record holds text that is not valid UTF-8"), raw=record)
+    return _as_record(record, src, row, record)
+
+
+def _stream_list(text: _JsonText, max_row_bytes: int) -> Iterator[RawRow]:
+    """The records of the JSON list at the cursor, one at a time."""
+    text.take("[", "a JSON list of records")
+    if text.peek() == "]":
+        text.pos += 1
+        return
+    while True:
+        row = text.rows + 1
+        value, length, line = text.value(_TEXT_PER_BYTE * max_row_bytes)
+        yield _json_record(value, length, line, text.src, row, max_row_bytes)
+        text.rows = row
+        nxt = text.peek()
+        if nxt == ",":
+            text.pos += 1
+            continue
+        if nxt == "]":
+            text.pos += 1
+            return
+        raise SourceFault(text.src, row, "broken JSON list (expected ',' or ']' after a record)")
 
 
 def iter_json_list(text: str, src: str, max_row_bytes: int, start: int = 0) -> Iterator[RawRow]:
-    """The records of a JSON list in `text` (starting at its "["), one at a time: a record too
-    deeply nested to parse is quarantined and the next one read; broken list syntax is a
-    SourceFault naming the last good row."""
-    decoder = json.JSONDecoder()
-    i = _skip_ws(text, start)
-    if i >= len(text) or text[i] != "[":
-        raise SourceFault(src, 0, "expected a JSON list of records")
-    i = _skip_ws(text, i + 1)
-    row = 0
-    if i < len(text) and text[i] == "]":
-        i += 1
-    else:
-        while True:
-            row += 1
-            try:
-                record, end = decoder.raw_decode(text, i)
-            except RecursionError:
-                try:
-                    end = _skip_value(text, i)
-                except ValueError:
-                    raise SourceFault(src, row - 1, "broken JSON list (unbalanced brackets)") from None
-                yield RawRow(src, row, error=RowError(Reason.TOO_DEEPLY_NESTED, "nested too deeply to parse"),
-                             raw=text[i:i + 1024])
-            except json.JSONDecodeError as e:
-                raise SourceFault(src, row - 1, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
-            else:
-                size = _row_bytes(record)
-                if size > max_row_bytes:
-                    yield RawRow(src, row, error=RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}"))
-                elif _has_bad_bytes(record):
-                    yield RawRow(src, row, error=RowError(Reason.INVALID_UTF8, "record holds text that is not valid UTF-8"), raw=record)
-                else:
-                    yield _as_record(record, src, row, record)
-            i = _skip_ws(text, end)
-            if i < len(text) and text[i] == ",":
-                i = _skip_ws(text, i + 1)
-                continue
-            if i < len(text) and text[i] == "]":
-                i += 1
-                break
-            raise SourceFault(src, row, "broken JSON list (expected ',' or ']' after a record)")
-    if _skip_ws(text, i) != len(text):
-        raise SourceFault(src, row, "text after the end of the JSON list")
+    """The records of a JSON list held in a string (starting at its "[")."""
+    stream = _JsonText(io.StringIO(text[start:]), src)
+    yield from _stream_list(stream, max_row_bytes)
+    if stream.peek():
+        raise SourceFault(src, stream.rows, "text after the end of the JSON list")
 
 
-def iter_json(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
-    """A JSON list of records (or an object holding one list). A file that is not a JSON list is
-    read as JSONL, so `.json` files that hold JSON lines work too."""
+def iter_json(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, max_decompressed_bytes: int | None = None) -> Iterator[RawRow]:
+    """A JSON list of records (or an object holding one list), streamed: memory is bounded by one
+    record, whatever the file's size. A file whose first line is a complete JSON object (or that
+    is not a list or an object) is read as JSONL, so `.json` files that hold JSON lines work too."""
     src = str(path)
     encoding = detect_encoding(path)
-    with _open_binary(path) as fh:
-        data = fh.read()
-    if encoding in ("utf-8", "utf-8-sig"):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("utf-8", errors="surrogateescape")  # rows with bad bytes get flagged below
-        text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the list
-    else:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError as e:
-            raise SourceFault(src, 0, f"not valid {encoding} ({e.reason} at byte {e.start})") from None
-    del data
-    body = text.lstrip(_WS)
-    if not body.startswith(("[", "{")) or _first_line_is_object(body):
-        if encoding in ("utf-8", "utf-8-sig"):
-            yield from iter_jsonl(path, max_row_bytes, encoding="utf-8")
+    text_encoding = "utf-8-sig" if encoding in ("utf-8", "utf-8-sig") else encoding
+    errors = "surrogateescape" if encoding in ("utf-8", "utf-8-sig") else "strict"  # bad bytes: flagged per row
+    with _open_binary(path, max_decompressed_bytes) as raw_fh, \
+            io.TextIOWrapper(raw_fh, encoding=text_encoding, errors=errors, newline="") as fh:
+        text = _JsonText(fh, src)
+        first = text.peek()
+        if first == "[":
+            yield from _stream_list(text, max_row_bytes)
+            if text.peek():
+                raise SourceFault(src, text.rows, "text after the end of the JSON list")
+            return
+        if first == "{":
+            head = text.buf[text.pos:text.pos + _TEXT_PER_BYTE * max_row_bytes]
+            while "\n" not in head and len(head) < _TEXT_PER_BYTE * max_row_bytes and text._fill():
+                head = text.buf[text.pos:text.pos + _TEXT_PER_BYTE * max_row_bytes]
+            if not _first_line_is_object(head):
+                yield from _stream_object(text, max_row_bytes)
+                return
+    yield from iter_jsonl(path, max_row_bytes, encoding="utf-8" if encoding == "utf-8-sig" else encoding,
+                          max_decompressed_bytes=max_decompressed_bytes)
+
+
+def _stream_object(text: _JsonText, max_row_bytes: int) -> Iterator[RawRow]:
+    """`{"key": [records...], ...}`: the one list's records, streamed; other values are skipped."""
+    text.take("{", "a JSON object")
+    lists = 0
+    while text.peek() != "}":
+        key, _, _ = text.value(1 << 16)
+        if key is None or not key.startswith('"'):
+            raise SourceFault(text.src, text.rows, "broken JSON object (expected a member name)")
+        text.take(":", "':' after a member name")
+        if text.peek() == "[":
+            lists += 1
+            if lists > 1:
+                raise SourceFault(text.src, text.rows, "a JSON object must hold exactly one list of records")
+            yield from _stream_list(text, max_row_bytes)
         else:
-            yield from iter_jsonl(path, max_row_bytes, encoding=encoding)
-        return
-    if body.startswith("["):
-        yield from iter_json_list(text, src, max_row_bytes)
-        return
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SourceFault(src, 0, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
-    except RecursionError:
-        raise SourceFault(src, 0, "a JSON object nested too deeply to parse") from None
-    lists = [v for v in doc.values() if isinstance(v, list)]
-    if len(lists) != 1:
-        raise SourceFault(src, 0, "a JSON object must hold exactly one list of records")
-    for i, record in enumerate(lists[0], start=1):
-        size = _row_bytes(record)
-        if size > max_row_bytes:
-            yield RawRow(src, i, error=RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}"))
-        elif _has_bad_bytes(record):
-            yield RawRow(src, i, error=RowError(Reason.INVALID_UTF8, "record holds text that is not valid UTF-8"), raw=record)
-        else:
-            yield _as_record(record, src, i, record)
+            text.value(0)  # another member: skipped, not held
+        if text.peek() == ",":
+            text.pos += 1
+        elif text.peek() != "}":
+            raise SourceFault(text.src, text.rows, "broken JSON object (expected ',' or '}')")
+    text.pos += 1
+    if lists != 1:
+        raise SourceFault(text.src, text.rows, "a JSON object must hold exactly one list of records")
+    if text.peek():
+        raise SourceFault(text.src, text.rows, "text after the end of the JSON object")
 
 
 def _first_line_is_object(body: str) -> bool:
@@ -370,12 +518,52 @@ def _has_bad_bytes(record: Any) -> bool:
     return False
 
 
+def _arrow_sizes(arr: pa.Array) -> Any:
+    """Bytes per row of an Arrow array, from its offsets and value lengths (no Python objects):
+    string/binary lengths, summed through lists, maps and structs; 8 per fixed-width value."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    t = arr.type
+    if isinstance(arr, pa.ChunkedArray):
+        return np.concatenate([_arrow_sizes(c) for c in arr.chunks]) if arr.num_chunks else np.zeros(0, np.int64)
+    if pa.types.is_dictionary(t):
+        return _arrow_sizes(arr.dictionary)[np.asarray(arr.indices.fill_null(0), dtype=np.int64)] if n else np.zeros(0, np.int64)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return np.asarray(pc.binary_length(arr).fill_null(0), dtype=np.int64)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        child = _arrow_sizes(arr.values)
+        sums = np.concatenate([[0], np.cumsum(child, dtype=np.int64)])
+        offsets = np.asarray(arr.offsets, dtype=np.int64)
+        return sums[offsets[1:]] - sums[offsets[:-1]] + 2
+    if pa.types.is_fixed_size_list(t):
+        child = _arrow_sizes(arr.flatten()).reshape(n, t.list_size) if n else np.zeros((0, 1), np.int64)
+        return child.sum(axis=1) + 2
+    if pa.types.is_struct(t):
+        total = np.full(n, 2, dtype=np.int64)
+        for field, child in zip(t, arr.flatten()):
+            total += _arrow_sizes(child) + len(field.name) + 4
+        return total
+    return np.full(n, 8, dtype=np.int64)
+
+
 def iter_parquet(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, batch_size: int = 1024) -> Iterator[RawRow]:
+    """Parquet rows in batches. A row's size is measured from the Arrow buffers (string lengths,
+    list offsets) before any Python object is made of it, so an oversized cell is quarantined
+    without being copied into Python."""
     src = str(path)
     i = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
-        for record in batch.to_pylist():
+        sizes = sum((_arrow_sizes(col) for col in batch.columns), start=0)
+        for j in range(batch.num_rows):
             i += 1
+            if int(sizes[j]) > max_row_bytes:
+                err = RowError(Reason.ROW_TOO_LARGE, f"record of more than {max_row_bytes} bytes "
+                                                     f"({int(sizes[j])} bytes of cell data)")
+                yield RawRow(src, i, error=err)
+                continue
+            (record,) = batch.slice(j, 1).to_pylist()
             size = _row_bytes(record)
             if size > max_row_bytes:
                 err = RowError(Reason.ROW_TOO_LARGE, f"record of {size} bytes > {max_row_bytes}")
@@ -425,14 +613,18 @@ def _guarded(rows: Iterator[RawRow], src: str) -> Iterator[RawRow]:
             yield row
     except SourceFault:
         raise
+    except DecompressionLimit as e:
+        raise SourceFault(src, last, str(e)) from None
     except (OSError, EOFError, zlib.error, UnicodeError, ValueError, KeyError, TypeError, RecursionError,
             MemoryError, pa.ArrowException) as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise SourceFault(src, last, f"unreadable ({type(e).__name__}{': ' + detail[:300] if detail else ''})") from None
 
 
-def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawRow]:
-    """The rows of one source, whatever its container."""
+def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
+                  max_decompressed_bytes: int | None = None) -> Iterator[RawRow]:
+    """The rows of one source, whatever its container; a compressed file may expand to
+    `decompressed_cap` bytes (`max_decompressed_bytes` overrides the default)."""
     if not is_local(src):
         yield from iter_hub(str(src), max_row_bytes)
         return
@@ -445,9 +637,9 @@ def iter_raw_rows(src: str | Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -
     if name.endswith(".parquet"):
         yield from _guarded(iter_parquet(path, max_row_bytes), str(path))
     elif name.endswith((".jsonl", ".jsonl.gz")):
-        yield from _guarded(iter_jsonl(path, max_row_bytes), str(path))
+        yield from _guarded(iter_jsonl(path, max_row_bytes, max_decompressed_bytes=max_decompressed_bytes), str(path))
     elif name.endswith((".json", ".json.gz")):
-        yield from _guarded(iter_json(path, max_row_bytes), str(path))
+        yield from _guarded(iter_json(path, max_row_bytes, max_decompressed_bytes), str(path))
     else:
         raise DataError(f"{path}: unknown file type (expected .json, .jsonl, .jsonl.gz or .parquet)")
 
@@ -725,6 +917,7 @@ def read_source(
     max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
     source: str | None = None,
     id_prefix: str | None = None,
+    max_decompressed_bytes: int | None = None,
 ) -> Iterator[ReadResult]:
     """Every row of one source as a checked pair or an error, in order, streamed.
 
@@ -737,7 +930,7 @@ def read_source(
     source = source or source_name(src)
     if id_prefix is None:
         id_prefix = file_tag(Path(src)) if is_local(src) and source != file_tag(Path(src)) else None
-    rows = iter_raw_rows(src, max_row_bytes)
+    rows = iter_raw_rows(src, max_row_bytes, max_decompressed_bytes)
     head: list[RawRow] = []
     if fmt is None:
         for row in rows:

@@ -4,6 +4,15 @@
 downloaded with `mlflow.artifacts.download_artifacts`; the run they belong to is where the
 evaluation is logged back. The fingerprint names the exact weights, tokenizer and numeric setup,
 so cached scores are reused only for the same model read the same way.
+
+The loaded model is the registered model: registration records SHA-256 digests of the MLflow
+model's code (every file outside `artifacts/`: MLmodel, the pyfunc code, requirements) and of its
+weights (every file under `artifacts/`) as version tags (`model_digests`, `CODE_DIGEST_TAG`,
+`WEIGHTS_DIGEST_TAG`). A `models:/` URI is resolved to one version first (an alias cannot move
+in between), downloaded, and checked against those tags before anything in it is read or run
+(`fetch_verified`); a mismatch is refused (`ModelIntegrityError`). A version registered without
+digests (by hand, or before digests were recorded) loads with a warning. Someone who can write
+the artifact store but not the version's tags cannot swap the code or weights unnoticed.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from rewardops.errors import NotFoundError
+from rewardops.errors import NotFoundError, RewardOpsError
 
 MLFLOW_PREFIXES = ("runs:/", "models:/", "mlflow-artifacts:/")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -27,6 +36,85 @@ TOKENIZER_FILES = (
 )
 _FULL_HASH_LIMIT = 256 * 2**20
 _EDGE = 8 * 2**20
+
+
+CODE_DIGEST_TAG = "rewardops.digest.code"
+WEIGHTS_DIGEST_TAG = "rewardops.digest.weights"
+MODEL_ARTIFACTS = "artifacts"  # where MLflow keeps a pyfunc's artifacts (the weights) in its folder
+_DOWNLOAD_EXTRAS = frozenset({"registered_model_meta"})  # written by MLflow's models:/ download
+
+
+class ModelIntegrityError(RewardOpsError, RuntimeError):
+    """A registered model whose downloaded code or weights differ from the digests recorded at
+    registration."""
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_digests(folder: str | Path) -> dict[str, str]:
+    """`{"code": sha256, "weights": sha256}` of an MLflow model folder: every file's path and
+    full SHA-256, weights = the files under `artifacts/`, code = every other file."""
+    root = Path(folder)
+    parts = {"code": hashlib.sha256(), "weights": hashlib.sha256()}
+    for f in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = f.relative_to(root).as_posix()
+        if rel in _DOWNLOAD_EXTRAS:
+            continue
+        kind = "weights" if rel.startswith(MODEL_ARTIFACTS + "/") else "code"
+        content = _sha256_file(f) if not f.is_symlink() else "symlink:" + str(f.readlink())
+        parts[kind].update(f"{rel}\0{content}\n".encode("utf-8", "surrogatepass"))
+    return {kind: h.hexdigest() for kind, h in parts.items()}
+
+
+def _registered_version(uri: str) -> tuple[str, str, dict[str, str], str | None] | None:
+    """(name, version, tags, run id) of a `models:/` URI, the alias resolved once; None otherwise."""
+    m = re.match(r"models:/([^/@]+)(?:/(\w+)|@([\w-]+))/?$", uri)
+    if not m:
+        return None
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    name, version, alias = m.groups()
+    mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    return name, str(mv.version), dict(mv.tags or {}), mv.run_id
+
+
+def fetch_verified(uri: str, dst: str | Path | None = None) -> tuple[Path, str | None]:
+    """Download `uri` and, for a registered version, check its code and weights against the
+    digests recorded at registration; (local folder, run id). `ModelIntegrityError` on a mismatch."""
+    import warnings
+
+    import mlflow
+
+    found = _registered_version(uri)
+    source = f"models:/{found[0]}/{found[1]}" if found else uri  # this exact version, not where an alias points later
+    if dst is not None:
+        Path(dst).mkdir(parents=True, exist_ok=True)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=None if dst is None else str(dst)))
+    if found is None:
+        return local, _run_id_of(uri)
+    name, version, tags, run_id = found
+    wanted = {"code": tags.get(CODE_DIGEST_TAG), "weights": tags.get(WEIGHTS_DIGEST_TAG)}
+    if not any(wanted.values()):
+        warnings.warn(f"{uri} (version {version} of {name!r}) has no recorded digests ({CODE_DIGEST_TAG}, "
+                      f"{WEIGHTS_DIGEST_TAG}); it was not registered by RewardOps and is loaded unverified",
+                      stacklevel=2)
+        return local, run_id
+    got = model_digests(local)
+    bad = [kind for kind in ("code", "weights") if got[kind] != wanted[kind]]
+    if bad:
+        raise ModelIntegrityError(
+            f"{uri} (version {version} of {name!r}): the downloaded {' and '.join(bad)} differ from the digests "
+            f"recorded at registration ({', '.join(f'{k}: {wanted[k]} != {got[k]}' for k in bad)}); refusing to "
+            "load it. Someone changed the artifacts after registration: register the model again from its training "
+            "output, and check who can write the artifact store")
+    return local, run_id
 
 
 @dataclass(frozen=True)
@@ -69,15 +157,9 @@ def _run_id_of(uri: str) -> str | None:
 def resolve_model(spec: str | Path, download_dir: Path | None = None) -> ModelRef:
     text = str(spec)
     if text.startswith(MLFLOW_PREFIXES):
-        import mlflow
-
-        dst = None
-        if download_dir is not None:
-            download_dir.mkdir(parents=True, exist_ok=True)
-            dst = str(download_dir)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=dst))
+        local, run_id = fetch_verified(text, download_dir)
         model_dir, tok_dir = _find_hf_folder(local)
-        return ModelRef(text, model_dir, tok_dir, _run_id_of(text))
+        return ModelRef(text, model_dir, tok_dir, run_id)
     from rewardops.backbones import resolve_backbone
 
     path = Path(resolve_backbone(text))
@@ -115,3 +197,26 @@ def model_fingerprint(ref: ModelRef, *, dtype: str, max_length: int) -> str:
             h.update(_file_digest(f).encode())
     h.update(f"dtype={dtype};max_length={max_length};render=v1".encode())
     return h.hexdigest()[:24]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rewardops.evaluation.modelref MODEL_URI DEST`: download a registered model into
+    DEST and verify its digests (the serving chart's init container runs this before the scoring
+    server loads DEST; exit 1 with the reason on a mismatch)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m rewardops.evaluation.modelref MODEL_URI DEST", file=sys.stderr)
+        return 2
+    try:
+        local, _ = fetch_verified(args[0], args[1])
+    except ModelIntegrityError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"verified {args[0]} -> {local}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,8 +10,10 @@ Layout under --out:
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,9 +179,29 @@ def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[str]]:
     return header, row
 
 
-def markdown_table(summary: dict[str, Any]) -> str:
-    header, row = table_rows(summary)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(row) + " |"]
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")  # "(" "!" are inert once "[" is escaped
+_MD_BREAKS = re.compile(r"[\r\n\t\v\f\u2028\u2029]+")
+
+
+def md_escape(value: Any) -> str:
+    """`value` as literal Markdown text: HTML markup as entities, Markdown syntax backslash-
+    escaped, line breaks as spaces. Data (model names, file names, error texts, tags) shown in a
+    Markdown report or model card goes through this, so it is shown, never interpreted."""
+    text = _MD_BREAKS.sub(" ", html.escape(str(value), quote=False))
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(value: Any) -> str:
+    """`value` as a Markdown code span (literal: no markup inside is interpreted), fenced with
+    more backticks than any run inside it; line breaks as spaces."""
+    text = _MD_BREAKS.sub(" ", str(value))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _notes(summary: dict[str, Any]) -> list[str]:
+    """The table's notes as plain text (each report escapes them for its own markup)."""
     notes = []
     if summary["average_7"] is None:
         notes.append("Avg is the paper's seven-benchmark mean; with benchmarks missing it is shown in parentheses over those present.")
@@ -193,14 +215,21 @@ def markdown_table(summary: dict[str, Any]) -> str:
     for name, n in summary["quarantined"].items():
         if n:
             notes.append(f"{name}: {n} malformed record(s) quarantined (see {name}/results.json)")
-    return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
+    return notes
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    header, row = table_rows(summary)
+    header, row = [md_escape(h) for h in header], [md_escape(v) for v in row]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(row) + " |"]
+    return "\n".join(lines + [""] + [f"- {md_escape(n)}" for n in _notes(summary)]) + "\n"
 
 
 def embedded_reports(out: Path, summary: dict[str, Any], title: str | None = None) -> tuple[str, str]:
     """(Markdown, HTML) of the summary table with every PNG under `out/plots` embedded as a data
-    URI: single files a KFP UI (Output[Markdown] / Output[HTML]) shows without the folder."""
+    URI: single files a KFP UI (Output[Markdown] / Output[HTML]) shows without the folder. Every
+    value that comes from data is escaped for the markup it lands in (`md_escape`, `html.escape`)."""
     import base64
-    import html as html_lib
 
     heading = title or f"Evaluation of {display_name(summary['model'])}"
     table = markdown_table(summary)
@@ -208,17 +237,18 @@ def embedded_reports(out: Path, summary: dict[str, Any], title: str | None = Non
     for png in sorted((out / "plots").glob("*.png")):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         images.append((png.stem.replace("_", " "), f"data:image/png;base64,{data}"))
-    md = f"# {heading}\n\nScores in percent.\n\n{table}\n" + "".join(f"## {t}\n\n![{t}]({uri})\n\n" for t, uri in images)
+    md = f"# {md_escape(heading)}\n\nScores in percent.\n\n{table}\n" + "".join(
+        f"## {md_escape(t)}\n\n![{md_escape(t)}]({uri})\n\n" for t, uri in images)
     header, row = table_rows(summary)
-    cells = "".join(f"<th>{html_lib.escape(h)}</th>" for h in header)
-    values = "".join(f"<td>{html_lib.escape(v)}</td>" for v in row)
-    notes = "".join(f"<li>{html_lib.escape(line[2:])}</li>" for line in table.splitlines() if line.startswith("- "))
-    figures = "".join(f"<h2>{html_lib.escape(t)}</h2><img alt='{html_lib.escape(t)}' src='{uri}'/>" for t, uri in images)
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    values = "".join(f"<td>{html.escape(v)}</td>" for v in row)
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in _notes(summary))
+    figures = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='{uri}'/>" for t, uri in images)
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>" + html_lib.escape(heading) + "</title>"
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(heading) + "</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "img{max-width:100%}</style></head><body>"
-        f"<h1>{html_lib.escape(heading)}</h1><p>Scores in percent.</p><table><tr>{cells}</tr><tr>{values}</tr></table>"
+        f"<h1>{html.escape(heading)}</h1><p>Scores in percent.</p><table><tr>{cells}</tr><tr>{values}</tr></table>"
         f"<ul>{notes}</ul>{figures}</body></html>"
     )
     return md, page

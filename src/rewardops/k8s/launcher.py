@@ -631,6 +631,9 @@ def launch_size(
     suite's plan). The model goes to `<output_root>/<size>/<version tag>`. Namespace, S3 Secret,
     runtimes, accelerator and MLflow come from `env` (default: os.environ, which the chart's client
     ConfigMap fills). Every bad input raises `TrainJobConfigError` before any request is sent."""
+    from rewardops.training.config import refuse_cluster_settings
+
+    refuse_cluster_settings(overrides)  # endpoints are the cluster's, refused before any request
     env = os.environ if env is None else env
     overrides = dict(overrides or {})
     if nodes > 0:

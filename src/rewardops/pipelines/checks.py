@@ -2,6 +2,11 @@
 
 `check(name, params)` returns every problem with `params` for pipeline `name` (empty when they
 can work); `rewardops pipelines submit` and `run --local` refuse to start with any.
+
+Endpoints are the cluster's, never a parameter's: `overrides` that name a host, a registry name
+or a checkpoint destination (`rewardops.training.config.refuse_cluster_settings`) and curation
+`settings` that name a server (`CurationSettings`) are refused here, and again by the step that
+uses them (a pipeline can be submitted without this CLI).
 """
 
 from __future__ import annotations
@@ -24,11 +29,17 @@ def _data_version(params: Mapping[str, Any]) -> list[str]:
 def _plan(params: Mapping[str, Any], output_root_needed: bool, demo: bool = False) -> list[str]:
     from rewardops.k8s.trainjob import TrainJobConfigError, request_for_size
 
+    from rewardops.training.config import ConfigError, refuse_cluster_settings
+
     problems: list[str] = []
     overrides = params.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         return [f"overrides={overrides!r}: give a JSON object of training settings, e.g. "
                 "--param overrides='{\"lr\": 1e-5, \"zero_stage\": 3}'"]
+    try:
+        refuse_cluster_settings(overrides, "overrides")
+    except ConfigError as exc:
+        return [str(exc)]
     plan = params.get("plan")
     if plan is None:
         return problems

@@ -146,21 +146,37 @@ def run_tags(
         tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
     for key, value in (extra or {}).items():
         tags[str(key)] = str(value)
-    return tags
+    return {key: strip_userinfo(value) for key, value in tags.items()}  # no credentials in stored URLs
 
 
 # ------------------------------------------------------------------------------------ data versions
 
 
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@\"'<>]*@")
+
+
+def strip_userinfo(text: str) -> str:
+    """`text` with the `user:password@` part removed from every URL in it
+    (`https://user:TOKEN@host/repo.git` -> `https://host/repo.git`, `s3://KEY:SECRET@bucket`
+    -> `s3://bucket`); everything else unchanged. Applied to every value before it is stored in
+    lineage, run params and tags, dataset inputs or model cards."""
+    return _USERINFO.sub(lambda m: m.group("scheme"), str(text))
+
+
 @dataclass(frozen=True)
 class DataVersion:
-    """Where a dataset is versioned: `dvc get <registry> <path> --rev <rev>` gives it back."""
+    """Where a dataset is versioned: `dvc get <registry> <path> --rev <rev>` gives it back.
+    The registry URL is stored without userinfo (`strip_userinfo`): a token in a git remote
+    never reaches run tags, dataset inputs or model cards."""
 
     registry: str  # git URL or folder of the DVC data registry
     rev: str  # the registry commit
     path: str  # the dataset's path inside the registry
     md5: str  # DVC's md5 of the folder (`<hex>.dir`)
     rows: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "registry", strip_userinfo(self.registry))
 
     def tags(self) -> dict[str, str]:
         tags = {

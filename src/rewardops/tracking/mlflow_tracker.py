@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rewardops.tracking.lineage import strip_userinfo
 from rewardops.tracking.spool import write as spool_write
 from rewardops.tracking.uri import default_artifact_location, default_tracking_uri, resolve_tracking_uri
 from rewardops.errors import ServiceError
@@ -161,6 +162,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") 
             flat.update(flatten_params(asdict(value), name, sep))
             continue
         text = json.dumps(value, default=str) if isinstance(value, (list, tuple)) else portable(str(value))
+        text = strip_userinfo(text)  # no credentials of a URL in stored params
         if len(text) > _MAX_PARAM_VALUE:
             text = text[: _MAX_PARAM_VALUE - 3] + "..."
         flat[name] = text
@@ -168,7 +170,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "", sep: str = ".") 
 
 
 def _stringify_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (tags or {}).items() if v is not None}
+    return {str(k): strip_userinfo(str(v)) for k, v in (tags or {}).items() if v is not None}
 
 
 def _looks_like_connection_error(exc: BaseException) -> bool:
@@ -278,7 +280,7 @@ class MlflowTracker:
                  system_metrics: bool = False) -> None:
         self._client = client
         self._run_id = run_id
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = strip_userinfo(tracking_uri)  # only shown in messages: never a password
         self.flush_timeout = flush_timeout
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
@@ -636,7 +638,8 @@ def start_tracker(
         run = client.create_run(experiment_id, tags=run_tags, run_name=run_name)
     except Exception as exc:  # noqa: BLE001
         raise TrackingUnavailable(
-            f"could not start MLflow run {run_name!r} in experiment {experiment!r} at {uri}: {exc}"
+            f"could not start MLflow run {run_name!r} in experiment {experiment!r} at {strip_userinfo(uri)}: "
+            f"{strip_userinfo(str(exc))}"
         ) from exc
     mlflow.set_tracking_uri(uri)  # MLflow's async queue and system metrics use the fluent URI
     timeout = flush_timeout if flush_timeout is not None else float(os.environ.get("REWARDOPS_TRACKING_FLUSH_TIMEOUT", "60"))

@@ -4,7 +4,9 @@
 conversations, output the raw reward per row, same rendering as training and evaluation), with
 a signature, an input example and a model card (`README.md` in the export and the version's
 description), logs it under the run as `model`, registers a new version of `name` carrying the
-run's `rewardops.*` lineage tags, and points `alias` at it.
+run's `rewardops.*` lineage tags and the digests of the logged code and weights
+(`rewardops.digest.code`, `rewardops.digest.weights`; loading checks them, see
+`rewardops.evaluation.modelref`), and points `alias` at it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rewardops.evaluation.report import registry_score
+from rewardops.evaluation.modelref import CODE_DIGEST_TAG, WEIGHTS_DIGEST_TAG, model_digests
+from rewardops.evaluation.report import md_code, md_escape, registry_score
+from rewardops.tracking.lineage import strip_userinfo
 
 __all__ = ["check_export", "input_example", "log_reward_model", "model_card", "signature"]
 
@@ -73,7 +77,7 @@ def _table(scores: dict[str, float]) -> list[str]:
         return ["Not evaluated yet (`rewardops eval --model models:/NAME/VERSION`)."]
     score = registry_score(scores)
     lines = ["| Benchmark | Score (%) |", "|---|---:|"]
-    lines += [f"| {name} | {value:.2f} |" for name, value in scores.items()]
+    lines += [f"| {md_escape(name)} | {float(value):.2f} |" for name, value in scores.items()]
     if score is not None:
         lines.append(f"| **registry score** ({score.describe()}) | **{score.value:.2f}** |")
     return lines
@@ -94,26 +98,27 @@ def model_card(model_dir: Path, tags: dict[str, str], scores: dict[str, float] |
             "max_length", "zero_stage", "seed", "warmup_ratio", "weight_decay")
     settings = {k: config[k] for k in keep if config.get(k) not in (None, "")}
     data = {k.removeprefix("rewardops.data."): v for k, v in tags.items() if k.startswith("rewardops.data.")}
+    e, c = md_escape, md_code  # every value below comes from data, tags or files: shown, never interpreted
     lines = [
-        f"# {name or 'RewardOps reward model'}",
+        f"# {e(name or 'RewardOps reward model')}",
         "",
         "A Bradley-Terry reward model trained with RewardOps (the Skywork-Reward-V2 recipe): it reads a",
         "conversation rendered with the backbone's chat template and returns one raw reward (higher is",
         "better) at the last token of the final assistant turn.",
         "",
         "## Model",
-        f"- backbone: `{config.get('backbone', tags.get('rewardops.backbone', 'unknown'))}`",
-        f"- size: `{config.get('size', tags.get('rewardops.size', 'unknown'))}`",
-        f"- steps trained: {state.get('step', 'unknown')}",
+        f"- backbone: {c(config.get('backbone', tags.get('rewardops.backbone', 'unknown')))}",
+        f"- size: {c(config.get('size', tags.get('rewardops.size', 'unknown')))}",
+        f"- steps trained: {e(state.get('step', 'unknown'))}",
         "",
         "## Data",
-        f"- registry: `{data.get('registry', 'unknown')}`  revision: `{data.get('rev', data.get('git_rev', 'unknown'))}`",
-        f"- path: `{data.get('path', 'unknown')}`  DVC md5: `{data.get('md5', data.get('dvc_hash', 'unknown'))}`",
-        f"- pairs: {data.get('rows', 'unknown')}",
+        f"- registry: {c(strip_userinfo(data.get('registry', 'unknown')))}  revision: {c(data.get('rev', data.get('git_rev', 'unknown')))}",
+        f"- path: {c(data.get('path', 'unknown'))}  DVC md5: {c(data.get('md5', data.get('dvc_hash', 'unknown')))}",
+        f"- pairs: {e(data.get('rows', 'unknown'))}",
         "- get the exact rows back: `rewardops data get --model models:/NAME@ALIAS -o DIR`",
         "",
         "## Training settings",
-        *[f"- {k}: `{v}`" for k, v in settings.items()],
+        *[f"- {e(k)}: {c(v)}" for k, v in settings.items()],
         "",
         "## Evaluation (percent)",
         *_table(scores or {}),
@@ -165,6 +170,10 @@ def log_reward_model(
             pip_requirements=serving_requirements(),
             metadata={"rewardops": {"kind": "reward-model", "output": "raw reward per row"}},
         )
+        # what is registered is what is loaded: digests of the code and weights logged here
+        # (checked by rewardops.evaluation.modelref.fetch_verified before loading)
+        found = model_digests(target)
+        tags = {**tags, CODE_DIGEST_TAG: found["code"], WEIGHTS_DIGEST_TAG: found["weights"]}
         client.log_artifacts(run_id, str(target), artifact_path)
     version = client.create_model_version(
         name, f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=tags, description=card

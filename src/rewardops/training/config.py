@@ -211,6 +211,47 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+# Settings that say where credentials are sent or where results land. On a shared cluster they
+# come from the cluster (the chart's client ConfigMap env: MLFLOW_TRACKING_URI, AWS_ENDPOINT_URL,
+# the pipeline's output_root) and from rewardops.naming, never from a pipeline parameter: the pod
+# would otherwise send its MLflow / S3 credentials to whatever host a parameter names.
+CLUSTER_SETTINGS: dict[str, str] = {
+    "tracking_uri": "the MLflow endpoint is the cluster's (MLFLOW_TRACKING_URI from the chart's client ConfigMap)",
+    "checkpoint_dir": "checkpoints go under the pipeline's output folder (output_root on the cluster)",
+    "register_name": "the registered model name is rewardops-rm-<size> (rewardops.naming)",
+    "experiment": "the MLflow experiment is the pipeline's (rewardops-training)",
+}
+
+
+def _host_values(value: Any, path: str) -> list[str]:
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in _host_values(v, f"{path}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _host_values(v, f"{path}[{i}]")]
+    if isinstance(value, str) and ("://" in value or value.lstrip().startswith("//")):
+        return [path]
+    return []
+
+
+def refuse_cluster_settings(overrides: Mapping[str, Any] | None, setting: str = "overrides") -> None:
+    """Refuse, before any request, pipeline-parameter overrides that name a host, a registry name
+    or a checkpoint destination (`CLUSTER_SETTINGS`, or any value holding a URL); the
+    `ConfigError` names each setting and where its value comes from instead. The local CLI's
+    `--set` (a person's own machine and credentials) is not a pipeline parameter and is not
+    checked here."""
+    if not overrides:
+        return
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{setting} must be a mapping of setting -> value, got {type(overrides).__name__}")
+    problems = [f"{setting}.{key}: not a pipeline parameter; {why}" for key, why in CLUSTER_SETTINGS.items()
+                if key in overrides]
+    problems += [f"{setting}.{path.removeprefix('.')}: names a host or URL; endpoints and destinations come from the "
+                 "cluster, not from parameters" for key, value in overrides.items() if key not in CLUSTER_SETTINGS
+                 for path in _host_values(value, str(key))]
+    if problems:
+        raise ConfigError("refused: " + "; ".join(problems))
+
+
 def load_config(
     size: str,
     overrides: Mapping[str, Any] | None = None,

@@ -2,7 +2,7 @@
 
 Each family is checked from first principles, never by trusting the stored label: arithmetic
 is re-evaluated, facts are looked up in the built-in table, instruction constraints are
-re-checked, code is run against its tests in a separate interpreter with a time limit, and
+re-checked, code is run against its tests in a sandbox (`code_tasks.run_tests`: no network, rlimits, a temporary folder, a time limit), and
 safety responses are classified as refusal or help and compared with the request's table entry.
 """
 

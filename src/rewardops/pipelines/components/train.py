@@ -26,6 +26,7 @@ def train(
     from rewardops import training
     from rewardops.pipelines.steps import begin_step, log_metrics
 
+    training.config.refuse_cluster_settings(overrides)  # endpoints are the cluster's, before any request
     begin_step(f"train-{size}", data_version, run_id=run_id)
     overrides = {**dict(overrides), "data": dataset.path, "out": model.path}
     if max_steps > 0:
