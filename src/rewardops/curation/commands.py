@@ -28,7 +28,7 @@ ATTRIBUTES = typer.Option(None, "--attributes", help="attribute generator for pa
                           + builders.describe(builders.ATTRIBUTE_GENERATORS))
 EMBEDDER = typer.Option(None, "--embedder", help="retrieval embedder: a sentence-transformers model, or `hashed` (offline)")
 SEED = typer.Option(None, "--seed")
-# Label Studio annotator (--annotator labelstudio[:URL]): how long to wait for people, and --resume
+# Label Studio annotator (--annotator labelstudio, the server from LABEL_STUDIO_URL): how long to wait for people, and --resume
 WAIT = typer.Option(None, "--wait", help="labelstudio: poll up to SECONDS for people to finish (default: open the tasks and stop)")
 POLL = typer.Option(None, "--poll", help="labelstudio: seconds between polls while waiting")
 RESUME = typer.Option(False, "--resume", help="labelstudio: collect the tasks an earlier run opened (refuses when none were)")

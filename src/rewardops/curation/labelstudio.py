@@ -777,8 +777,8 @@ def ledger_dir(output: str | Path | None) -> Path:
 
 def make_annotator(arg: str, settings: Any = None, *, output: str | Path | None = None, run: str | None = None,
                    **context: Any) -> LabelStudioAnnotator:
-    """The `labelstudio[:URL]` annotator of `curation.builders.ANNOTATORS`: the server from URL or
-    LABEL_STUDIO_URL, the token from LABEL_STUDIO_API_KEY; the ledger beside `output`; `run`: the
+    """The `labelstudio` annotator of `curation.builders.ANNOTATORS`: the server from
+    LABEL_STUDIO_URL (never from settings), the token from LABEL_STUDIO_API_KEY; the ledger beside `output`; `run`: the
     run id the curation state was labelled in (its seed), kept for every later project."""
     opts = _OPTIONS.get()
     env = dict(os.environ)
@@ -809,7 +809,7 @@ def iter_decisions(state_dir: str | Path) -> Iterable[tuple[str, str, dict[str, 
 def _require_labelstudio(settings: Any) -> None:
     kind = str(getattr(settings, "annotator", "")).partition(":")[0]
     if kind != "labelstudio":
-        raise LabelStudioError(f"the Label Studio steps need settings annotator 'labelstudio[:URL]', got "
+        raise LabelStudioError(f"the Label Studio steps need settings annotator 'labelstudio', got "
                                f"{getattr(settings, 'annotator', None)!r}; set it in the pipeline's settings")
 
 

@@ -61,7 +61,7 @@ def curate(dataset, data_version, iterations: int, settings, labelstudio: bool =
 def build(iterations: int = DEFAULT_ITERATIONS, settings: str = "", labelstudio: bool = False):
     """`settings`: the default of the pipeline's `settings` parameter (a profile name, or "").
     `labelstudio`: each stage-1 iteration opens its human batch in Label Studio and a retried step
-    collects the answers (settings annotator `labelstudio[:URL]`; see components/labelstudio.py)."""
+    collects the answers (settings annotator `labelstudio`, the server from LABEL_STUDIO_URL; see components/labelstudio.py)."""
 
     @dsl.pipeline(name="rewardops-curation",
                   description=f"Two-stage curation: seed annotation, {iterations} stage-1 iterations, stage 2 per shard.")

@@ -5,7 +5,7 @@
 up to `wait_s` for the annotations; while people are not done it fails with a message saying how
 many are decided, and KFP's retry runs it again (resumable: the annotations live in Label Studio
 and nothing is lost). The server: LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the step's
-environment (a Secret on the cluster), or settings annotator `labelstudio:URL`. How people label
+environment (a Secret on the cluster; settings never name the server). How people label
 comes from the settings (`annotators_per_pair`, `labelstudio_skip_limit`, `labelstudio_annotators`,
 `labelstudio_graded`; see curation/README.md); the collect step's metrics add, per iteration, how
 many answers confirmed and relabelled the dataset's label and the people's agreement.
