@@ -47,7 +47,8 @@ def shard_paths(path: str | Path, verify: bool = True) -> list[Path]:
 
 
 class ShardWriter:
-    """Streams pairs into numbered Parquet shards under `out_dir`."""
+    """Streams pairs (`write`) or Arrow tables with PAIR_SCHEMA (`write_table`) into numbered
+    Parquet shards under `out_dir`: the one shard writer (preprocess, curation, every dataset)."""
 
     def __init__(
         self,
@@ -84,17 +85,28 @@ class ShardWriter:
         for p in pairs:
             self.write(p)
 
+    def write_table(self, table: pa.Table) -> None:
+        """Rows already in PAIR_SCHEMA (after any pairs written before them)."""
+        self._flush()
+        self.count += table.num_rows
+        self._write_rows(table)
+
     def _flush(self) -> None:
-        while self._buffer:
+        if self._buffer:
+            table, self._buffer = pairs_to_table(self._buffer), []
+            self._write_rows(table)
+
+    def _write_rows(self, table: pa.Table) -> None:
+        while table.num_rows:
             if self._writer is None:
                 path = self.out_dir / f"{self.prefix}-{len(self.paths):05d}.parquet"
                 self.paths.append(path)
                 self._writer = pq.ParquetWriter(path, PAIR_SCHEMA, compression="zstd")
                 self._in_shard = 0
             room = self.shard_size - self._in_shard
-            chunk, self._buffer = self._buffer[:room], self._buffer[room:]
-            self._writer.write_table(pairs_to_table(chunk))
-            self._in_shard += len(chunk)
+            chunk, table = table.slice(0, room), table.slice(room)
+            self._writer.write_table(chunk)
+            self._in_shard += chunk.num_rows
             if self._in_shard >= self.shard_size:
                 self._writer.close()
                 self._writer = None
