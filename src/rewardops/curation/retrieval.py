@@ -277,14 +277,19 @@ class PoolIndex:
 
     @classmethod
     def open(cls, pool_dir: str | Path, vectors_dir: str | Path, embedder: Embedder,
-             chunk_rows: int = CHUNK_ROWS) -> "PoolIndex":
+             chunk_rows: int = CHUNK_ROWS, embed_missing: bool = True) -> "PoolIndex":
         """The index over `pool_dir`'s shards; shards whose vectors are missing or were made by
-        another embedder are embedded first (into `vectors_dir`)."""
+        another embedder are embedded first (into `vectors_dir`), or refused (`embed_missing=False`:
+        the vectors belong to a finished output that must not change)."""
         from rewardops.data.shards import shard_paths
 
         shards = shard_paths(pool_dir)
         name = getattr(embedder, "name", type(embedder).__name__)
         todo = [s for s in shards if not vectors_ready(vectors_dir, s, name)]
+        if todo and not embed_missing:
+            raise ValueError(f"{vectors_dir}: no vectors from the embedder {name} for pool shard(s) "
+                             f"{', '.join(s.name for s in todo[:5])}{' ...' if len(todo) > 5 else ''}; the seed "
+                             "embedded its pool with another embedder: rerun the seed with these settings' embedder")
         if todo:
             ticker = Ticker(f"embedding {len(todo)} pool shard(s) with {name}",
                             sum(pq.ParquetFile(s).metadata.num_rows for s in todo))

@@ -163,7 +163,7 @@ class Stage1Loop:
 
     # -- resume ------------------------------------------------------------------------------------
     def resume(self, gold_dir: Path, silver_dir: Path, pool_dir: Path, out_dir: Path,
-               vectors_dir: Path | None = None) -> Stage1State:
+               vectors_dir: Path | None = None, embed_missing: bool = True) -> Stage1State:
         """The state after the finished iterations of `out_dir` (iter-00, the seed sets, is written
         on the first call). `vectors_dir`: the pool's vectors (default `out_dir/pool_vectors`;
         shards without vectors from this embedder are embedded there first)."""
@@ -179,7 +179,7 @@ class Stage1Loop:
             reports.append(IterationReport(**json.loads(path.read_text())["report"]))
         prev = out / f"iter-{len(reports):02d}"
         gold, silver = _load(prev / "gold"), _load(prev / "silver")
-        pool = PoolIndex.open(pool_dir, vectors_dir or out / VECTORS_DIR, self.embedder)
+        pool = PoolIndex.open(pool_dir, vectors_dir or out / VECTORS_DIR, self.embedder, embed_missing=embed_missing)
         names = [p.name for p in pool.shards]
         by_id: set[str] = set()
         for k in range(1, len(reports) + 1):  # labelled and undecidable pairs left the pool; no-verdict ones stayed

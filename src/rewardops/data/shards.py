@@ -57,7 +57,9 @@ class ShardWriter:
         batch_size: int = 4_096,
         prefix: str = "part",
         inputs: Iterable[str | Path] = (),
+        first: int = 0,
     ) -> None:
+        """`first`: the number of the first shard (a worker writing shard i of a fanned-out dataset)."""
         self.final_dir = Path(out_dir)
         self._stack = ExitStack()
         if is_staging(self.final_dir):
@@ -69,6 +71,7 @@ class ShardWriter:
         self.shard_size = shard_size
         self.batch_size = batch_size
         self.prefix = prefix
+        self.first = first
         self.count = 0
         self.paths: list[Path] = []
         self._buffer: list[PreferencePair] = []
@@ -99,7 +102,7 @@ class ShardWriter:
     def _write_rows(self, table: pa.Table) -> None:
         while table.num_rows:
             if self._writer is None:
-                path = self.out_dir / f"{self.prefix}-{len(self.paths):05d}.parquet"
+                path = self.out_dir / f"{self.prefix}-{self.first + len(self.paths):05d}.parquet"
                 self.paths.append(path)
                 self._writer = pq.ParquetWriter(path, PAIR_SCHEMA, compression="zstd")
                 self._in_shard = 0
@@ -121,7 +124,7 @@ class ShardWriter:
                 self._writer.close()
                 self._writer = None
             if not self.paths:  # an empty dataset is still a valid dataset
-                path = self.out_dir / f"{self.prefix}-00000.parquet"
+                path = self.out_dir / f"{self.prefix}-{self.first:05d}.parquet"
                 pq.write_table(PAIR_SCHEMA.empty_table(), path)
                 self.paths.append(path)
         except BaseException:

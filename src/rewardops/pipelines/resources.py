@@ -11,9 +11,11 @@ the lineage tags read; `retry` marks steps that can fail transiently (a lost nod
 """
 
 import inspect
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from kfp.dsl import PipelineTask
 
@@ -23,6 +25,83 @@ SIZES = {
     "curation": ("2", "4", "8Gi", "16Gi"),
     "train-cpu": ("2", "4", "8Gi", "16Gi"),
 }
+
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """What one curation step costs, measured by `bench/bench_scale.py` (2-core dev machine, offline
+    parts: hashed embedder and RM, simulated people and judges; see bench/RESULTS.md, "Curation at
+    scale"). Memory is flat in the pool size (every step streams); time is linear in the pairs it
+    reads. `gpu_embed_s_per_pair` replaces the embedding share on a GPU pod (MiniLM-class model)."""
+
+    memory_gib: float  # peak RSS, rounded up, plus headroom for a sentence-transformers model where it embeds
+    s_per_pair: float  # wall seconds per pair on one 2-core pod
+    fanned_out: bool  # one pod per pool shard (ParallelFor) or one pod for the whole pool
+
+
+STEP_COSTS = {
+    "seed": StepCost(memory_gib=1.0, s_per_pair=40e-6, fanned_out=False),
+    "prepare": StepCost(memory_gib=2.0, s_per_pair=250e-6, fanned_out=True),  # attributes (heuristic) + hashed embedding
+    "stage1-iteration": StepCost(memory_gib=2.0, s_per_pair=10e-6, fanned_out=False),  # pool scan + fetch by position
+    "stage2": StepCost(memory_gib=1.0, s_per_pair=110e-6, fanned_out=True),
+    "merge": StepCost(memory_gib=1.0, s_per_pair=45e-6, fanned_out=False),
+}
+# MiniLM-class embedding of one pair on a GPU pod vs on 2 CPU cores (the issue's measurement: 40M
+# pairs would take 10-12 days on 2 cores, i.e. ~25 ms a pair; an H100 embeds thousands a second).
+CPU_EMBED_S_PER_PAIR, GPU_EMBED_S_PER_PAIR = 25e-3, 0.25e-3
+
+
+def shard_size_of(kind: str) -> tuple[str, str, str, str]:
+    """(cpu request, cpu limit, memory request, memory limit) of a fanned-out or whole-pool curation
+    step, from its measured flat peak (`STEP_COSTS`): request = peak, limit = twice it."""
+    cost = STEP_COSTS[kind]
+    gib = max(1, math.ceil(cost.memory_gib))
+    return "2", "4", f"{gib}Gi", f"{2 * gib}Gi"
+
+
+def curation_plan(pool_pairs: int, settings: object, pods: int = 0, gpu_embedding: bool = False,
+                  neural_embedder: bool = True) -> dict:
+    """The curation pipeline's plan for a pool of `pool_pairs`: shards, pods per step, memory per
+    pod and estimated wall time (STEP_COSTS; `pods`: most pods a fan-out runs at once, 0: one per
+    shard). `neural_embedder`: the settings' embedder is a sentence-transformers model (embedding
+    dominates `prepare`); `gpu_embedding`: the prepare pods get a GPU each."""
+    from rewardops.curation.steps import pool_layout
+
+    shards, per_shard = pool_layout(pool_pairs, settings)
+    parallel = shards if pods <= 0 else min(pods, shards)
+    waves = math.ceil(shards / parallel)
+    iterations = int(getattr(settings, "iterations", 1))
+    steps = []
+    for kind in ("seed", "prepare", "stage1-iteration", "stage2", "merge"):
+        cost = STEP_COSTS[kind]
+        s_per_pair = cost.s_per_pair
+        if kind == "prepare" and neural_embedder:
+            s_per_pair += GPU_EMBED_S_PER_PAIR if gpu_embedding else CPU_EMBED_S_PER_PAIR
+        if cost.fanned_out:
+            n_pods, seconds = shards, waves * per_shard * s_per_pair
+        else:
+            n_pods, seconds = 1, pool_pairs * s_per_pair
+        repeat = iterations if kind == "stage1-iteration" else 1
+        steps.append({"step": kind, "pods": n_pods, "at_once": parallel if cost.fanned_out else 1,
+                      "memory_per_pod": shard_size_of(kind)[2], "runs": repeat, "est_seconds": seconds * repeat})
+    return {"pool_pairs": pool_pairs, "shards": shards, "pairs_per_shard": per_shard, "pods_at_once": parallel,
+            "steps": steps, "est_seconds": sum(st["est_seconds"] for st in steps),
+            "note": "stage-1 training, people and judges are not included (they scale with gold/silver, not the pool)"}
+
+
+def format_plan(plan: dict) -> str:
+    def dur(s: float) -> str:
+        return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+    lines = [f"pool {plan['pool_pairs']:,} pairs -> {plan['shards']} shard(s) of <= {plan['pairs_per_shard']:,}; "
+             f"fan-outs run {plan['pods_at_once']} pod(s) at once",
+             f"{'step':<18}{'pods':>6}{'at once':>9}{'memory/pod':>12}{'runs':>6}{'est. time':>12}"]
+    for st in plan["steps"]:
+        lines.append(f"{st['step']:<18}{st['pods']:>6}{st['at_once']:>9}{st['memory_per_pod']:>12}{st['runs']:>6}"
+                     f"{dur(st['est_seconds']):>12}")
+    lines.append(f"total (sequential steps, fan-outs in parallel): {dur(plan['est_seconds'])}; {plan['note']}")
+    return "\n".join(lines)
 
 
 # Env every cluster task gets from the Helm chart's client ConfigMap (`<release>-rewardops-client`;
@@ -76,7 +155,9 @@ def kfp_kubernetes_available() -> bool:
 
 
 def sized(task: PipelineTask, kind: str, cache: bool = True) -> PipelineTask:
-    cpu_request, cpu_limit, memory_request, memory_limit = SIZES[kind]
+    """Requests and limits of `kind`: a SIZES row, or a curation step of STEP_COSTS (sized from its
+    measured flat memory, whatever the shard size)."""
+    cpu_request, cpu_limit, memory_request, memory_limit = SIZES[kind] if kind in SIZES else shard_size_of(kind)
     task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
     task.set_memory_request(memory_request).set_memory_limit(memory_limit)
     task.set_caching_options(enable_caching=cache)
