@@ -155,7 +155,8 @@ def register(app: typer.Typer) -> None:
         attributes: Optional[str] = ATTRIBUTES,
         gold_n: Optional[int] = typer.Option(None, "--gold-n", help="pairs the annotator verifies: the gold seed"),
         silver_n: Optional[int] = typer.Option(None, "--silver-n", help="next pairs, original labels: the silver seed"),
-        pool_shards: Optional[int] = typer.Option(None, "--pool-shards", help="the rest, the pool, in this many shards"),
+        pool_shards: Optional[int] = typer.Option(None, "--pool-shards", help="the rest, the pool, in at least this many shards"),
+        pool_shard_size: Optional[int] = typer.Option(None, "--pool-shard-size", help="and shards of at most this many pairs"),
         seed: Optional[int] = SEED,
         wait: Optional[float] = WAIT,
         poll: Optional[float] = POLL,
@@ -165,7 +166,7 @@ def register(app: typer.Typer) -> None:
         from rewardops.curation.steps import seed_split
 
         s = _settings(settings, annotator=annotator, attributes=attributes, gold_n=gold_n, silver_n=silver_n,
-                      pool_shards=pool_shards, seed=seed)
+                      pool_shards=pool_shards, pool_shard_size=pool_shard_size, seed=seed)
         counts = _run_with_people(lambda: seed_split(dataset, out, s), wait, poll, resume)
         _print_summary(f"seed -> {out}", counts)
 
