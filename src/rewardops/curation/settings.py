@@ -111,8 +111,8 @@ class CurationSettings:
         for name in ("judge_budget", "rm_max_steps", "noise_gold_n"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: 0 or more")
-        for name in ("judge_samples", "human_per_iteration", "k_max", "gold_n", "silver_n", "pool_shards", "pool_shard_size", "iterations",
-                     "batch_size", "shard_size", "rm_select_epochs"):
+        for name in ("judge_samples", "human_per_iteration", "k_max", "gold_n", "silver_n", "pool_shards", "pool_shard_size",
+                     "iterations", "batch_size", "shard_size", "rm_select_epochs"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)}: at least 1")
         if self.n_examples < 0 or self.local_judge_examples < 0:

@@ -75,7 +75,7 @@ def build(iterations: int = DEFAULT_ITERATIONS, settings: str = "", labelstudio:
     collects the answers (settings annotator `labelstudio[:URL]`; see components/labelstudio.py)."""
 
     @dsl.pipeline(name="rewardops-curation",
-                  description=f"Two-stage curation: seed annotation, {iterations} stage-1 iterations, stage 2 per shard.")
+                  description=f"Two-stage curation: seed, pool preparation per shard, {iterations} stage-1 iterations, stage 2 per shard.")
     def curation_pipeline(dataset_uri: str, data_version: str, settings: str = settings):
         """Two-stage curation of a preprocessed dataset.
 
