@@ -28,7 +28,20 @@ import sys
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+# Each step runs as `python -c LAUNCH <args>`: the CLI, then the process's own VmHWM (peak RSS of
+# its own image, from /proc) written to the file named by the env. (getrusage/wait4's ru_maxrss is
+# not usable here: Linux carries the parent's high-water mark across fork + exec into the child.)
+LAUNCH = """
+import atexit, os, sys
+def _peak():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            open(os.environ['BENCH_PEAK_FILE'], 'w').write(line.split()[1])
+atexit.register(_peak)
+from rewardops.cli import app
+sys.argv = ['rewardops', *sys.argv[1:]]
+app()
+"""
 
 
 def settings(shard_size: int, peer: bool = False) -> dict:
@@ -41,16 +54,18 @@ def settings(shard_size: int, peer: bool = False) -> dict:
 
 def run_step(name: str, args: list[str], env: dict, log: Path) -> dict:
     """One CLI step in a fresh process: wall seconds and that process's peak RSS (MB)."""
+    peak = log.with_name("peak.txt")
+    peak.unlink(missing_ok=True)
     t0 = time.perf_counter()
     with open(log, "a") as out:
         out.write(f"\n$ rewardops {' '.join(args)}\n")
         out.flush()
-        proc = subprocess.Popen([str(BIN / "rewardops"), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        code = subprocess.call([sys.executable, "-c", LAUNCH, *args], env={**env, "BENCH_PEAK_FILE": str(peak)},
+                               stdout=out, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{name} failed (exit {os.waitstatus_to_exitcode(status)}); see {log}")
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    if code != 0:
+        raise SystemExit(f"{name} failed (exit {code}); see {log}")
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(int(peak.read_text()) / 1024, 1)}
 
 
 def make_world(n: int, out: Path) -> float:

@@ -221,3 +221,21 @@ def test_plan_prints_shards_pods_memory_and_time_for_a_pool_size():
     assert prepare.split()[1:4] == ["160", "32", "2Gi"]
     bad = CliRunner().invoke(app, ["pipelines", "plan", "--pairs", "10", "--settings", '{"pool_shard_size": 0}'])
     assert bad.exit_code == 2 and "pool_shard_size=0" in bad.output
+
+
+def test_a_fanned_out_worker_hashes_its_own_shard_only(tmp_path: Path):
+    from rewardops.curation.shardrun import run_shards
+
+    write_pairs(list(generate_world(30, seed=2)), tmp_path / "pool", shard_size=10)
+    shard = shard_paths(tmp_path / "pool")[2]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other content
+    shard.write_bytes(bytes(data))
+
+    def keep(pairs, counters):
+        return [("kept", p) for p in pairs]
+
+    done = run_shards(tmp_path / "pool", tmp_path / "out", ["kept"], keep, only=[0])  # shard 0 is fine
+    assert done[0]["input_rows"] == 10
+    with pytest.raises(IncompleteOutputError, match="part-00002.parquet: content differs"):
+        run_shards(tmp_path / "pool", tmp_path / "out", ["kept"], keep, only=[2])

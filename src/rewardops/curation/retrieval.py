@@ -205,38 +205,56 @@ def vectors_ready(vectors_dir: str | Path, shard: Path, embedder_name: str) -> b
     return info.get("embedder") == embedder_name and info.get("rows") == pq.ParquetFile(shard).metadata.num_rows
 
 
+class VectorWriter:
+    """The vectors of one pool shard, written batch by batch as its pairs go by (a .npy under a
+    temporary name, moved into place with its sidecar by `close`)."""
+
+    def __init__(self, shard_name: str, rows: int, vectors_dir: str | Path, embedder: Embedder,
+                 ticker: Ticker | None = None) -> None:
+        self.npy, self.side = vector_files(vectors_dir, Path(shard_name))
+        self.npy.parent.mkdir(parents=True, exist_ok=True)
+        self.shard_name, self.rows, self.embedder, self.ticker = shard_name, rows, embedder, ticker
+        self.tmp = self.npy.with_name(self.npy.name + ".tmp")
+        self._f = open(self.tmp, "wb")
+        self.written, self.dim = 0, None
+
+    def _header(self, dim: int) -> None:
+        self.dim = dim
+        np.lib.format.write_array_header_1_0(self._f, {"descr": "<f4", "fortran_order": False, "shape": (self.rows, dim)})
+
+    def add(self, pairs: Sequence[PreferencePair]) -> None:
+        if not pairs:
+            return
+        vecs = np.ascontiguousarray(self.embedder.embed([pair_text(p) for p in pairs]), dtype=np.float32)
+        if self.dim is None:
+            self._header(vecs.shape[1])
+        self._f.write(vecs.tobytes())
+        self.written += len(vecs)
+        if self.ticker is not None:
+            self.ticker.add(len(vecs))
+
+    def close(self) -> dict[str, int | str]:
+        if self.dim is None:  # an empty shard
+            self._header(int(self.embedder.embed(["x"]).shape[1]))
+        self._f.close()
+        if self.written != self.rows:
+            self.tmp.unlink()
+            raise RuntimeError(f"{self.shard_name}: {self.rows} rows expected but {self.written} embedded")
+        os.replace(self.tmp, self.npy)
+        info = {"embedder": getattr(self.embedder, "name", type(self.embedder).__name__), "rows": self.rows,
+                "dim": int(self.dim), "shard": self.shard_name}
+        self.side.write_text(json.dumps(info, sort_keys=True))
+        return info
+
+
 def embed_shard(shard: Path, vectors_dir: str | Path, embedder: Embedder, batch_size: int = 1024,
                 ticker: Ticker | None = None) -> dict[str, int | str]:
-    """The vectors of one pool shard, streamed batch by batch into `vectors_dir` (a .npy written
-    under a temporary name and moved into place, then its sidecar)."""
-    npy, side = vector_files(vectors_dir, shard)
-    npy.parent.mkdir(parents=True, exist_ok=True)
+    """The vectors of one pool shard, streamed batch by batch into `vectors_dir`."""
     pf = pq.ParquetFile(shard)
-    rows = pf.metadata.num_rows
-    tmp = npy.with_name(npy.name + ".tmp")
-    written, dim = 0, None
-    with open(tmp, "wb") as f:
-        for batch in pf.iter_batches(batch_size=batch_size):
-            vecs = np.ascontiguousarray(embedder.embed([pair_text(PreferencePair.from_row(r)) for r in batch.to_pylist()]),
-                                        dtype=np.float32)
-            if dim is None:
-                dim = vecs.shape[1]
-                np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (rows, dim)})
-            f.write(vecs.tobytes())
-            written += len(vecs)
-            if ticker is not None:
-                ticker.add(len(vecs))
-        if dim is None:  # an empty shard
-            dim = int(embedder.embed(["x"]).shape[1])
-            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (0, dim)})
-    if written != rows:
-        tmp.unlink()
-        raise RuntimeError(f"{shard}: {rows} rows in the metadata but {written} read")
-    os.replace(tmp, npy)
-    info = {"embedder": getattr(embedder, "name", type(embedder).__name__), "rows": rows, "dim": int(dim),
-            "shard": shard.name}
-    side.write_text(json.dumps(info, sort_keys=True))
-    return info
+    writer = VectorWriter(shard.name, pf.metadata.num_rows, vectors_dir, embedder, ticker)
+    for batch in pf.iter_batches(batch_size=batch_size):
+        writer.add([PreferencePair.from_row(r) for r in batch.to_pylist()])
+    return writer.close()
 
 
 class _VectorFile:
@@ -283,7 +301,7 @@ class PoolIndex:
         the vectors belong to a finished output that must not change)."""
         from rewardops.data.shards import shard_paths
 
-        shards = shard_paths(pool_dir)
+        shards = shard_paths(pool_dir, hashes=False)  # listing and sizes: a pool is hashed when it is written
         name = getattr(embedder, "name", type(embedder).__name__)
         todo = [s for s in shards if not vectors_ready(vectors_dir, s, name)]
         if todo and not embed_missing:

@@ -193,12 +193,14 @@ def split_dataset(dataset: str | Path, out: str | Path, settings: CurationSettin
 
 def prepare_shard(state: str | Path, shard: int, out: str | Path, settings: CurationSettings,
                   embedder: Any = None, generator: Any = None) -> dict[str, Any]:
-    """One pool shard of a split state made ready for stage 1 (a fanned-out step): attributes for
-    the pairs lacking them, batch by batch, then the shard's retrieval vectors. `out` (atomic):
+    """One pool shard of a split state made ready for stage 1 (a fanned-out step), in one pass,
+    batch by batch: attributes for the pairs lacking them, then their retrieval vectors. `out` (atomic):
     `pool/part-NNNNN.parquet` and `pool_vectors/part-NNNNN.{npy,json}`."""
+    import pyarrow.parquet as pq
+
     from rewardops.curation.attributes import fill_attributes
     from rewardops.curation.builders import build_attributes
-    from rewardops.curation.retrieval import embed_shard
+    from rewardops.curation.retrieval import VectorWriter
     from rewardops.data.shards import ShardWriter, iter_batches, shard_paths
     from rewardops.data.schema import PreferencePair
 
@@ -217,21 +219,22 @@ def prepare_shard(state: str | Path, shard: int, out: str | Path, settings: Cura
         return cache["generator"]
 
     embedder = embedder if embedder is not None else _embedder(settings)
+    rows = pq.ParquetFile(src).metadata.num_rows
     with atomic_output(out, inputs=[state], kind=PREPARED_KIND) as tmp:
-        ticker = Ticker(f"pool shard {shard}: attributes", None)
+        ticker = Ticker(f"pool shard {shard}: attributes and embedding ({getattr(embedder, 'name', '?')})", rows)
+        vectors = VectorWriter(src.name, rows, tmp / VECTORS, embedder)
         with ShardWriter(tmp / POOL, shard_size=1 << 62, batch_size=settings.batch_size, first=shard) as writer:
             for batch in iter_batches(src, batch_size=settings.batch_size):
                 pairs = [PreferencePair.from_row(r) for r in batch.to_pylist()]
                 made.update(fill_attributes(pairs, make_generator))
                 writer.write_all(pairs)
+                vectors.add(pairs)  # after the attributes: the embedded text starts with them
                 ticker.add(len(pairs))
-        ticker.finish(f"{made['attributes_generated']} generated, {made['attributes_failed']} failed")
-        (prepared,) = writer.paths
-        ticker = Ticker(f"pool shard {shard}: embedding with {getattr(embedder, 'name', '?')}", writer.count)
-        vectors = embed_shard(prepared, tmp / VECTORS, embedder, ticker=ticker)
-        ticker.finish()
+        info_vectors = vectors.close()
+        ticker.finish(f"attributes {made['attributes_generated']} generated, {made['attributes_failed']} failed")
         info = {"shard": shard, "input": src.name, "pairs": writer.count, "attributes_generated": made["attributes_generated"],
-                "attributes_failed": made["attributes_failed"], "embedder": vectors["embedder"], "dim": vectors["dim"]}
+                "attributes_failed": made["attributes_failed"], "embedder": info_vectors["embedder"],
+                "dim": info_vectors["dim"]}
         write_json_atomic(tmp / "prepared.json", info)
     return info
 
@@ -302,10 +305,10 @@ def _advance(source: Path, out: Path, iteration: int, settings: CurationSettings
     from rewardops.curation.builders import build_annotator, build_judges, build_rm_trainer
     from rewardops.curation.stage1 import Stage1Loop, iteration_figure
 
-    verify_output(source, STATE_KIND)
     root = pool_root(source, pool)
+    verify_output(source, STATE_KIND, hashes=root != source)
     if root != source:
-        verify_output(root, STATE_KIND)
+        verify_output(root, STATE_KIND, hashes=False)  # the pool: listing and sizes (hashed when written)
     done = [_iteration_number(p) for p in stage1_iterations(source)]
     following = (max(done) if done else 0) + 1
     if following != iteration:
@@ -457,7 +460,10 @@ def stage2_shard(state: str | Path, models: str | Path, shard: int, out: str | P
 
     state, models = Path(state), Path(models)
     root = pool_root(state, pool)
-    verify_output(state, STATE_KIND)
+    # the pool's listing and sizes here; this shard's content hash when it is read (never the whole pool's)
+    verify_output(state, STATE_KIND, hashes=root != state)
+    if root != state:
+        verify_output(root, STATE_KIND, hashes=False)
     verify_output(models, MODELS_KIND)
     latest = latest_iteration(state)
     embedder = _embedder(settings) if settings.rm == "embedding-bt" or settings.stage2_judges else None

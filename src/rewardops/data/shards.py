@@ -23,27 +23,46 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rewardops.data.schema import PAIR_SCHEMA, PreferencePair, pairs_to_table
-from rewardops.outputs import atomic_output, is_staging, verify_output
+from rewardops.outputs import IncompleteOutputError, atomic_output, is_staging, verify_output
 
 SHARD_GLOB = "part-*.parquet"
 DATASET_KIND = "dataset"
 
 
-def shard_paths(path: str | Path, verify: bool = True) -> list[Path]:
+def shard_paths(path: str | Path, verify: bool = True, hashes: bool = True) -> list[Path]:
     """The shards of a dataset folder (or the single file given), in order.
 
     A folder must be a complete output (`rewardops.outputs.verify_output`); `verify=False` is for
-    writers looking into their own staging folder only."""
+    writers looking into their own staging folder only. `hashes=False` checks the manifest, the
+    file list and sizes but not the contents: for a worker that reads one shard of a large dataset
+    and checks that shard's hash alone (`verify_shard`)."""
     p = Path(path)
     if p.is_file():
         return [p]
     if not p.is_dir():
         raise FileNotFoundError(f"{p}: no such dataset folder or Parquet file")
     if verify:
-        manifest = verify_output(p)
+        manifest = verify_output(p, hashes=hashes)
         names = sorted(f["path"] for f in manifest["files"] if "/" not in f["path"] and Path(f["path"]).match(SHARD_GLOB))
         return [p / n for n in names]
     return sorted(p.glob(SHARD_GLOB))
+
+
+def verify_shard(shard: Path) -> None:
+    """One shard's content against its dataset's manifest (sha256), without hashing the others."""
+    import hashlib
+
+    manifest = verify_output(shard.parent, hashes=False)
+    entry = next((f for f in manifest["files"] if f["path"] == shard.name), None)
+    if entry is None:
+        raise IncompleteOutputError(f"{shard}: not listed in {shard.parent}'s manifest")
+    digest = hashlib.sha256()
+    with open(shard, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if entry.get("sha256") != digest.hexdigest():
+        raise IncompleteOutputError(f"{shard}: content differs from its manifest's sha256 (changed or corrupt); "
+                                    f"rewrite {shard.parent} with the command that made it")
 
 
 class ShardWriter:
