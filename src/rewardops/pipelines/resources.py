@@ -47,8 +47,9 @@ STEP_COSTS = {
     "stage2": StepCost(memory_gib=1.0, s_per_pair=110e-6, fanned_out=True),
     "merge": StepCost(memory_gib=1.0, s_per_pair=45e-6, fanned_out=False),
 }
-# MiniLM-class embedding of one pair on a GPU pod vs on 2 CPU cores (the measurement: 40M
-# pairs would take 10-12 days on 2 cores, i.e. ~25 ms a pair; an H100 embeds thousands a second).
+# MiniLM-class embedding of one pair on 2 CPU cores: ~25 ms (measured on the dev machine: 40M
+# pairs would take 10-12 days). On a GPU pod: 0.25 ms (4,000 pairs/s) is an ESTIMATE, not measured
+# here (no GPU was lent); `plan` says which figure it used.
 CPU_EMBED_S_PER_PAIR, GPU_EMBED_S_PER_PAIR = 25e-3, 0.25e-3
 
 
@@ -87,7 +88,8 @@ def curation_plan(pool_pairs: int, settings: object, pods: int = 0, gpu_embeddin
                       "memory_per_pod": shard_size_of(kind)[2], "runs": repeat, "est_seconds": seconds * repeat})
     return {"pool_pairs": pool_pairs, "shards": shards, "pairs_per_shard": per_shard, "pods_at_once": parallel,
             "steps": steps, "est_seconds": sum(st["est_seconds"] for st in steps),
-            "note": "stage-1 training, people and judges are not included (they scale with gold/silver, not the pool)"}
+            "note": "stage-1 training, people and judges are not included (they scale with gold/silver, not the pool)"
+                    + ("; GPU embedding rate is an estimate, not a measurement" if gpu_embedding and neural_embedder else "")}
 
 
 def format_plan(plan: dict) -> str:
