@@ -148,6 +148,34 @@ def compare_sets(a: Path, b: Path) -> dict:
     return out
 
 
+def table(results: dict, pods: int = 32) -> str:
+    """Markdown: per size and step wall time / peak RSS, the RSS ratio to the smallest size, and a
+    linear projection to 40M pairs (time per pair of the largest size measured; fanned-out steps
+    divided over `pods` pods)."""
+    sizes = sorted(results, key=int)
+    steps = ("seed", "stage1", "final_rms", "stage2", "merge")
+    head = "| step | " + " | ".join(f"{int(n):,} pairs" for n in sizes) + \
+        f" | peak RSS {int(sizes[-1]):,} / {int(sizes[0]):,} | 40M projection ({pods} pods for fan-outs) |"
+    lines = [head, "|" + "---|" * (len(sizes) + 3)]
+    big = results[sizes[-1]]
+    for step in steps:
+        cells = [f"{results[n]['steps'][step]['wall_s']:.0f} s / {results[n]['steps'][step]['peak_rss_mb']:.0f} MB"
+                 for n in sizes]
+        ratio = big["steps"][step]["peak_rss_mb"] / results[sizes[0]]["steps"][step]["peak_rss_mb"]
+        per_pair = big["steps"][step]["wall_s"] / big["pairs"]
+        if step == "final_rms":
+            proj = "flat (trains on gold/silver)"
+        else:
+            seconds = per_pair * 40e6 / (pods if step == "stage2" else 1)
+            proj = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+            proj += f", {big['steps'][step]['peak_rss_mb']:.0f} MB"
+        lines.append(f"| {step} | " + " | ".join(cells) + f" | {ratio:.2f}x | {proj} |")
+    rec = " | ".join(f"{results[n]['recall']['recall_tie_aware']:.3f} ({results[n]['recall']['recall_strict']:.3f})"
+                     for n in sizes)
+    lines.append(f"| recall@{big['recall']['k']} tie-aware (strict) | {rec} | | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="80000,320000,1280000")
@@ -157,7 +185,11 @@ def main() -> None:
     ap.add_argument("--peer-src", type=Path, default=None, help="a source tree to run the same chain with (smallest size)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_scale.json")
     ap.add_argument("--keep", action="store_true", help="keep each size's folders")
+    ap.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(args.out.read_text())))
+        return
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     env = dict(os.environ)
     for n in [int(x) for x in args.sizes.split(",")]:

@@ -183,6 +183,7 @@ def split_dataset(dataset: str | Path, out: str | Path, settings: CurationSettin
                 writer.write(pair)
                 if writer.count % settings.batch_size == 0:
                     ticker.add(settings.batch_size)
+        ticker.done = writer.count
         ticker.finish()
         counts = {"gold": len(gold), "silver": len(silver), "pool": writer.count, "pool_shards": len(writer.paths),
                   "undecidable": undecidable, "unreviewed_back_in_pool": len(unreviewed), **made}
