@@ -585,6 +585,7 @@ def merge(state: str | Path, models: str | Path, parts: Sequence[str | Path], ou
     from rewardops.data.dedup import DigestSet
     from rewardops.data.shards import ShardWriter
 
+    ensure_handler()
     state, models = Path(state), Path(models)
     verify_output(state, STATE_KIND)
     parts = sorted(Path(p) for p in parts)

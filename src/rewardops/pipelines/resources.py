@@ -30,34 +30,36 @@ SIZES = {
 
 @dataclass(frozen=True)
 class StepCost:
-    """What one curation step costs, measured by `bench/bench_scale.py` (2-core dev machine, offline
-    parts: hashed embedder and RM, simulated people and judges; see bench/RESULTS.md, "Curation at
-    scale"). Memory is flat in the pool size (every step streams); time is linear in the pairs it
-    reads. `gpu_embed_s_per_pair` replaces the embedding share on a GPU pod (MiniLM-class model)."""
+    """What one curation step costs, measured by `bench/bench_scale.py` at 80k-1.28M pairs (2-core dev
+    machine under load 10-22; offline parts: hashed embedder and RM, heuristic attributes, simulated
+    people and judges; bench/RESULTS.md, "Curation at scale"). Time is linear in the pairs a step
+    reads; memory is flat except merge's digest tables (`bytes_per_pair`)."""
 
-    memory_gib: float  # peak RSS, rounded up, plus headroom for a sentence-transformers model where it embeds
+    memory_gib: float  # measured flat peak RSS, rounded up with headroom (a sentence-transformers model where it embeds)
     s_per_pair: float  # wall seconds per pair on one 2-core pod
     fanned_out: bool  # one pod per pool shard (ParallelFor) or one pod for the whole pool
+    bytes_per_pair: float = 0.0  # memory that does grow: merge's uint64 digest sets of ids and content keys
 
 
 STEP_COSTS = {
-    "seed": StepCost(memory_gib=1.0, s_per_pair=40e-6, fanned_out=False),
-    "prepare": StepCost(memory_gib=2.0, s_per_pair=250e-6, fanned_out=True),  # attributes (heuristic) + hashed embedding
-    "stage1-iteration": StepCost(memory_gib=2.0, s_per_pair=10e-6, fanned_out=False),  # pool scan + fetch by position
-    "stage2": StepCost(memory_gib=1.0, s_per_pair=110e-6, fanned_out=True),
-    "merge": StepCost(memory_gib=1.0, s_per_pair=45e-6, fanned_out=False),
+    "seed": StepCost(memory_gib=1.0, s_per_pair=100e-6, fanned_out=False),  # 1.28M: 128 s, 260 MB
+    "prepare": StepCost(memory_gib=2.0, s_per_pair=350e-6, fanned_out=True),  # heuristic attributes + hashed vectors: 75 s / 213k
+    "stage1-iteration": StepCost(memory_gib=2.0, s_per_pair=10e-6, fanned_out=False),  # scan 9 s / 1.28M; 543 MB
+    "stage2": StepCost(memory_gib=1.0, s_per_pair=110e-6, fanned_out=True),  # 23 s / 213k shard; 279 MB
+    "merge": StepCost(memory_gib=1.0, s_per_pair=180e-6, fanned_out=False, bytes_per_pair=64.0),  # 226 s / 1.28M; 514 MB
 }
+DESIGN_POOL = 40_000_000  # the pool size compiled pipelines are sized for (the paper's)
 # MiniLM-class embedding of one pair on 2 CPU cores: ~25 ms (measured on the dev machine: 40M
 # pairs would take 10-12 days). On a GPU pod: 0.25 ms (4,000 pairs/s) is an ESTIMATE, not measured
 # here (no GPU was lent); `plan` says which figure it used.
 CPU_EMBED_S_PER_PAIR, GPU_EMBED_S_PER_PAIR = 25e-3, 0.25e-3
 
 
-def shard_size_of(kind: str) -> tuple[str, str, str, str]:
+def shard_size_of(kind: str, pool_pairs: int = DESIGN_POOL) -> tuple[str, str, str, str]:
     """(cpu request, cpu limit, memory request, memory limit) of a fanned-out or whole-pool curation
-    step, from its measured flat peak (`STEP_COSTS`): request = peak, limit = twice it."""
+    step from its measured peak (`STEP_COSTS`; merge also from the pool size): limit = twice the request."""
     cost = STEP_COSTS[kind]
-    gib = max(1, math.ceil(cost.memory_gib))
+    gib = max(1, math.ceil(cost.memory_gib + cost.bytes_per_pair * pool_pairs / 2**30))
     return "2", "4", f"{gib}Gi", f"{2 * gib}Gi"
 
 
@@ -85,7 +87,7 @@ def curation_plan(pool_pairs: int, settings: object, pods: int = 0, gpu_embeddin
             n_pods, seconds = 1, pool_pairs * s_per_pair
         repeat = iterations if kind == "stage1-iteration" else 1
         steps.append({"step": kind, "pods": n_pods, "at_once": parallel if cost.fanned_out else 1,
-                      "memory_per_pod": shard_size_of(kind)[2], "runs": repeat, "est_seconds": seconds * repeat})
+                      "memory_per_pod": shard_size_of(kind, pool_pairs)[2], "runs": repeat, "est_seconds": seconds * repeat})
     return {"pool_pairs": pool_pairs, "shards": shards, "pairs_per_shard": per_shard, "pods_at_once": parallel,
             "steps": steps, "est_seconds": sum(st["est_seconds"] for st in steps),
             "note": "stage-1 training, people and judges are not included (they scale with gold/silver, not the pool)"
