@@ -19,6 +19,8 @@ RUNS = {
                                                                             "--warmup", "2", "--rounds", "2"],
     "scoring (engine vs reward-bench padded batches of 8)": ["bench_scoring.py", "--rmbench", "60", "--judgebench", "40"],
     "stage-2 scan (streaming shards vs in-memory script)": ["bench_stage2.py"],
+    "curation at scale (peak RSS and time per step at 80k and 320k pairs; recall@k vs FAISS exact)": [
+        "bench_scale.py", "--sizes", "80000,320000"],
     "curation quality (noisy / curated / curated+flipped / clean; vs cleanlab)": [
         "curation_quality.py", "--gold", "100", "--silver", "500", "--pool", "600", "--wild", "2000",
         "--test", "600", "--iterations", "2", "--human-per-iteration", "30"],

@@ -48,3 +48,57 @@ def test_example_retriever_never_returns_the_pair_itself(embedder):
     r = ExampleRetriever(gold, embedder, k=3)
     ex = r.examples(gold[:2])
     assert all(len(e) == 3 for e in ex) and all(gold[i].id not in {x.id for x in ex[i]} for i in range(2))
+
+
+def _assert_exact(index, got, query_scores, k, removed=frozenset()):
+    """`got` is an exact top k of one query (up to the order of equal scores): its scores are the k
+    best live scores, each position really has its score, none is removed or repeated."""
+    live = np.array([s for i, s in enumerate(query_scores) if i not in removed])
+    best = np.sort(live)[::-1][:k]
+    positions = [int(index.offsets[s]) + r for s, r, _ in got]
+    assert np.allclose([s for _, _, s in got], best, atol=1e-5)
+    assert np.allclose([query_scores[p] for p in positions], best, atol=1e-5)
+    assert len(set(positions)) == len(positions) and not set(positions) & set(removed)
+
+
+def test_pool_index_is_exact_search_over_sharded_on_disk_vectors(tmp_path, embedder):
+    from rewardops.curation.retrieval import PoolIndex
+    from rewardops.data.shards import write_pairs
+
+    pool = toy_pairs(300, prefix="u")
+    write_pairs(pool, tmp_path / "pool", shard_size=100)  # 3 shards
+    index = PoolIndex.open(tmp_path / "pool", tmp_path / "vec", embedder, chunk_rows=32)  # chunks inside shards too
+    assert len(index) == 300 and len(index.shards) == 3
+    vectors = embedder.embed([pair_text(p) for p in pool])
+    queries = embedder.embed([pair_text(p) for p in toy_pairs(12, prefix="g", seed=5)])
+    scores = queries @ vectors.T
+    found = index.search(queries, 8)
+    for got, row in zip(found, scores):
+        _assert_exact(index, got, row, 8)
+    # removed positions never come back; the rest is still the exact top k
+    gone = {int(index.offsets[s]) + r for s, r, _ in found[0][:5]}
+    assert index.remove(index.position(p) for p in gone) == 5 and len(index) == 295
+    again = index.search(queries, 8)
+    for got, row in zip(again, scores):
+        _assert_exact(index, got, row, 8, gone)
+    # fetched by position from Parquet: the very pairs
+    positions = [(s, r) for s, r, _ in again[3]]
+    assert [p.id for p in index.fetch(positions)] == [pool[int(index.offsets[s]) + r].id for s, r in positions]
+    # by id (a resume whose pool was re-sharded)
+    assert index.remove_ids([pool[0].id, pool[150].id, "nope"]) == 2 - (0 in gone) - (150 in gone)
+
+
+def test_pool_vectors_are_computed_once_and_another_embedders_are_refused(tmp_path, embedder):
+    from rewardops.curation.retrieval import HashedEmbedder, PoolIndex
+    from rewardops.data.shards import write_pairs
+
+    write_pairs(toy_pairs(50, prefix="u"), tmp_path / "pool", shard_size=20)
+    PoolIndex.open(tmp_path / "pool", tmp_path / "vec", embedder)
+    files = sorted((tmp_path / "vec").glob("part-*.npy"))
+    assert len(files) == 3 and np.load(files[0]).shape == (20, embedder.dim)
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    before = embedder.embedded
+    PoolIndex.open(tmp_path / "pool", tmp_path / "vec", embedder)
+    assert embedder.embedded == before and [f.stat().st_mtime_ns for f in files] == mtimes  # not embedded again
+    with pytest.raises(ValueError, match="another embedder"):
+        PoolIndex.open(tmp_path / "pool", tmp_path / "vec", HashedEmbedder(64), embed_missing=False)

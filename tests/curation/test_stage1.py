@@ -122,3 +122,35 @@ def test_a_simulated_annotator_or_judge_refuses_pairs_without_truth():
         SimulatedAnnotator().verify([pair])
     with pytest.raises(ValueError, match="needs truth_chosen_better"):
         JudgeEnsemble([SimulatedJudge()], n_samples=1).judge([(pair, [])])
+
+
+def test_resume_and_run_iteration_are_the_api_and_iterations_record_what_left_the_pool(tmp_path, embedder):
+    import pytest
+
+    write_pairs(toy_pairs(20, noise=0.0, seed=1, prefix="g"), tmp_path / "gold")
+    write_pairs(toy_pairs(60, noise=0.3, seed=2, prefix="s"), tmp_path / "silver")
+    write_pairs(toy_pairs(150, noise=0.3, seed=3, prefix="u"), tmp_path / "pool", shard_size=50)
+    judges = JudgeEnsemble([SimulatedJudge(error_rate=0.1, seed=1, name="sim-a")], n_samples=1)
+    loop = Stage1Loop(HashedBTTrainer(dim=1 << 12, epochs=2), embedder, SimulatedAnnotator(error_rate=0.0, undecidable_rate=0.2),
+                      judges, Stage1Config(iterations=1, human_per_iteration=5))
+    args = (tmp_path / "gold", tmp_path / "silver", tmp_path / "pool", tmp_path / "s1")
+    state = loop.resume(*args)
+    assert state.next_iteration == 1 and len(state.pool) == 150 and len(state.pool.shards) == 3
+    with pytest.raises(ValueError, match="the next is 1, not 2"):
+        loop.run_iteration(state, 2)
+    r1 = loop.run_iteration(state, 1)
+    assert state.next_iteration == 2 and loop.config.iterations == 1  # nothing steered through the config
+    moved = json.loads((tmp_path / "s1" / "iter-01" / "moved.json").read_text())
+    left = {p.id for name in ("added_gold", "added_silver", "undecidable")
+            for p in read_pairs(tmp_path / "s1" / "iter-01" / name)}
+    assert set(moved["ids"]) == left and len(moved["positions"]) == len(left) == r1.retrieved - r1.no_verdict
+    assert moved["pool"] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    vectors = sorted((tmp_path / "s1" / "pool_vectors").glob("*.npy"))
+    mtimes = [v.stat().st_mtime_ns for v in vectors]
+    # a fresh process resumes: the same pool minus what moved out, the vectors reused, iteration 2 next
+    again = loop.resume(*args)
+    assert again.next_iteration == 2 and len(again.pool) == 150 - len(left) == r1.pool_left
+    assert [v.stat().st_mtime_ns for v in vectors] == mtimes and len(again.gold) == r1.gold_size
+    r2 = loop.run_iteration(again, 2)
+    ids2 = {p.id for name in ("added_gold", "added_silver") for p in read_pairs(tmp_path / "s1" / "iter-02" / name)}
+    assert not ids2 & left and r2.pool_left == r1.pool_left - (r2.retrieved - r2.no_verdict)

@@ -95,15 +95,24 @@ def test_end_to_end_decontaminates_against_what_it_evaluates_on(compiled):
 def test_curation_chains_stage1_iterations_then_fans_stage2_out_over_shards(compiled):
     ir = compiled["curation"]
     tasks = ir["root"]["dag"]["tasks"]
-    assert tasks["annotate"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "importer"
+    assert tasks["seed"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "importer"
+    # the pool is prepared shard by shard (attributes, vectors), then assembled once
+    prep = tasks["for-loop-1"]
+    assert prep["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--list-shards-Output"
+    assert set(ir["components"][prep["componentRef"]["name"]]["dag"]["tasks"]) == {"prepare-pool-shard"}
+    assembled = tasks["assemble-pool"]["inputs"]["artifacts"]
+    assert assembled["parts"]["taskOutputArtifact"] == {"outputArtifactKey": "pipelinechannel--prepare-pool-shard-prepared",
+                                                        "producerTask": "for-loop-1"}
+    pool = {"outputArtifactKey": "pool", "producerTask": "assemble-pool"}
     first = tasks["stage1-iteration"]["inputs"]
     second = tasks["stage1-iteration-2"]["inputs"]
-    assert first["artifacts"]["state"]["taskOutputArtifact"]["producerTask"] == "annotate"
+    assert first["artifacts"]["state"]["taskOutputArtifact"] == pool
     assert second["artifacts"]["state"]["taskOutputArtifact"] == {"outputArtifactKey": "next_state",
                                                                    "producerTask": "stage1-iteration"}
+    assert second["artifacts"]["pool"]["taskOutputArtifact"] == pool  # every iteration reads the one pool artifact
     assert [first["parameters"]["iteration"]["runtimeValue"]["constant"],
             second["parameters"]["iteration"]["runtimeValue"]["constant"]] == [1, 2]
-    loop = tasks["for-loop-1"]
+    loop = tasks["for-loop-2"]
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--list-shards-Output"
     body = ir["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert set(body) == {"stage2-filter"}
@@ -111,7 +120,7 @@ def test_curation_chains_stage1_iterations_then_fans_stage2_out_over_shards(comp
     assert shard == "pipelinechannel--list-shards-Output-loop-item"
     merged = tasks["merge-shards"]["inputs"]["artifacts"]
     assert merged["parts"]["taskOutputArtifact"] == {"outputArtifactKey": "pipelinechannel--stage2-filter-filtered",
-                                                     "producerTask": "for-loop-1"}
+                                                     "producerTask": "for-loop-2"}
     assert merged["state"]["taskOutputArtifact"]["producerTask"] == "stage1-iteration-2"
 
 
@@ -153,7 +162,7 @@ def test_end_to_end_runs_curation_then_train_evaluate_register_per_size(compiled
         ir = compiled[name]
         tasks = all_tasks(ir)
         first = "ingest" if name == "end-to-end" else "generate"
-        assert {first, "preprocess", "annotate", "stage1-iteration", "stage1-iteration-2", "merge-shards",
+        assert {first, "preprocess", "seed", "prepare-pool-shard", "stage1-iteration", "stage1-iteration-2", "merge-shards",
                 trainer, "evaluate", "register"} <= set(tasks)
         # the demo versions the curated subset in its DVC registry before training reads it
         fed_by = "version-data-versioned" if name == "demo" else "merge-shards-curated"

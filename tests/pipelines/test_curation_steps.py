@@ -168,3 +168,77 @@ def test_stage2_verifies_its_inputs_and_merge_its_parts(tmp_path: Path):
         merge(tmp_path / "s1", tmp_path / "rms", [tmp_path / "part0", tmp_path / "half"],
               {n: tmp_path / "sets" / n for n in SETS}, settings)
     assert not (tmp_path / "sets").exists()
+
+
+def test_the_pool_shard_count_follows_the_pool_size():
+    from rewardops.curation.steps import pool_layout
+
+    s = CurationSettings.parse({"pool_shards": 2, "pool_shard_size": 250_000})
+    assert pool_layout(80_000, s) == (2, 40_000)  # small pools still fan out over pool_shards
+    assert pool_layout(1_280_000, s) == (6, 213_334)
+    assert pool_layout(40_000_000, s) == (160, 250_000)  # the paper's pool
+    assert pool_layout(1, s) == (1, 1)
+
+
+def test_seed_streams_the_pool_into_prepared_shards_and_stage1_reads_it_in_place(tmp_path: Path):
+    from rewardops.curation.steps import pool_root, prepare_shard, split_dataset, stage2_shard, final_models
+
+    write_pairs(list(generate_world(130, noise=0.2, seed=6)), tmp_path / "in")
+    settings = CurationSettings.parse({**SMALL, "gold_n": 10, "silver_n": 20, "pool_shards": 2, "pool_shard_size": 30,
+                                       "stage2_judges": False})
+    # a crash after the split and one prepared shard: the rerun reuses both
+    split_dataset(tmp_path / "in", tmp_path / ".seed.split", settings)
+    prepare_shard(tmp_path / ".seed.split", 0, tmp_path / ".seed.prepared" / "shard-00000", settings)
+    done = (tmp_path / ".seed.prepared" / "shard-00000" / "pool" / "part-00000.parquet").stat().st_mtime_ns
+    counts = seed_split(tmp_path / "in", tmp_path / "seed", settings)
+    assert counts["pool"] == 100 and counts["pool_shards"] == 4  # shards of <= 30 pairs, not a fixed count
+    assert (tmp_path / "seed" / "pool" / "part-00000.parquet").stat().st_mtime_ns == done
+    assert not (tmp_path / ".seed.split").exists() and not (tmp_path / ".seed.prepared").exists()
+    shards = shard_paths(tmp_path / "seed" / "pool")
+    assert [p.name for p in shards] == [f"part-0000{i}.parquet" for i in range(4)]
+    assert sum(1 for _ in read_pairs(tmp_path / "seed" / "pool")) == 100
+    assert all(p.task_category for p in read_pairs(tmp_path / "seed" / "pool"))  # attributes on every pool pair
+    assert len(list((tmp_path / "seed" / "pool_vectors").glob("part-*.npy"))) == 4
+    verify_output(tmp_path / "seed", "curation-state")
+
+    # stage 1 names the seed's pool instead of copying it; stage 2 follows the name (or takes --pool)
+    stage1_iteration(tmp_path / "seed", tmp_path / "s1", 1, settings)
+    assert not (tmp_path / "s1" / "pool").exists() and not (tmp_path / "s1" / "pool_vectors").exists()
+    assert pool_root(tmp_path / "s1") == (tmp_path / "seed").resolve()
+    assert (tmp_path / "s1" / "stage1" / "iter-01" / "moved.json").is_file()
+    final_models(tmp_path / "s1", tmp_path / "rms", settings)
+    summary = stage2_shard(tmp_path / "s1", tmp_path / "rms", 3, tmp_path / "part3", settings)
+    assert summary["input_rows"] == 25  # 100 pairs in 4 even shards of <= 30
+    (tmp_path / "seed").rename(tmp_path / "moved-seed")
+    with pytest.raises(FileNotFoundError, match="--pool"):
+        stage2_shard(tmp_path / "s1", tmp_path / "rms", 0, tmp_path / "part0", settings)
+    assert stage2_shard(tmp_path / "s1", tmp_path / "rms", 0, tmp_path / "part0", settings,
+                        pool=tmp_path / "moved-seed")["input_rows"] == 25
+
+
+def test_plan_prints_shards_pods_memory_and_time_for_a_pool_size():
+    result = CliRunner().invoke(app, ["pipelines", "plan", "--pairs", "40000000", "--pods", "32"])
+    assert result.exit_code == 0, result.output
+    assert "160 shard(s) of <= 250,000" in result.output and "32 pod(s) at once" in result.output
+    prepare = next(line for line in result.output.splitlines() if line.startswith("prepare"))
+    assert prepare.split()[1:4] == ["160", "32", "2Gi"]
+    bad = CliRunner().invoke(app, ["pipelines", "plan", "--pairs", "10", "--settings", '{"pool_shard_size": 0}'])
+    assert bad.exit_code == 2 and "pool_shard_size=0" in bad.output
+
+
+def test_a_fanned_out_worker_hashes_its_own_shard_only(tmp_path: Path):
+    from rewardops.curation.shardrun import run_shards
+
+    write_pairs(list(generate_world(30, seed=2)), tmp_path / "pool", shard_size=10)
+    shard = shard_paths(tmp_path / "pool")[2]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other content
+    shard.write_bytes(bytes(data))
+
+    def keep(pairs, counters):
+        return [("kept", p) for p in pairs]
+
+    done = run_shards(tmp_path / "pool", tmp_path / "out", ["kept"], keep, only=[0])  # shard 0 is fine
+    assert done[0]["input_rows"] == 10
+    with pytest.raises(IncompleteOutputError, match="part-00002.parquet: content differs"):
+        run_shards(tmp_path / "pool", tmp_path / "out", ["kept"], keep, only=[2])

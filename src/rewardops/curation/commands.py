@@ -159,7 +159,8 @@ def register(app: typer.Typer) -> None:
         attributes: Optional[str] = ATTRIBUTES,
         gold_n: Optional[int] = typer.Option(None, "--gold-n", help="pairs the annotator verifies: the gold seed"),
         silver_n: Optional[int] = typer.Option(None, "--silver-n", help="next pairs, original labels: the silver seed"),
-        pool_shards: Optional[int] = typer.Option(None, "--pool-shards", help="the rest, the pool, in this many shards"),
+        pool_shards: Optional[int] = typer.Option(None, "--pool-shards", help="the rest, the pool, in at least this many shards"),
+        pool_shard_size: Optional[int] = typer.Option(None, "--pool-shard-size", help="and shards of at most this many pairs"),
         seed: Optional[int] = SEED,
         wait: Optional[float] = WAIT,
         poll: Optional[float] = POLL,
@@ -169,7 +170,7 @@ def register(app: typer.Typer) -> None:
         from rewardops.curation.steps import seed_split
 
         s = _settings(settings, annotator=annotator, attributes=attributes, gold_n=gold_n, silver_n=silver_n,
-                      pool_shards=pool_shards, seed=seed)
+                      pool_shards=pool_shards, pool_shard_size=pool_shard_size, seed=seed)
         counts = _run_with_people(lambda: seed_split(dataset, out, s), wait, poll, resume)
         _print_summary(f"seed -> {out}", counts)
 
@@ -242,16 +243,19 @@ def register(app: typer.Typer) -> None:
         band: Optional[float] = typer.Option(None, "--band", help="|p_best - 0.5| <= band is uncertain and goes to the judges"),
         gold_threshold: Optional[float] = typer.Option(None, "--gold-threshold"),
         shard: list[int] = typer.Option([], "--shard", help="only these shard indices (fan-out); default all"),
+        pool: Optional[Path] = typer.Option(None, "--pool", help="the seed state holding the pool (default: the one "
+                                                                 "the state names)"),
     ) -> None:
         """Stage 2: keep a pair iff the gold RM agrees and (the judges or the best RM agree); resumable per shard."""
         from rewardops.curation import steps
 
         s = _settings(settings, judges=judge or None, band=band, gold_threshold=gold_threshold)
         if shard:
-            parts = [_run(lambda i=i: (steps.stage2_shard(state, models, i, out / f"shard-{i:05d}", s), out / f"shard-{i:05d}")[1])
+            parts = [_run(lambda i=i: (steps.stage2_shard(state, models, i, out / f"shard-{i:05d}", s, pool=pool),
+                                       out / f"shard-{i:05d}")[1])
                      for i in shard]
         else:
-            parts = _run(lambda: steps.stage2(state, models, out, s))
+            parts = _run(lambda: steps.stage2(state, models, out, s, pool=pool))
         report = steps.stage2_report(parts, models)
         _print_summary(f"stage 2 -> {out}", {"shards": len(parts), **report["counts"],
                                             "estimated_noise": report["estimated_noise"],

@@ -60,7 +60,11 @@ class CurationSettings:
     # -- seed split -----------------------------------------------------------------------------
     gold_n: int = 64  # first pairs verified by the annotator: the gold seed
     silver_n: int = 256  # next pairs with their original labels: the silver seed
-    pool_shards: int = 4  # the rest is the unverified pool, cut into this many shards
+    # the rest is the unverified pool, cut into shards of at most `pool_shard_size` pairs (so the
+    # shard count, and the fan-out of attributes, embedding and stage 2, follows the pool size)
+    # and at least `pool_shards` shards
+    pool_shard_size: int = 250_000
+    pool_shards: int = 4
     # -- stage 1 --------------------------------------------------------------------------------
     iterations: int = 2
     human_per_iteration: int = 16
@@ -114,8 +118,8 @@ class CurationSettings:
         for name in ("judge_budget", "rm_max_steps", "noise_gold_n"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: 0 or more")
-        for name in ("judge_samples", "human_per_iteration", "k_max", "gold_n", "silver_n", "pool_shards", "iterations",
-                     "batch_size", "shard_size", "rm_select_epochs", "annotators_per_pair"):
+        for name in ("judge_samples", "human_per_iteration", "k_max", "gold_n", "silver_n", "pool_shards", "pool_shard_size",
+                     "iterations", "batch_size", "shard_size", "rm_select_epochs", "annotators_per_pair"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)}: at least 1")
         if self.labelstudio_skip_limit < 0:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rewardops.data.schema import PAIR_SCHEMA, PreferencePair
-from rewardops.data.shards import shard_paths
+from rewardops.data.shards import shard_paths, verify_shard
 
 BatchFn = Callable[[list[PreferencePair], Counter], Iterable[tuple[str, PreferencePair]]]
 PROGRESS = "_progress"
@@ -120,10 +120,12 @@ def run_shards(
     on_batch: Callable[[int], None] | None = None,
     on_skip: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Process every shard of `in_dir` (or the indices in `only`) not already done."""
+    """Process every shard of `in_dir` (or the indices in `only`) not already done. The input's
+    manifest and file sizes are checked whole, the content hash of each processed shard alone (a
+    fanned-out worker never reads the other shards)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = shard_paths(in_dir)
+    paths = shard_paths(in_dir, hashes=False)
     done = done_shards(out)
     indices = range(len(paths)) if only is None else only
     results: dict[int, dict[str, Any]] = {}
@@ -137,6 +139,8 @@ def run_shards(
             if on_skip:
                 on_skip(i, done[i])
             continue
+        if Path(in_dir).is_dir():
+            verify_shard(paths[i])
         results[i] = process_shard(paths[i], i, out, outputs, fn, batch_size=batch_size, on_batch=on_batch)
     return results
 

@@ -31,7 +31,7 @@ from rewardops.data.dedup import DigestSet, combine_keys, role_codes
 from rewardops.data.ingest import QUARANTINE_FILE
 from rewardops.data.report import RunReport
 from rewardops.data.schema import PAIR_SCHEMA
-from rewardops.data.shards import shard_paths
+from rewardops.data.shards import ShardWriter, shard_paths
 from rewardops.data.texthash import TextBatch
 from rewardops.data.validation import Quarantine, RowError, check_table
 from rewardops.outputs import atomic_output
@@ -40,42 +40,6 @@ from rewardops.errors import NotFoundError
 
 DROPPED_FILE = "dropped.jsonl"
 ProgressFn = Callable[[int], None]  # rows done since the last call
-
-
-class BatchShardWriter:
-    """Writes Arrow tables with PAIR_SCHEMA into rolling `part-NNNNN.parquet` shards."""
-
-    def __init__(self, out_dir: Path, shard_size: int = 100_000) -> None:
-        self.out_dir = out_dir
-        self.shard_size = shard_size
-        self.paths: list[Path] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._in_shard = 0
-
-    def write(self, table: pa.Table) -> None:
-        while table.num_rows:
-            if self._writer is None:
-                path = self.out_dir / f"part-{len(self.paths):05d}.parquet"
-                self.paths.append(path)
-                self._writer = pq.ParquetWriter(path, PAIR_SCHEMA, compression="zstd")
-                self._in_shard = 0
-            room = self.shard_size - self._in_shard
-            chunk, table = table.slice(0, room), table.slice(room)
-            self._writer.write_table(chunk)
-            self._in_shard += chunk.num_rows
-            if self._in_shard >= self.shard_size:
-                self._writer.close()
-                self._writer = None
-
-    def close(self) -> list[Path]:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if not self.paths:
-            path = self.out_dir / "part-00000.parquet"
-            pq.write_table(PAIR_SCHEMA.empty_table(), path)
-            self.paths.append(path)
-        return self.paths
 
 
 def _count_by_source(report: RunReport, sources: pa.Array, mask: np.ndarray, field: str, reason: str | None = None) -> None:
@@ -212,7 +176,7 @@ def preprocess(
         **(report_info or {}),
     })
     with atomic_output(out, inputs=in_list, kind="dataset") as tmp:
-        writer = BatchShardWriter(tmp, shard_size)
+        writer = ShardWriter(tmp, shard_size=shard_size, batch_size=batch_size)
         with Quarantine(tmp / QUARANTINE_FILE) as quarantine, open(tmp / DROPPED_FILE, "w", encoding="utf-8") as dropped:
             for shard in shards:
                 row0 = 0
@@ -289,7 +253,7 @@ def _process_batch(
     decon: Decontaminator | None,
     seen: DigestSet | None,
     report: RunReport,
-    writer: BatchShardWriter,
+    writer: ShardWriter,
     quarantine: Quarantine,
     dropped: IO[str],
     labelled: LabelledPrompts | None = None,
@@ -311,7 +275,7 @@ def _process_batch(
     _count_by_source(report, sources, d.keep, "kept")
     if d.keep.any():
         kept = table.filter(pa.array(d.keep)) if not d.keep.all() else table
-        writer.write(_with_lineage(kept.cast(PAIR_SCHEMA), "preprocess"))
+        writer.write_table(_with_lineage(kept.cast(PAIR_SCHEMA), "preprocess"))
 
 
 def _log_dropped(

@@ -127,6 +127,11 @@ class PreferencePair:
             {"role": "assistant", "content": response}
         ]
 
+    def copy(self) -> "PreferencePair":
+        """An independent copy: its lineage, scores and meta can change without touching this pair."""
+        return PreferencePair(**{**self.__dict__, "lineage": list(self.lineage), "scores": dict(self.scores),
+                                 "meta": dict(self.meta)})
+
     def flipped(self) -> "PreferencePair":
         """The same pair with chosen and rejected swapped (the paper's recycling)."""
         truth = None if self.truth_chosen_better is None else not self.truth_chosen_better

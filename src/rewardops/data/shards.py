@@ -23,32 +23,52 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rewardops.data.schema import PAIR_SCHEMA, PreferencePair, pairs_to_table
-from rewardops.outputs import atomic_output, is_staging, verify_output
+from rewardops.outputs import IncompleteOutputError, atomic_output, is_staging, verify_output
 from rewardops.errors import DataError, NotFoundError
 
 SHARD_GLOB = "part-*.parquet"
 DATASET_KIND = "dataset"
 
 
-def shard_paths(path: str | Path, verify: bool = True) -> list[Path]:
+def shard_paths(path: str | Path, verify: bool = True, hashes: bool = True) -> list[Path]:
     """The shards of a dataset folder (or the single file given), in order.
 
     A folder must be a complete output (`rewardops.outputs.verify_output`); `verify=False` is for
-    writers looking into their own staging folder only."""
+    writers looking into their own staging folder only. `hashes=False` checks the manifest, the
+    file list and sizes but not the contents: for a worker that reads one shard of a large dataset
+    and checks that shard's hash alone (`verify_shard`)."""
     p = Path(path)
     if p.is_file():
         return [p]
     if not p.is_dir():
         raise NotFoundError(f"{p}: no such dataset folder or Parquet file")
     if verify:
-        manifest = verify_output(p)
+        manifest = verify_output(p, hashes=hashes)
         names = sorted(f["path"] for f in manifest["files"] if "/" not in f["path"] and Path(f["path"]).match(SHARD_GLOB))
         return [p / n for n in names]
     return sorted(p.glob(SHARD_GLOB))
 
 
+def verify_shard(shard: Path) -> None:
+    """One shard's content against its dataset's manifest (sha256), without hashing the others."""
+    import hashlib
+
+    manifest = verify_output(shard.parent, hashes=False)
+    entry = next((f for f in manifest["files"] if f["path"] == shard.name), None)
+    if entry is None:
+        raise IncompleteOutputError(f"{shard}: not listed in {shard.parent}'s manifest")
+    digest = hashlib.sha256()
+    with open(shard, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if entry.get("sha256") != digest.hexdigest():
+        raise IncompleteOutputError(f"{shard}: content differs from its manifest's sha256 (changed or corrupt); "
+                                    f"rewrite {shard.parent} with the command that made it")
+
+
 class ShardWriter:
-    """Streams pairs into numbered Parquet shards under `out_dir`."""
+    """Streams pairs (`write`) or Arrow tables with PAIR_SCHEMA (`write_table`) into numbered
+    Parquet shards under `out_dir`: the one shard writer (preprocess, curation, every dataset)."""
 
     def __init__(
         self,
@@ -57,7 +77,9 @@ class ShardWriter:
         batch_size: int = 4_096,
         prefix: str = "part",
         inputs: Iterable[str | Path] = (),
+        first: int = 0,
     ) -> None:
+        """`first`: the number of the first shard (a worker writing shard i of a fanned-out dataset)."""
         self.final_dir = Path(out_dir)
         self._stack = ExitStack()
         if is_staging(self.final_dir):
@@ -69,6 +91,7 @@ class ShardWriter:
         self.shard_size = shard_size
         self.batch_size = batch_size
         self.prefix = prefix
+        self.first = first
         self.count = 0
         self.paths: list[Path] = []
         self._buffer: list[PreferencePair] = []
@@ -85,17 +108,28 @@ class ShardWriter:
         for p in pairs:
             self.write(p)
 
+    def write_table(self, table: pa.Table) -> None:
+        """Rows already in PAIR_SCHEMA (after any pairs written before them)."""
+        self._flush()
+        self.count += table.num_rows
+        self._write_rows(table)
+
     def _flush(self) -> None:
-        while self._buffer:
+        if self._buffer:
+            table, self._buffer = pairs_to_table(self._buffer), []
+            self._write_rows(table)
+
+    def _write_rows(self, table: pa.Table) -> None:
+        while table.num_rows:
             if self._writer is None:
-                path = self.out_dir / f"{self.prefix}-{len(self.paths):05d}.parquet"
+                path = self.out_dir / f"{self.prefix}-{self.first + len(self.paths):05d}.parquet"
                 self.paths.append(path)
                 self._writer = pq.ParquetWriter(path, PAIR_SCHEMA, compression="zstd")
                 self._in_shard = 0
             room = self.shard_size - self._in_shard
-            chunk, self._buffer = self._buffer[:room], self._buffer[room:]
-            self._writer.write_table(pairs_to_table(chunk))
-            self._in_shard += len(chunk)
+            chunk, table = table.slice(0, room), table.slice(room)
+            self._writer.write_table(chunk)
+            self._in_shard += chunk.num_rows
             if self._in_shard >= self.shard_size:
                 self._writer.close()
                 self._writer = None
@@ -110,7 +144,7 @@ class ShardWriter:
                 self._writer.close()
                 self._writer = None
             if not self.paths:  # an empty dataset is still a valid dataset
-                path = self.out_dir / f"{self.prefix}-00000.parquet"
+                path = self.out_dir / f"{self.prefix}-{self.first:05d}.parquet"
                 pq.write_table(PAIR_SCHEMA.empty_table(), path)
                 self.paths.append(path)
         except BaseException:

@@ -307,6 +307,24 @@ def compile_cmd(
         raise RewardOpsError(str(exc.args[0])) from None
 
 
+def plan_cmd(
+    pairs: Annotated[int, typer.Option("--pairs", min=1, help="Pool size in pairs (the paper's: 40000000).")],
+    settings: Annotated[str, typer.Option("--settings", help="Curation settings (profile, JSON/YAML or file).")] = "",
+    pods: Annotated[int, typer.Option("--pods", min=0, help="Most pods a fan-out runs at once (0: one per shard).")] = 0,
+    gpu_embedding: Annotated[bool, typer.Option("--gpu-embedding", help="The pool-preparation pods embed on a GPU.")] = False,
+) -> None:
+    """Dry run of the curation pipeline for a pool size: shards, pods, memory per pod, estimated time."""
+    from rewardops.curation.settings import CurationSettings, SettingsError
+    from rewardops.pipelines.resources import curation_plan, format_plan
+
+    try:
+        s = CurationSettings.parse(settings)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(format_plan(curation_plan(pairs, s, pods=pods, gpu_embedding=gpu_embedding,
+                                         neural_embedder=s.embedder != "hashed")))
+
+
 def run_cmd(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name (rewardops pipelines list).")],
     local: Annotated[bool, typer.Option("--local", help="Run on this machine with kfp.local (required: cluster runs use submit).")] = False,
@@ -412,6 +430,7 @@ def submit_cmd(
 def register(app: typer.Typer) -> None:
     pipelines_app.command("list")(list_cmd)
     pipelines_app.command("compile")(compile_cmd)
+    pipelines_app.command("plan")(plan_cmd)
     pipelines_app.command("run")(run_cmd)
     pipelines_app.command("submit")(submit_cmd)
     app.add_typer(pipelines_app, name="pipelines")

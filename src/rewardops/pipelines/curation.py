@@ -1,4 +1,7 @@
-"""curation: seed annotation, stage-1 iterations, then stage 2 fanned out over pool shards.
+"""curation: the seed split, pool preparation fanned out over the pool shards (attributes and
+retrieval vectors, one pod per shard), stage-1 iterations, then stage 2 fanned out over the same
+shards. The pool is one artifact (`assemble-pool`'s output) that stage 1 and stage 2 read and no
+step copies; the shard count follows the pool size (settings `pool_shard_size`).
 
 Every step reads one `settings` string (a profile name such as `demo`, or JSON/YAML) and parses it
 into `rewardops.curation.settings.CurationSettings`, whose defaults are the only ones: the
@@ -9,9 +12,10 @@ from kfp import dsl
 from kfp.dsl import Dataset
 
 from rewardops.curation.settings import CurationSettings
-from rewardops.pipelines.components.annotate import annotate
 from rewardops.pipelines.components.labelstudio import labelstudio_collect, labelstudio_open
-from rewardops.pipelines.components.shards import curation_models, list_shards, merge_shards
+from rewardops.pipelines.components.seed import seed
+from rewardops.pipelines.components.shards import (
+    assemble_pool, curation_models, list_shards, merge_shards, prepare_pool_shard)
 from rewardops.pipelines.components.stage1_iteration import stage1_iteration
 from rewardops.pipelines.components.stage2_filter import stage2_filter
 from rewardops.pipelines.resources import sized
@@ -29,9 +33,17 @@ def curate(dataset, data_version, iterations: int, settings, labelstudio: bool =
     unrolled at compile time: `iterations` is a build option; the models step refuses settings
     whose `iterations` differ from it.
     """
-    state = sized(annotate(dataset=dataset, data_version=data_version, settings=settings),
-                  "curation").set_display_name("seed annotation")
-    current = state.outputs["state"]
+    split = sized(seed(dataset=dataset, data_version=data_version, settings=settings),
+                  "seed").set_display_name("seed: gold, silver, pool shards")
+    shards = sized(list_shards(state=split.outputs["state"], data_version=data_version),
+                   "light").set_display_name("pool shards")
+    with dsl.ParallelFor(items=shards.output, name="pool-shards") as shard:
+        prepared = sized(prepare_pool_shard(state=split.outputs["state"], shard=shard, data_version=data_version,
+                                            settings=settings), "prepare").set_display_name("prepare pool shard")
+    assembled = sized(assemble_pool(state=split.outputs["state"], parts=dsl.Collected(prepared.outputs["prepared"]),
+                                    data_version=data_version), "light").set_display_name("pool")
+    pool = assembled.outputs["pool"]
+    current = pool
     for i in range(1, iterations + 1):
         if labelstudio:  # people label each iteration's gold batch in Label Studio (settings annotator labelstudio)
             opened = sized(labelstudio_open(state=current, iteration=i, data_version=data_version, settings=settings),
@@ -42,19 +54,18 @@ def curate(dataset, data_version, iterations: int, settings, labelstudio: bool =
             step.set_retry(num_retries=LABELSTUDIO_RETRIES, backoff_duration="60s", backoff_factor=2.0,
                            backoff_max_duration="3600s")
         else:
-            step = sized(stage1_iteration(state=current, iteration=i, data_version=data_version, settings=settings),
-                         "curation").set_display_name(f"stage 1 iteration {i}")
+            step = sized(stage1_iteration(state=current, pool=pool, iteration=i, data_version=data_version,
+                                          settings=settings), "stage1-iteration").set_display_name(f"stage 1 iteration {i}")
         current = step.outputs["next_state"]
     models = sized(curation_models(state=current, data_version=data_version, settings=settings),
                    "curation").set_display_name("stage 2 models")
-    shards = sized(list_shards(state=current, data_version=data_version), "light").set_display_name("pool shards")
     with dsl.ParallelFor(items=shards.output, name="stage2-shards") as shard:
-        filtered = sized(stage2_filter(state=current, models=models.outputs["models"], shard=shard,
+        filtered = sized(stage2_filter(state=current, pool=pool, models=models.outputs["models"], shard=shard,
                                        data_version=data_version, settings=settings),
-                         "curation").set_display_name("stage 2 shard")
+                         "stage2").set_display_name("stage 2 shard")
     merged = sized(merge_shards(state=current, models=models.outputs["models"],
                                 parts=dsl.Collected(filtered.outputs["filtered"]), data_version=data_version,
-                                settings=settings), "data").set_display_name("curation sets")
+                                settings=settings), "merge").set_display_name("curation sets")
     return merged
 
 
@@ -64,7 +75,7 @@ def build(iterations: int = DEFAULT_ITERATIONS, settings: str = "", labelstudio:
     collects the answers (settings annotator `labelstudio`, the server from LABEL_STUDIO_URL; see components/labelstudio.py)."""
 
     @dsl.pipeline(name="rewardops-curation",
-                  description=f"Two-stage curation: seed annotation, {iterations} stage-1 iterations, stage 2 per shard.")
+                  description=f"Two-stage curation: seed, pool preparation per shard, {iterations} stage-1 iterations, stage 2 per shard.")
     def curation_pipeline(dataset_uri: str, data_version: str, settings: str = settings):
         """Two-stage curation of a preprocessed dataset.
 

@@ -3,7 +3,7 @@
 | name           | what                                                                  |
 |----------------|-----------------------------------------------------------------------|
 | data           | ingest -> preprocess (runs locally in seconds)                        |
-| curation       | seed annotation -> stage-1 iterations -> stage 2 fanned out per shard |
+| curation       | seed -> pool prep and stage 2 per shard, stage-1 iterations between   |
 | training-suite | ParallelFor over catalog sizes, each a TrainJob with its nodes / GPUs |
 | evaluation     | benchmarks for one model                                              |
 | end-to-end     | curation -> training suite (TrainJobs) -> evaluation -> registry      |

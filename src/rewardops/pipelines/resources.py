@@ -11,9 +11,11 @@ the lineage tags read; `retry` marks steps that can fail transiently (a lost nod
 """
 
 import inspect
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from kfp.dsl import PipelineTask
 
@@ -25,6 +27,87 @@ SIZES = {
     "curation": ("2", "4", "8Gi", "16Gi"),
     "train-cpu": ("2", "4", "8Gi", "16Gi"),
 }
+
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """What one curation step costs, measured by `bench/bench_scale.py` at 80k-1.28M pairs (2-core dev
+    machine under load 10-22; offline parts: hashed embedder and RM, heuristic attributes, simulated
+    people and judges; bench/RESULTS.md, "Curation at scale"). Time is linear in the pairs a step
+    reads; memory is flat except merge's digest tables (`bytes_per_pair`)."""
+
+    memory_gib: float  # measured flat peak RSS, rounded up with headroom (a sentence-transformers model where it embeds)
+    s_per_pair: float  # wall seconds per pair on one 2-core pod
+    fanned_out: bool  # one pod per pool shard (ParallelFor) or one pod for the whole pool
+    bytes_per_pair: float = 0.0  # memory that does grow: merge's uint64 digest sets of ids and content keys
+
+
+STEP_COSTS = {
+    "seed": StepCost(memory_gib=1.0, s_per_pair=100e-6, fanned_out=False),  # 1.28M: 128 s, 260 MB
+    "prepare": StepCost(memory_gib=2.0, s_per_pair=350e-6, fanned_out=True),  # heuristic attributes + hashed vectors: 75 s / 213k
+    "stage1-iteration": StepCost(memory_gib=2.0, s_per_pair=10e-6, fanned_out=False),  # scan 9 s / 1.28M; 543 MB
+    "stage2": StepCost(memory_gib=1.0, s_per_pair=110e-6, fanned_out=True),  # 23 s / 213k shard; 279 MB
+    "merge": StepCost(memory_gib=1.0, s_per_pair=180e-6, fanned_out=False, bytes_per_pair=64.0),  # 226 s / 1.28M; 514 MB
+}
+DESIGN_POOL = 40_000_000  # the pool size compiled pipelines are sized for (the paper's)
+# MiniLM-class embedding of one pair on 2 CPU cores: ~25 ms (measured on the dev machine: 40M
+# pairs would take 10-12 days). On a GPU pod: 0.25 ms (4,000 pairs/s) is an ESTIMATE, not measured
+# here (no GPU was lent); `plan` says which figure it used.
+CPU_EMBED_S_PER_PAIR, GPU_EMBED_S_PER_PAIR = 25e-3, 0.25e-3
+
+
+def shard_size_of(kind: str, pool_pairs: int = DESIGN_POOL) -> tuple[str, str, str, str]:
+    """(cpu request, cpu limit, memory request, memory limit) of a fanned-out or whole-pool curation
+    step from its measured peak (`STEP_COSTS`; merge also from the pool size): limit = twice the request."""
+    cost = STEP_COSTS[kind]
+    gib = max(1, math.ceil(cost.memory_gib + cost.bytes_per_pair * pool_pairs / 2**30))
+    return "2", "4", f"{gib}Gi", f"{2 * gib}Gi"
+
+
+def curation_plan(pool_pairs: int, settings: object, pods: int = 0, gpu_embedding: bool = False,
+                  neural_embedder: bool = True) -> dict:
+    """The curation pipeline's plan for a pool of `pool_pairs`: shards, pods per step, memory per
+    pod and estimated wall time (STEP_COSTS; `pods`: most pods a fan-out runs at once, 0: one per
+    shard). `neural_embedder`: the settings' embedder is a sentence-transformers model (embedding
+    dominates `prepare`); `gpu_embedding`: the prepare pods get a GPU each."""
+    from rewardops.curation.steps import pool_layout
+
+    shards, per_shard = pool_layout(pool_pairs, settings)
+    parallel = shards if pods <= 0 else min(pods, shards)
+    waves = math.ceil(shards / parallel)
+    iterations = int(getattr(settings, "iterations", 1))
+    steps = []
+    for kind in ("seed", "prepare", "stage1-iteration", "stage2", "merge"):
+        cost = STEP_COSTS[kind]
+        s_per_pair = cost.s_per_pair
+        if kind == "prepare" and neural_embedder:
+            s_per_pair += GPU_EMBED_S_PER_PAIR if gpu_embedding else CPU_EMBED_S_PER_PAIR
+        if cost.fanned_out:
+            n_pods, seconds = shards, waves * per_shard * s_per_pair
+        else:
+            n_pods, seconds = 1, pool_pairs * s_per_pair
+        repeat = iterations if kind == "stage1-iteration" else 1
+        steps.append({"step": kind, "pods": n_pods, "at_once": parallel if cost.fanned_out else 1,
+                      "memory_per_pod": shard_size_of(kind, pool_pairs)[2], "runs": repeat, "est_seconds": seconds * repeat})
+    return {"pool_pairs": pool_pairs, "shards": shards, "pairs_per_shard": per_shard, "pods_at_once": parallel,
+            "steps": steps, "est_seconds": sum(st["est_seconds"] for st in steps),
+            "note": "stage-1 training, people and judges are not included (they scale with gold/silver, not the pool)"
+                    + ("; GPU embedding rate is an estimate, not a measurement" if gpu_embedding and neural_embedder else "")}
+
+
+def format_plan(plan: dict) -> str:
+    def dur(s: float) -> str:
+        return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+    lines = [f"pool {plan['pool_pairs']:,} pairs -> {plan['shards']} shard(s) of <= {plan['pairs_per_shard']:,}; "
+             f"fan-outs run {plan['pods_at_once']} pod(s) at once",
+             f"{'step':<18}{'pods':>6}{'at once':>9}{'memory/pod':>12}{'runs':>6}{'est. time':>12}"]
+    for st in plan["steps"]:
+        lines.append(f"{st['step']:<18}{st['pods']:>6}{st['at_once']:>9}{st['memory_per_pod']:>12}{st['runs']:>6}"
+                     f"{dur(st['est_seconds']):>12}")
+    lines.append(f"total (sequential steps, fan-outs in parallel): {dur(plan['est_seconds'])}; {plan['note']}")
+    return "\n".join(lines)
 
 
 # Env every cluster task gets from the Helm chart's client ConfigMap (`<release>-rewardops-client`;
@@ -78,7 +161,9 @@ def kfp_kubernetes_available() -> bool:
 
 
 def sized(task: PipelineTask, kind: str, cache: bool = True) -> PipelineTask:
-    cpu_request, cpu_limit, memory_request, memory_limit = SIZES[kind]
+    """Requests and limits of `kind`: a SIZES row, or a curation step of STEP_COSTS (sized from its
+    measured flat memory, whatever the shard size)."""
+    cpu_request, cpu_limit, memory_request, memory_limit = SIZES[kind] if kind in SIZES else shard_size_of(kind)
     task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
     task.set_memory_request(memory_request).set_memory_limit(memory_limit)
     task.set_caching_options(enable_caching=cache)

@@ -1,4 +1,5 @@
-"""list_shards / merge_shards / curation_models: the glue around stage 2's per-shard fan-out."""
+"""list_shards / prepare_pool_shard / assemble_pool / merge_shards / curation_models: the glue
+around the per-shard fan-outs (pool preparation before stage 1, stage 2 after it)."""
 
 from typing import List
 
@@ -16,6 +17,34 @@ def list_shards(state: Input[Dataset], data_version: str) -> List[int]:
 
     begin_step("list-shards", data_version)
     return list(range(shard_count(state.path)))
+
+
+@dsl.component(base_image=component_image(), install_kfp_package=False)
+def prepare_pool_shard(state: Input[Dataset], shard: int, data_version: str, prepared: Output[Dataset],
+                       settings: str = ""):
+    """One pool shard: attributes for pairs lacking them, then its retrieval vectors
+    (`rewardops.curation.steps.prepare_shard`)."""
+    from rewardops.curation.settings import CurationSettings
+    from rewardops.curation.steps import prepare_shard
+    from rewardops.pipelines.steps import begin_step
+
+    begin_step(f"prepare-pool-shard-{shard}", data_version)
+    info = prepare_shard(state.path, shard, prepared.path, CurationSettings.parse(settings))
+    prepared.metadata.update({"data_version": data_version, **info})
+
+
+@dsl.component(base_image=component_image(), install_kfp_package=False)
+def assemble_pool(state: Input[Dataset], parts: List[Dataset], data_version: str, pool: Output[Dataset],
+                  metrics: Output[Metrics]):
+    """The seed state with its prepared pool shards: what stage 1 and stage 2 read
+    (`rewardops.curation.steps.assemble_pool`)."""
+    from rewardops.curation.steps import assemble_pool as assemble
+    from rewardops.pipelines.steps import begin_step, log_metrics
+
+    begin_step("assemble-pool", data_version)
+    counts = assemble(state.path, [p.path for p in parts], pool.path)
+    pool.metadata.update({"data_version": data_version, "iteration": 0, **counts})
+    log_metrics(metrics, counts)
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)

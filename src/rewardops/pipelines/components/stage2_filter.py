@@ -9,6 +9,7 @@ from rewardops.k8s.images import component_image
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def stage2_filter(
     state: Input[Dataset],
+    pool: Input[Dataset],
     models: Input[Model],
     shard: int,
     data_version: str,
@@ -23,5 +24,6 @@ def stage2_filter(
     from rewardops.pipelines.steps import begin_step
 
     begin_step(f"stage2-shard-{shard}", data_version)
-    summary = stage2_shard(state.path, models.path, shard, filtered.path, CurationSettings.parse(settings))
+    summary = stage2_shard(state.path, models.path, shard, filtered.path, CurationSettings.parse(settings),
+                           pool=pool.path)
     filtered.metadata.update({"data_version": data_version, "shard": shard, **summary.get("outputs", {})})
