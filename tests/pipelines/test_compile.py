@@ -201,3 +201,20 @@ def test_cluster_pipelines_give_every_task_the_charts_configmap_and_s3_secret_en
 
 def test_the_local_demo_carries_no_kubernetes_config(compiled):
     assert "platforms" not in compiled["demo"]
+
+
+def test_the_label_studio_steps_read_the_one_pool_artifact(tmp_path):
+    """With people in the loop, the open and collect steps run the iteration too: on a cluster they
+    can reach the pool only as an input artifact (a path in state.json names another pod's disk)."""
+    from kfp import compiler
+
+    from rewardops.pipelines import curation
+
+    path = tmp_path / "curation-labelstudio.yaml"
+    compiler.Compiler().compile(curation.build(iterations=2, labelstudio=True), str(path))
+    tasks = load_ir(path)["root"]["dag"]["tasks"]
+    pool = {"outputArtifactKey": "pool", "producerTask": "assemble-pool"}
+    ls_steps = [name for name in tasks if name.startswith(("labelstudio-open", "labelstudio-collect"))]
+    assert len(ls_steps) == 4
+    for name in ls_steps:
+        assert tasks[name]["inputs"]["artifacts"]["pool"]["taskOutputArtifact"] == pool, name

@@ -813,10 +813,12 @@ def _require_labelstudio(settings: Any) -> None:
                                f"{getattr(settings, 'annotator', None)!r}; set it in the pipeline's settings")
 
 
-def open_iteration(state: str | Path, ledger: str | Path, iteration: int, settings: Any) -> dict[str, Any]:
+def open_iteration(state: str | Path, ledger: str | Path, iteration: int, settings: Any,
+                   pool: str | Path | None = None) -> dict[str, Any]:
     """Step 1: run stage-1 iteration `iteration` on `state` up to its human batch, which is opened
     as a Label Studio project; the run's ledger goes to `ledger` (this step's output). Nothing of
-    the iteration itself is kept: the collect step repeats it with the same inputs."""
+    the iteration itself is kept: the collect step repeats it with the same inputs. `pool`: the
+    seed state holding the pool (on a cluster the KFP artifact; default: the one `state` names)."""
     import tempfile
 
     from rewardops.curation.steps import stage1_iteration
@@ -826,7 +828,7 @@ def open_iteration(state: str | Path, ledger: str | Path, iteration: int, settin
     ledger.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="labelstudio-open-") as tmp, options(ledger=ledger, wait_s=0.0, resume=False):
         try:
-            stage1_iteration(state, Path(tmp) / "state", iteration, settings)
+            stage1_iteration(state, Path(tmp) / "state", iteration, settings, pool=pool)
         except AnnotationsPending as exc:
             info = {"batch": exc.batch, "project": exc.project, "url": exc.url, "decided": exc.done,
                     "tasks": exc.total, "complete": False}
@@ -838,7 +840,7 @@ def open_iteration(state: str | Path, ledger: str | Path, iteration: int, settin
 
 
 def collect_iteration(state: str | Path, opened: str | Path, out: str | Path, iteration: int, settings: Any,
-                      wait_s: float = WAIT_S, poll_s: float = POLL_S) -> dict[str, Any]:
+                      wait_s: float = WAIT_S, poll_s: float = POLL_S, pool: str | Path | None = None) -> dict[str, Any]:
     """Step 2 (resumable): the same iteration again, now collecting what people answered in the
     project step 1 opened (its ledger is `opened`, copied: an input is never written), polling up
     to `wait_s`. Raises AnnotationsPending when people are not done: rerun (KFP retries) the step;
@@ -857,7 +859,7 @@ def collect_iteration(state: str | Path, opened: str | Path, out: str | Path, it
         ledger = Path(tmp) / "ledger"
         shutil.copytree(opened, ledger)
         with options(ledger=ledger, wait_s=wait_s, poll_s=poll_s, resume=True):
-            metrics = stage1_iteration(state, out, iteration, settings)
+            metrics = stage1_iteration(state, out, iteration, settings, pool=pool)
         summary = pending_summary(ledger)
     agreements = [v["agreement"] for v in summary.values() if v["agreement"] is not None]
     return {**metrics, "labelstudio_tasks": float(sum(v["tasks"] for v in summary.values())),

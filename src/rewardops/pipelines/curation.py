@@ -46,9 +46,9 @@ def curate(dataset, data_version, iterations: int, settings, labelstudio: bool =
     current = pool
     for i in range(1, iterations + 1):
         if labelstudio:  # people label each iteration's gold batch in Label Studio (settings annotator labelstudio)
-            opened = sized(labelstudio_open(state=current, iteration=i, data_version=data_version, settings=settings),
+            opened = sized(labelstudio_open(state=current, pool=pool, iteration=i, data_version=data_version, settings=settings),
                            "curation").set_display_name(f"stage 1 iteration {i}: open Label Studio tasks")
-            step = sized(labelstudio_collect(state=current, opened=opened.outputs["opened"], iteration=i,
+            step = sized(labelstudio_collect(state=current, pool=pool, opened=opened.outputs["opened"], iteration=i,
                                              data_version=data_version, settings=settings),
                          "curation").set_display_name(f"stage 1 iteration {i}: collect people's labels")
             step.set_retry(num_retries=LABELSTUDIO_RETRIES, backoff_duration="60s", backoff_factor=2.0,

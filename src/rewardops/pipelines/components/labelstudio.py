@@ -20,18 +20,20 @@ from rewardops.k8s.images import component_image
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def labelstudio_open(
     state: Input[Dataset],
+    pool: Input[Dataset],
     iteration: int,
     data_version: str,
     opened: Output[Dataset],
     settings: str = "",
 ):
-    """Open stage-1 iteration `iteration`'s human batch as a Label Studio project; output the ledger."""
+    """Open stage-1 iteration `iteration`'s human batch as a Label Studio project; output the ledger.
+    `pool`: the seed state holding the pool (read, never copied)."""
     from rewardops.curation.labelstudio import open_iteration
     from rewardops.curation.settings import CurationSettings
     from rewardops.pipelines.steps import begin_step
 
     begin_step(f"labelstudio-open-{iteration}", data_version)
-    info = open_iteration(state.path, opened.path, iteration, CurationSettings.parse(settings))
+    info = open_iteration(state.path, opened.path, iteration, CurationSettings.parse(settings), pool=pool.path)
     opened.metadata.update({"data_version": data_version, "iteration": iteration,
                             **{k: v for k, v in info.items() if k in ("batch", "project", "url", "decided", "tasks", "complete")}})
 
@@ -39,6 +41,7 @@ def labelstudio_open(
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def labelstudio_collect(
     state: Input[Dataset],
+    pool: Input[Dataset],
     opened: Input[Dataset],
     iteration: int,
     data_version: str,
@@ -55,6 +58,6 @@ def labelstudio_collect(
 
     begin_step(f"labelstudio-collect-{iteration}", data_version)
     values = collect_iteration(state.path, opened.path, next_state.path, iteration, CurationSettings.parse(settings),
-                               wait_s=wait_s, poll_s=poll_s)
+                               wait_s=wait_s, poll_s=poll_s, pool=pool.path)
     next_state.metadata.update({"data_version": data_version, "iteration": iteration})
     log_metrics(metrics, values)
