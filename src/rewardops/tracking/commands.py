@@ -112,7 +112,8 @@ def data_get(
         if expected is None:
             raise _fail(f"{model} (version {mv.version}) carries no DVC data lineage (tags rewardops.data.registry, "
                         ".rev, .path, .md5): it was trained on data that was not versioned in a DVC registry")
-    registry = registry or (expected.registry if expected else None)
+    if registry is None and expected is not None:
+        registry = locate_registry(expected.registry, tracking_uri)
     path = path or (expected.path if expected else None)
     rev = rev or (expected.rev if expected else None)
     if not registry or not path:
@@ -131,6 +132,23 @@ def data_get(
             raise _fail(f"{dest}: DVC md5 {result['md5']} differs from the {expected.md5} the model was trained on")
         result["verified"] = True
     out_console.print_json(json.dumps(result))
+
+
+def locate_registry(recorded: str, tracking_uri: str | None) -> str:
+    """The model's DVC registry: the recorded folder, or, when that folder has moved (the demo's
+    `demo-out/` renamed or copied), the folder of the same name next to the SQLite MLflow store
+    that recorded it. A git URL is used as it is."""
+    if "://" in recorded or recorded.startswith("git@") or Path(recorded).exists():
+        return recorded
+    from rewardops.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///"):
+        moved = Path(uri.removeprefix("sqlite:///")).parent / Path(recorded).name
+        if (moved / ".dvc").is_dir():
+            console.print(f"note: the model's registry {recorded} has moved; using {moved} (next to the MLflow store)")
+            return str(moved)
+    raise _fail(f"the model's DVC registry {recorded} does not exist (moved?); give its new place with --registry DIR")
 
 
 @data_app.command("remote")
@@ -208,10 +226,26 @@ def _run_source(kind: str, settings: dict[str, Any], out: Path) -> dict[str, Any
 # ------------------------------------------------------------------------------------ registry
 
 
+def existing_store(tracking_uri: str | None) -> str:
+    """The resolved tracking URI of a command that only reads: a SQLite file that does not exist
+    is refused (MLflow would create an empty one and the command would report "nothing yet")."""
+    from rewardops.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and ":memory:" not in uri:
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            near = sorted(p.name for p in path.parent.glob("*.db")) if path.parent.is_dir() else []
+            hint = f"; {path.parent} holds {', '.join(near)}" if near else ""
+            raise _fail(f"--tracking-uri {uri}: no MLflow store at {path}{hint} (after `make demo` it is "
+                        "sqlite:///$PWD/demo-out/mlflow.db)")
+    return uri
+
+
 def _client(tracking_uri: str | None) -> Any:
     from rewardops.tracking.uri import client
 
-    return client(tracking_uri)
+    return client(existing_store(tracking_uri))
 
 
 @registry_app.command("promote")
@@ -284,7 +318,53 @@ def compare(
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
 
 
+# ------------------------------------------------------------------------------------ ui, serve
+
+
+def _exec_mlflow(args: list[str], env: dict[str, str] | None = None) -> None:
+    """Replace this process with `python -m mlflow ARGS` from this environment, its bin folder first
+    on PATH: MLflow starts `uvicorn` by name, which a plain shell (venv not activated) lacks."""
+    import os
+    import sys
+
+    environ = {**os.environ, **(env or {})}
+    environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")])
+    argv = [sys.executable, "-m", "mlflow", *args]
+    console.print("running: mlflow " + " ".join(args))
+    os.execve(sys.executable, argv, environ)
+
+
+TrackingUriOpt = Annotated[Optional[str], typer.Option(
+    "--tracking-uri", "--backend-store-uri", help="The MLflow store (default: MLFLOW_TRACKING_URI, else ./mlruns.db).")]
+
+
+def ui(
+    tracking_uri: TrackingUriOpt = None,
+    host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p")] = 5000,
+) -> None:
+    """MLflow's UI on a store: `rewardops ui --tracking-uri sqlite:///$PWD/demo-out/mlflow.db`
+    (http://127.0.0.1:5000; experiment rewardops-training opens on its runs table)."""
+    uri = existing_store(tracking_uri)
+    _exec_mlflow(["ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)])
+
+
+def serve(
+    model: Annotated[str, typer.Argument(help="models:/NAME@ALIAS or models:/NAME/VERSION, e.g. models:/rewardops-rm-demo-tiny-qwen3@champion.")],
+    tracking_uri: TrackingUriOpt = None,
+    host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p")] = 5001,
+) -> None:
+    """Serve a registered reward model over HTTP (MLflow's scoring server, this environment):
+    POST /invocations {"dataframe_records": [{"prompt": ..., "response": ...}]} -> rewards."""
+    uri = existing_store(tracking_uri)
+    _exec_mlflow(["models", "serve", "-m", model, "--env-manager", "local", "-h", host, "-p", str(port)],
+                 env={"MLFLOW_TRACKING_URI": uri})
+
+
 def register(app: typer.Typer) -> None:
+    app.command("ui")(ui)
+    app.command("serve")(serve)
     app.add_typer(data_app, name="data")
     app.add_typer(registry_app, name="registry")
     app.command("compare")(compare)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 import threading
 import time
@@ -539,31 +540,56 @@ def _set_http_retries() -> None:
         os.environ.setdefault(key, value)
 
 
-def get_or_create_experiment(client: Any, experiment: str, tracking_uri: str) -> str:
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            client.restore_experiment(found.experiment_id)
-        if (found.tags or {}).get(EXPERIMENT_KIND[0]) is None:
-            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
-        return found.experiment_id
+def get_or_create_experiment(client: Any, experiment: str, tracking_uri: str, attempts: int = 6) -> str:
+    """The experiment's id, created (tagged model-training, `EXPERIMENT_KIND`) if missing.
+
+    Safe when several processes start at the same instant on a fresh store (one per size): a
+    create or tag write that loses the race (a UNIQUE constraint on SQLite/PostgreSQL, "already
+    exists" from a server) is followed by reading what the winner wrote, a few times with a short
+    random pause, and only an error that persists is raised."""
     # A database backend needs an artifact location; a server (http) chooses its own.
     location = None if tracking_uri.startswith(("http://", "https://", "databricks")) else default_artifact_location(tracking_uri)
+    error: BaseException | None = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.05 + random.random() * 0.2 * attempt)
+        try:
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                return client.create_experiment(experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+            if found.lifecycle_stage == "deleted":
+                client.restore_experiment(found.experiment_id)
+            ensure_experiment_kind(client, found)
+            return found.experiment_id
+        except Exception as exc:  # noqa: BLE001 - another process won a race: read again
+            error = exc
+    raise error  # type: ignore[misc]
+
+
+def ensure_experiment_kind(client: Any, experiment: Any) -> None:
+    """Tag `experiment` so MLflow's UI opens it in model-training mode on the runs table; a
+    concurrent writer of the same tag is not an error."""
+    if (experiment.tags or {}).get(EXPERIMENT_KIND[0]) is not None:
+        return
     try:
-        return client.create_experiment(experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
-    except Exception:  # noqa: BLE001 - another rank/process created it first
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
+        client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+    except Exception:
+        again = client.get_experiment(experiment.experiment_id)
+        if (again.tags or {}).get(EXPERIMENT_KIND[0]) is None:
             raise
-        return found.experiment_id
 
 
 SUITE_TAG = "rewardops.suite"
 SUITE_PARENT_TAG = "rewardops.suite.parent"
+SUITE_RUN_TAG = "rewardops.suite.run."  # + size, on a parent: the training run the suite uses for that size
+SUITE_WORKDIR_TAG = "rewardops.suite.workdir"  # on a parent: the local run's workdir
 
 
 def suite_parent_run(client: Any, experiment_id: str, suite: str) -> str:
-    """The id of suite `suite`'s parent run in the experiment, created (and marked FINISHED) if new."""
+    """The id of suite `suite`'s parent run in the experiment, created (and marked FINISHED) if new.
+
+    Processes that start at once may each create one: everyone then uses the oldest, and the
+    others' extra parents are deleted, so the suite has one parent holding every size."""
     query = f"tags.`{SUITE_TAG}` = '{suite}' and tags.`{SUITE_PARENT_TAG}` = 'true'"
     found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1)
     if found:
@@ -573,9 +599,24 @@ def suite_parent_run(client: Any, experiment_id: str, suite: str) -> str:
     tags = {**lineage_tags(os.environ.get("REWARDOPS_DATA_PATH")), SUITE_TAG: suite, SUITE_PARENT_TAG: "true"}
     run = client.create_run(experiment_id, tags=tags, run_name=f"suite-{suite}")
     client.set_terminated(run.info.run_id, "FINISHED")
-    # two processes may race to create it: everyone uses the oldest
-    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1)
-    return found[0].info.run_id if found else run.info.run_id
+    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
+    oldest = found[0].info.run_id if found else run.info.run_id
+    if oldest != run.info.run_id:
+        client.delete_run(run.info.run_id)
+    return oldest
+
+
+def get_or_create_registered_model(client: Any, name: str, description: str = "") -> None:
+    """Create registered model `name` unless it exists; a concurrent creator is not an error."""
+    try:
+        client.get_registered_model(name)
+        return
+    except Exception:  # noqa: BLE001 - RESOURCE_DOES_NOT_EXIST: create it below
+        pass
+    try:
+        client.create_registered_model(name, description=description or None)
+    except Exception:
+        client.get_registered_model(name)  # another process won the race; anything else raises here
 
 
 def start_tracker(

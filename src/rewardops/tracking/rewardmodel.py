@@ -184,10 +184,9 @@ def _exists(client: Any, name: str) -> bool:
 
 
 def _create_and_register(client: Any, name: str, run_id: str, artifact_path: str, tags: dict[str, str], card: str) -> Any:
-    try:
-        client.create_registered_model(name, description="RewardOps reward models of one size; aliases candidate/champion.")
-    except Exception:  # noqa: BLE001 - another process created it first
-        pass
+    from rewardops.tracking.mlflow_tracker import get_or_create_registered_model
+
+    get_or_create_registered_model(client, name, "RewardOps reward models of one size; aliases candidate/champion.")
     return client.create_model_version(name, f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=tags, description=card)
 
 

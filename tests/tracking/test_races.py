@@ -1,0 +1,116 @@
+"""Processes that start at the same instant on a fresh MLflow store (the parallel per-size steps
+of a pipeline run): experiment, experiment tag, suite parent run and registered model are
+created once, and no process fails. SQLite (a file) and PostgreSQL (a real server from
+tests/support_postgres.py), each with real processes released together by a start file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # real processes importing MLflow: ~1 min per case on 2 cores
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+WORKER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from mlflow.tracking import MlflowClient
+    from rewardops.tracking.mlflow_tracker import get_or_create_registered_model, start_tracker
+    uri, go, ready, size = sys.argv[1:5]
+    Path(ready).write_text("ready")          # everything imported: wait for the common start
+    while not Path(go).exists():
+        time.sleep(0.001)
+    with start_tracker("rewardops-training", size, tracking_uri=uri, lineage=False,
+                       tags={"rewardops.size": size}) as tracker:
+        tracker.log_metrics({"eval/score": 50.0})
+        get_or_create_registered_model(MlflowClient(uri, registry_uri=uri), "rewardops-rm-race")
+    print("OK", tracker.run_id, flush=True)
+""")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "REWARDOPS_PARENT_RUN_ID")}
+    env.update(REWARDOPS_SUITE="race-suite", REWARDOPS_MLFLOW_ARTIFACTS=str(tmp_path / "artifacts"),
+               MLFLOW_ENABLE_ASYNC_LOGGING="false")
+    return env
+
+
+def start_together(uri: str, tmp_path: Path, sizes: list[str]) -> list[subprocess.CompletedProcess]:
+    """One process per size, released at the same instant once all have imported MLflow."""
+    go = tmp_path / "go"
+    procs, ready = [], []
+    for size in sizes:
+        flag = tmp_path / f"ready-{size}"
+        ready.append(flag)
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, uri, str(go), str(flag), size],
+                                      env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline = time.monotonic() + 240
+    while not all(f.exists() for f in ready):
+        assert time.monotonic() < deadline, "workers did not start"
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+        time.sleep(0.05)
+    go.write_text("go")
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return results
+
+
+def check_one_of_each(uri: str, results: list[subprocess.CompletedProcess], sizes: list[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    for r in results:
+        assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-3000:]
+    client = MlflowClient(uri, registry_uri=uri)
+    experiments = [e for e in client.search_experiments() if e.name == "rewardops-training"]
+    assert len(experiments) == 1
+    # model-training mode in MLflow's UI: the runs table, not the GenAI traces page
+    assert experiments[0].tags.get("mlflow.experimentKind") == "custom_model_development"
+    exp_id = experiments[0].experiment_id
+    parents = client.search_runs([exp_id], "tags.`rewardops.suite.parent` = 'true'")
+    assert [p.data.tags["rewardops.suite"] for p in parents] == ["race-suite"], "one parent run for the suite"
+    children = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
+    assert sorted(c.data.tags["rewardops.size"] for c in children) == sorted(sizes)
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert [m.name for m in client.search_registered_models()] == ["rewardops-rm-race"]
+
+
+SIZES = ["size-a", "size-b", "size-c", "size-d"]
+
+
+@pytest.mark.parametrize("untagged_experiment", [False, True], ids=["fresh", "experiment-without-kind-tag"])
+def test_processes_starting_at_once_on_a_fresh_sqlite_store_all_succeed(tmp_path, untagged_experiment):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    client.search_experiments()  # the schema, as `rewardops run` prepares it
+    if untagged_experiment:  # as older releases created it: every process then adds the kind tag at once
+        client.create_experiment("rewardops-training", artifact_location=(tmp_path / "artifacts").as_uri())
+    results = start_together(uri, tmp_path, SIZES)
+    check_one_of_each(uri, results, SIZES)
+
+
+
+def test_processes_starting_at_once_on_a_fresh_postgres_store_all_succeed(tmp_path):
+    from support_postgres import local_postgres
+
+    server = local_postgres()
+    try:
+        uri = server.create_database("mlflow_race", "mlflow_race", "race-pw-not-a-secret")
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(uri).search_experiments()  # schema migrations once, as the chart's server does
+        results = start_together(uri, tmp_path, SIZES)
+        check_one_of_each(uri, results, SIZES)
+    finally:
+        server.cleanup()
