@@ -114,3 +114,43 @@ def test_processes_starting_at_once_on_a_fresh_postgres_store_all_succeed(tmp_pa
         check_one_of_each(uri, results, SIZES)
     finally:
         server.cleanup()
+
+
+def test_two_tracked_trainings_started_at_once_on_a_fresh_store(tmp_path):
+    """Two real `rewardops train` runs (two sizes, MLflow on, the same fresh SQLite file, one
+    suite) started at the same moment: both train, log and register their model."""
+    sys.path.insert(0, str(REPO / "tests" / "training"))
+    from conftest import make_pairs
+    from mlflow.tracking import MlflowClient
+
+    from rewardops.data.shards import write_pairs
+
+    write_pairs(make_pairs(32, seed=3), tmp_path / "pairs")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in _env(tmp_path).items() if k != "MLFLOW_ENABLE_ASYNC_LOGGING"}
+    procs = {}
+    for size in ("demo-tiny-qwen3", "demo-tiny-llama"):
+        procs[size] = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "rewardops"), "train", "--size", size, "--data", str(tmp_path / "pairs"),
+             "--out", str(tmp_path / size), "--max-steps", "2", "--no-progress", "--set", f"tracking_uri={uri}",
+             "--set", "num_threads=1", "--set", "global_batch=8", "--set", "max_length=256"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for size, proc in procs.items():
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{size}:\n{out[-4000:]}"
+    client = MlflowClient(uri, registry_uri=uri)
+    (exp,) = [e for e in client.search_experiments() if e.name == "rewardops-training"]
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`rewardops.suite.parent` = 'true'")
+    runs = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(r.data.tags["rewardops.size"] for r in runs) == ["demo-tiny-llama", "demo-tiny-qwen3"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        import json
+
+        last = json.loads((tmp_path / run.data.tags["rewardops.size"] / "metrics.jsonl").read_text().splitlines()[-1])
+        # metrics.jsonl keeps fractions; MLflow shows every accuracy in percent
+        assert run.data.metrics["train/accuracy"] == pytest.approx(100 * last["train/accuracy"])
+        assert run.data.metrics["train/lr"] == pytest.approx(last["train/lr"])
+    assert sorted(m.name for m in client.search_registered_models()) == [
+        "rewardops-rm-demo-tiny-llama", "rewardops-rm-demo-tiny-qwen3"]

@@ -36,7 +36,9 @@ class QuietOutput(io.TextIOBase):
     """A line filter in front of a text stream (see the module docstring)."""
 
     _DROP = re.compile(r"(Looking for component|Loading KFP component|Wrote executor output file|"
-                       r"Did not write output file|Streamed logs:)")
+                       r"Did not write output file|Streamed logs:|Loading faiss|Successfully loaded faiss|"
+                       r"Could not load library with AVX|No module named 'faiss\.swigfaiss|"
+                       r"Applying expression selector|After expression selector)")
     _BAR = re.compile(r"\d+%\|")
 
     def __init__(self, target: Any) -> None:
@@ -45,7 +47,6 @@ class QuietOutput(io.TextIOBase):
         self._buffer = ""
         self._json_indent: str | None = None  # inside an executor_input dump: its closing line
         self._in_outputs = False
-        self._blank = False
         self._await_json = False
 
     def writable(self) -> bool:
@@ -90,12 +91,8 @@ class QuietOutput(io.TextIOBase):
             return
         if self._BAR.search(plain) and "100%|" not in plain:
             return
-        if not stripped:
-            if self._blank:
-                return
-            self._blank = True
-        else:
-            self._blank = False
+        if not stripped:  # kfp.local's spacing between tasks
+            return
         self.target.write(line + "\n")
 
 

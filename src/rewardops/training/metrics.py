@@ -54,3 +54,15 @@ def memory_metrics(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         return {"perf/gpu_max_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30}
     return {}
+
+
+def is_accuracy(key: str) -> bool:
+    """`train/accuracy`, `eval/accuracy`, `eval/accuracy/<category>`: a pairwise accuracy."""
+    parts = key.split("/")
+    return "accuracy" in parts[1:] if len(parts) > 1 else key == "accuracy"
+
+
+def in_percent(metrics: dict[str, float]) -> dict[str, float]:
+    """Every accuracy as a percent, the unit `rewardops eval` reports benchmark scores in, so MLflow
+    shows one unit for every accuracy (training keeps fractions in metrics.jsonl)."""
+    return {k: 100.0 * float(v) if is_accuracy(k) else v for k, v in metrics.items()}

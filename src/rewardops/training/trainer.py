@@ -513,8 +513,34 @@ class _RichBar:
         self.progress.update(self.task, completed=step, info=info)
 
 
+class _LineBar(_NoBar):
+    """Progress as plain lines where no terminal redraws a bar (a KFP step, a log file): the first
+    and last step, and one line at least every `every` seconds."""
+
+    def __init__(self, total: int, start: int, resumed: str | None, every: float = 30.0) -> None:
+        self.total, self.every = total, every
+        self.started = self.last = time.monotonic()
+        self.start = start
+        if resumed:
+            print(f"[train] resumed from {resumed} at step {start}/{total}", flush=True)
+
+    def update(self, step: int, m: dict[str, float]) -> None:
+        now = time.monotonic()
+        if step not in (self.start + 1, self.total) and now - self.last < self.every:
+            return
+        self.last = now
+        done = step - self.start
+        eta = (now - self.started) / max(done, 1) * (self.total - step)
+        print(f"[train] step {step}/{self.total} loss {m['train/loss']:.4f} acc {100 * m['train/accuracy']:.1f}% "
+              f"lr {m['train/lr']:.2e} {m['perf/tokens_per_s']:.0f} tok/s, about {eta:.0f}s left", flush=True)
+
+
 def _progress(enabled: bool, total: int, start: int, resumed: str | None) -> Any:
-    return _RichBar(total, start, resumed) if enabled else _NoBar()
+    if not enabled:
+        return _NoBar()
+    import sys
+
+    return _RichBar(total, start, resumed) if sys.stdout.isatty() else _LineBar(total, start, resumed)
 
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
