@@ -87,3 +87,4 @@ def test_local_runs_share_one_prepared_mlflow_store(tmp_path):
     prepare_tracking_store(uri, artifact_root=tmp_path / "mlartifacts")  # idempotent
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("rewardops-training")
     assert experiment.artifact_location == (tmp_path / "mlartifacts" / "rewardops-training").resolve().as_uri()
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"  # the UI's runs table

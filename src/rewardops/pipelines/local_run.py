@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,10 @@ class QuietOutput(io.TextIOBase):
     _DROP = re.compile(r"(Looking for component|Loading KFP component|Wrote executor output file|"
                        r"Did not write output file|Streamed logs:|Loading faiss|Successfully loaded faiss|"
                        r"Could not load library with AVX|No module named 'faiss\.swigfaiss|"
-                       r"Applying expression selector|After expression selector)")
+                       r"Applying expression selector|After expression selector|Downloading artifacts|"
+                       r"Uploading artifacts|system_metrics_monitor|Add type hints to the .predict|color_warning\(|"
+                       r"Validating input example|The new embeddings will be initialized|Setting accelerator to CPU|"
+                       r"Writing model shards|Loading weights)")
     _BAR = re.compile(r"\d+%\|")
 
     def __init__(self, target: Any) -> None:
@@ -157,6 +159,7 @@ class SizeResult:
     model: str = ""
     version: int = 0
     decision: str = ""
+    promoted: bool | None = None
     report: str = ""
     cached: bool = False
 
@@ -183,7 +186,10 @@ def size_results(recorder: TaskRecorder) -> dict[str, SizeResult]:
     for rec in recorder.of("register"):
         size = str(_meta(rec.arguments.get("model")).get("size") or "")
         if size:
-            found.setdefault(size, SizeResult(size)).decision = str(rec.outputs.get("Output") or "")
+            item = found.setdefault(size, SizeResult(size))
+            item.decision = str(rec.outputs.get("Output") or "")
+            promoted = _meta(rec.outputs.get("metrics")).get("promoted")
+            item.promoted = None if promoted is None else bool(promoted)
     return found
 
 
@@ -247,7 +253,18 @@ class Suite:
         return ended
 
     def finish(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any) -> None:
-        """Summary metrics (eval first, percent), the per-size run pointers, the dataset; FINISHED."""
+        """Summary metrics (eval first, percent), the per-size run pointers, the dataset; FINISHED
+        (the pipeline ran: a summary MLflow refuses is a warning, not a failed run)."""
+        try:
+            self._record(sizes, counts, version)
+        except Exception as exc:  # noqa: BLE001
+            import warnings
+
+            warnings.warn(f"MLflow did not take suite {self.name}'s summary: {str(exc)[:300]}", stacklevel=2)
+        finally:
+            self.client.set_terminated(self.run_id, "FINISHED")
+
+    def _record(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any) -> None:
         from mlflow.entities import Metric, RunTag
 
         metrics, tags = [], []
@@ -263,22 +280,19 @@ class Suite:
         scored = [s.score for s in sizes.values() if s.score is not None]
         if scored:
             metrics.append(Metric("eval/score", max(scored), 0, 0))  # the suite's best size
-        for key, value in counts.items():
-            metrics.append(Metric(f"curation/{key}", value, 0, 0))
+        for key, value in counts.items():  # MLflow names: letters, digits, _ - . space : /
+            metrics.append(Metric("curation/" + re.sub(r"[^\w\-. :/]", "_", key), value, 0, 0))
         if metrics or tags:
             self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
         if version is not None:
             from mlflow.entities import DatasetInput, InputTag
 
-            from rewardops.tracking.lineage import mlflow_dataset
+            from rewardops.tracking.lineage import dataset_entity, dvc_get_command
 
-            self.client.set_tag(self.run_id, "rewardops.data.get",
-                                f"dvc get {version.registry} {version.path} --rev {version.rev} -o {version.path}")
-            for key, value in version.tags().items():
+            for key, value in {**version.tags(), "rewardops.data.get": dvc_get_command(version)}.items():
                 self.client.set_tag(self.run_id, key, value)
             self.client.log_inputs(self.run_id, datasets=[DatasetInput(
-                mlflow_dataset(version)._to_mlflow_entity(), [InputTag("mlflow.data.context", "training")])])
-        self.client.set_terminated(self.run_id, "FINISHED")
+                dataset_entity(version), [InputTag("mlflow.data.context", "training")])])
 
     def end(self, status: str) -> None:
         try:
@@ -321,7 +335,8 @@ def summary_lines(sizes: dict[str, SizeResult], counts: dict[str, float], *, tra
             score = "-" if item.score is None else f"{item.score:.1f}"
             lines.append(f"  {item.size}: score {score}" + (f" ({benches})" if benches else ""))
             model = f"{item.model} v{item.version}" if item.model else "not registered"
-            lines.append(f"    registry: {model}: {item.decision or 'no decision'}")
+            verdict = {True: "now champion", False: "stays candidate"}.get(item.promoted, "no decision")
+            lines.append(f"    registry: {model} {verdict} ({item.decision or 'no promotion step ran'})")
     home = Path.cwd()
 
     def show(path: Path) -> str:
@@ -332,9 +347,10 @@ def summary_lines(sizes: dict[str, SizeResult], counts: dict[str, float], *, tra
 
     uri = tracking_uri
     if uri.startswith("sqlite:///"):
-        uri = "sqlite:///" + show(Path(uri.removeprefix("sqlite:///")))
+        where = show(Path(uri.removeprefix("sqlite:///")))
+        uri = "sqlite:///" + (where if where.startswith("/") else "$PWD/" + where)  # copy-paste ready
     lines.append("where to look:")
-    lines.append(f"  MLflow:  rewardops ui --backend-store-uri {shlex.quote(uri)}   (experiment rewardops-training, suite-{suite})")
+    lines.append(f"  MLflow:  .venv/bin/rewardops ui --tracking-uri {uri}   (experiment rewardops-training, suite-{suite})")
     for item in sizes.values():
         if item.report:
             lines.append(f"  report ({item.size}): {show(Path(item.report))}")

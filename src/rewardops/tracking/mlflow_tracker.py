@@ -371,10 +371,10 @@ class MlflowTracker:
         MLflow dataset input (source: the DVC location, digest: its md5) and as tags."""
         from mlflow.entities import DatasetInput, InputTag
 
-        from rewardops.tracking.lineage import mlflow_dataset
+        from rewardops.tracking.lineage import dataset_entity, dvc_get_command
 
-        self.set_tags(version.tags())
-        entity = mlflow_dataset(version)._to_mlflow_entity()
+        self.set_tags({**version.tags(), "rewardops.data.get": dvc_get_command(version)})
+        entity = dataset_entity(version)
         tags = [InputTag("mlflow.data.context", context)]
         future = _background(self._client.log_inputs, self._run_id, datasets=[DatasetInput(entity, tags)])
         self._track(_Pending({"kind": "input", "dataset": version.as_dict(), "context": context}, [future]))
