@@ -142,8 +142,12 @@ def test_rewardops_ui_serves_mlflow_from_a_plain_shell(checkout):
         kinds = {e["name"]: {t["key"]: t["value"] for t in e.get("tags", [])}.get("mlflow.experimentKind")
                  for e in found["experiments"]}
         assert kinds.get("rewardops-training") == "custom_model_development", kinds
+        exp_id = next(e["experiment_id"] for e in found["experiments"] if e["name"] == "rewardops-training")
     finally:
         import signal
 
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+    # the link it prints opens the experiment in model-training mode, on its runs
+    link = f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+    assert f"MLflow UI: {link}" in proc.stdout.read()

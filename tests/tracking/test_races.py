@@ -152,5 +152,7 @@ def test_two_tracked_trainings_started_at_once_on_a_fresh_store(tmp_path):
         # metrics.jsonl keeps fractions; MLflow shows every accuracy in percent
         assert run.data.metrics["train/accuracy"] == pytest.approx(100 * last["train/accuracy"])
         assert run.data.metrics["train/lr"] == pytest.approx(last["train/lr"])
+        assert run.data.metrics["train/lr_schedule_pct"] == pytest.approx(100 * last["train/lr"] / 1e-3)  # demo lr 1e-3
+        assert "train_data/used" in run.data.metrics and "data/used" not in run.data.metrics  # eval/ charts come first
     assert sorted(m.name for m in client.search_registered_models()) == [
         "rewardops-rm-demo-tiny-llama", "rewardops-rm-demo-tiny-qwen3"]

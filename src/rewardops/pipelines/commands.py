@@ -372,9 +372,10 @@ def finish_suite(pipeline: str, suite: Any, recorder: Any, workdir: Path) -> Non
     if pipeline == "demo":
         versions = _version_demo_subsets(workdir, recorder)
         registry, rev = workdir / "data-registry", versions.get("rev")
-    suite.finish(sizes, counts, version)
-    for line in summary_lines(sizes, counts, tracking_uri=suite.client.tracking_uri, workdir=workdir,
-                              suite=suite.name, registry=registry, data_rev=version.rev if version else rev):
+    lines = summary_lines(sizes, counts, tracking_uri=suite.client.tracking_uri, workdir=workdir,
+                          suite=suite.name, registry=registry, data_rev=version.rev if version else rev)
+    suite.finish(sizes, counts, version, note="```\n" + "\n".join(lines) + "\n```")
+    for line in lines:
         typer.echo(line)
 
 

@@ -252,11 +252,13 @@ class Suite:
             ended.append(run.info.run_id)
         return ended
 
-    def finish(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any) -> None:
+    def finish(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any, note: str = "") -> None:
         """Summary metrics (eval first, percent), the per-size run pointers, the dataset; FINISHED
         (the pipeline ran: a summary MLflow refuses is a warning, not a failed run)."""
         try:
             self._record(sizes, counts, version)
+            if note:  # the run's Description in MLflow's UI: the same story the command printed
+                self.client.set_tag(self.run_id, "mlflow.note.content", note)
         except Exception as exc:  # noqa: BLE001
             import warnings
 

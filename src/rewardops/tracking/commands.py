@@ -343,10 +343,27 @@ def ui(
     host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p")] = 5000,
 ) -> None:
-    """MLflow's UI on a store: `rewardops ui --tracking-uri sqlite:///$PWD/demo-out/mlflow.db`
-    (http://127.0.0.1:5000; experiment rewardops-training opens on its runs table)."""
+    """MLflow's UI on a store: `rewardops ui --tracking-uri sqlite:///$PWD/demo-out/mlflow.db`;
+    prints the link that opens experiment rewardops-training in model-training mode on its runs."""
     uri = existing_store(tracking_uri)
+    out_console.print(f"MLflow UI: {ui_link(uri, host, port)}", soft_wrap=True)
     _exec_mlflow(["ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)])
+
+
+TRAINING_EXPERIMENT = "rewardops-training"
+
+
+def ui_link(tracking_uri: str, host: str, port: int) -> str:
+    """The page a person wants first: the training experiment's runs in MLflow's model-training
+    mode (MLflow 3's UI opens experiments in GenAI mode unless the link says `workflowType`)."""
+    base = f"http://{host}:{port}/"
+    try:
+        found = _client(tracking_uri).get_experiment_by_name(TRAINING_EXPERIMENT)
+    except Exception:  # noqa: BLE001 - the server will say what is wrong with the store
+        found = None
+    if found is None:
+        return base + "#/experiments?workflowType=machine_learning"
+    return base + f"#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
 
 
 def serve(

@@ -62,7 +62,24 @@ def is_accuracy(key: str) -> bool:
     return "accuracy" in parts[1:] if len(parts) > 1 else key == "accuracy"
 
 
-def in_percent(metrics: dict[str, float]) -> dict[str, float]:
-    """Every accuracy as a percent, the unit `rewardops eval` reports benchmark scores in, so MLflow
-    shows one unit for every accuracy (training keeps fractions in metrics.jsonl)."""
-    return {k: 100.0 * float(v) if is_accuracy(k) else v for k, v in metrics.items()}
+DATA_COUNTERS = "data/"  # the trainer's row counters (metrics.jsonl) ...
+MLFLOW_DATA_COUNTERS = "train_data/"  # ... as MLflow shows them: after eval/, perf/ and train/
+
+
+LR_SCHEDULE = "train/lr_schedule_pct"  # the step's learning rate in percent of the configured peak
+
+
+def for_mlflow(metrics: dict[str, float], peak_lr: float | None = None) -> dict[str, float]:
+    """Step metrics as MLflow shows them: every accuracy in percent, the unit `rewardops eval`
+    reports benchmark scores in (training keeps fractions in metrics.jsonl), and the row counters
+    under `train_data/`, so that MLflow's charts, grouped by prefix in name order, open on eval/.
+    With `peak_lr`, the schedule is also `LR_SCHEDULE` (100 = the peak): MLflow's chart of a
+    constant 1e-3 draws a flat line on a -1..1 axis that reads 0, while `train/lr` keeps the value."""
+    out = {}
+    if peak_lr and "train/lr" in metrics:
+        out[LR_SCHEDULE] = 100.0 * float(metrics["train/lr"]) / peak_lr
+    for key, value in metrics.items():
+        if key.startswith(DATA_COUNTERS):
+            key = MLFLOW_DATA_COUNTERS + key.removeprefix(DATA_COUNTERS)
+        out[key] = 100.0 * float(value) if is_accuracy(key) else value
+    return out

@@ -41,22 +41,23 @@ def open_tracker(config: TrainConfig, is_main: bool) -> Iterator[Any]:
                 **config.run_tags}
         # runs are named by size; MLflow's own system metrics (CPU, memory, GPU) are on
         with start_tracker(config.experiment, config.size, tracking_uri=uri, tags=tags, system_metrics=True) as tracker:
-            yield PercentTracker(tracker)
+            yield MlflowView(tracker, config.lr)
     finally:
         if restore is None:
             os.environ.pop("REWARDOPS_MLFLOW_ARTIFACTS", None)
 
 
-class PercentTracker:
-    """The run's tracker, logging every accuracy in percent (`rewardops.training.metrics.in_percent`)."""
+class MlflowView:
+    """The run's tracker, logging metrics as MLflow shows them (`rewardops.training.metrics.for_mlflow`)."""
 
-    def __init__(self, tracker: Any) -> None:
+    def __init__(self, tracker: Any, peak_lr: float | None = None) -> None:
         self._tracker = tracker
+        self._peak_lr = peak_lr
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        from rewardops.training.metrics import in_percent
+        from rewardops.training.metrics import for_mlflow
 
-        self._tracker.log_metrics(in_percent(dict(metrics)), step=step)
+        self._tracker.log_metrics(for_mlflow(dict(metrics), self._peak_lr), step=step)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tracker, name)
