@@ -23,7 +23,8 @@ WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from mlflow.tracking import MlflowClient
-    from rewardops.tracking.mlflow_tracker import get_or_create_registered_model, start_tracker
+    from rewardops.tracking.mlflow_tracker import start_tracker
+    from rewardops.tracking.rewardmodel import get_or_create_registered_model
     uri, go, ready, size = sys.argv[1:5]
     Path(ready).write_text("ready")          # everything imported: wait for the common start
     while not Path(go).exists():

@@ -606,19 +606,6 @@ def suite_parent_run(client: Any, experiment_id: str, suite: str) -> str:
     return oldest
 
 
-def get_or_create_registered_model(client: Any, name: str, description: str = "") -> None:
-    """Create registered model `name` unless it exists; a concurrent creator is not an error."""
-    try:
-        client.get_registered_model(name)
-        return
-    except Exception:  # noqa: BLE001 - RESOURCE_DOES_NOT_EXIST: create it below
-        pass
-    try:
-        client.create_registered_model(name, description=description or None)
-    except Exception:
-        client.get_registered_model(name)  # another process won the race; anything else raises here
-
-
 def start_tracker(
     experiment: str,
     run_name: str,
