@@ -199,6 +199,11 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
     outputs: dict[str, Any] = {"cached_tasks": sorted(hits.tasks), "suite": suite, "recorder": recorder}
     for key, value in (getattr(task, "outputs", None) or {}).items():
         outputs[key] = getattr(value, "uri", value)
+    try:
+        outputs["summary"] = finish_suite(name, suite, recorder, workdir)
+    except BaseException:
+        suite.end("FAILED")
+        raise
     return outputs
 
 
@@ -355,28 +360,29 @@ def run_cmd(
                     "(steps that finished are reused)", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(code=130) from None
     cached = outputs.pop("cached_tasks")
-    suite, recorder = outputs.pop("suite"), outputs.pop("recorder")
+    summary = outputs.pop("summary")
+    outputs.pop("suite"), outputs.pop("recorder")
     typer.echo(f"{pipeline} finished in {time.perf_counter() - started:.1f}s"
                + (f"; reused from cache: {', '.join(cached)}" if cached else ""))
     for key, uri in outputs.items():
         typer.echo(f"  {key}: {uri}")
-    finish_suite(pipeline, suite, recorder, workdir)
+    for line in summary:
+        typer.echo(line)
 
 
-def finish_suite(pipeline: str, suite: Any, recorder: Any, workdir: Path) -> None:
-    """Version the demo's subsets, close the MLflow suite with its summary, print the run's story."""
+def finish_suite(pipeline: str, suite: Any, recorder: Any, workdir: Path) -> list[str]:
+    """Version the demo's subsets, close the MLflow suite with its summary; the run's story."""
     from rewardops.pipelines.local_run import curated_version, curation_counts, size_results, summary_lines
 
     sizes, counts, version = size_results(recorder), curation_counts(recorder), curated_version(recorder)
     registry = rev = None
     if pipeline == "demo":
-        versions = _version_demo_subsets(workdir, recorder)
+        versions = _version_demo_subsets(workdir, recorder, suite.name)
         registry, rev = workdir / "data-registry", versions.get("rev")
     lines = summary_lines(sizes, counts, tracking_uri=suite.client.tracking_uri, workdir=workdir,
                           suite=suite.name, registry=registry, data_rev=version.rev if version else rev)
     suite.finish(sizes, counts, version, note="```\n" + "\n".join(lines) + "\n```")
-    for line in lines:
-        typer.echo(line)
+    return lines
 
 
 # The demo's dataset subsets, as (registry name, (task's component, output)).
@@ -388,7 +394,7 @@ DEMO_SUBSETS = {
 }
 
 
-def _version_demo_subsets(workdir: Path, recorder: Any) -> dict[str, str]:
+def _version_demo_subsets(workdir: Path, recorder: Any, run_name: str) -> dict[str, str]:
     """Version this run's subsets with DVC in `<workdir>/data-registry` (remote `<workdir>/dvc-remote`);
     a cached task's subset is the folder the cache serves."""
     from rewardops.tracking.data_registry import version_datasets
@@ -403,7 +409,7 @@ def _version_demo_subsets(workdir: Path, recorder: Any) -> dict[str, str]:
     if missing:
         raise _fail(f"demo finished without the subsets {', '.join(missing)} under {workdir}/kfp")
     versions = version_datasets(workdir / "data-registry", found, workdir / "dvc-remote",
-                                message=f"demo subsets from {os.environ.get('REWARDOPS_PIPELINE_RUN_ID', 'a local run')}")
+                                message=f"demo subsets from {run_name}")
     typer.echo(f"DVC-versioned subsets in {workdir / 'data-registry'} (git {versions['rev'][:12]}): "
                + ", ".join(f"{k} {v[:8]}" for k, v in versions.items() if k != "rev"))
     return versions

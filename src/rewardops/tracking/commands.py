@@ -315,7 +315,7 @@ def compare(
         raise _fail(str(exc)) from None
     wide_console.print(rich_table(a, b))
     paths = write_outputs(out, a, b)
-    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+    console.print("written: " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------ ui, serve
