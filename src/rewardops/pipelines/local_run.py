@@ -283,6 +283,8 @@ class Suite:
         if scored:
             metrics.append(Metric("eval/score", max(scored), 0, 0))  # the suite's best size
         for key, value in counts.items():  # MLflow names: letters, digits, _ - . space : /
+            if "noise/" in key and not key.endswith("/estimated"):
+                value = 100.0 * value  # noise shares in percent, like the scores beside them
             metrics.append(Metric("curation/" + re.sub(r"[^\w\-. :/]", "_", key), value, 0, 0))
         if metrics or tags:
             self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
