@@ -49,7 +49,10 @@ def test_the_demo_log_keeps_the_steps_lines_and_drops_kfp_local_dumps():
     quiet.write("    [train demo] step 1/2 loss 0.7\n")
     quiet.write("12:00:01.000 - INFO - Task 'train' outputs:\n    metrics: Metrics( name='m',\n")
     quiet.write("                      uri='/x' )\n12:00:01.000 - INFO - Task 'train' finished with status SUCCESS\n")
-    quiet.write("    Traceback (most recent call last):\n    ValueError: bad\n")
+    quiet.write("    Traceback (most recent call last):\n      File \"x.py\", line 1, in <module>\n        f()\n")
+    quiet.write("        ^^^\n    KeyboardInterrupt\n")  # a step stopped by Ctrl-C: the run says so once
+    quiet.write("    Traceback (most recent call last):\n      File \"y.py\", line 2, in g\n    ValueError: bad\n")
+    quiet.drain()
     assert target.getvalue().splitlines() == [
         "12:00:00.000 - INFO - Executing task 'train'",
         "    [train-demo] data version v1",
@@ -57,6 +60,7 @@ def test_the_demo_log_keeps_the_steps_lines_and_drops_kfp_local_dumps():
         "    [train demo] step 1/2 loss 0.7",
         "12:00:01.000 - INFO - Task 'train' finished with status SUCCESS",
         "    Traceback (most recent call last):",
+        '      File "y.py", line 2, in g',
         "    ValueError: bad",
     ]
 

@@ -174,7 +174,8 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
     level = root.level
     root.addHandler(hits)
     root.setLevel(min(level, logging.INFO))
-    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(QuietOutput(sys.stdout))
+    filtered = None if verbose else QuietOutput(sys.stdout)
+    quiet = contextlib.nullcontext() if filtered is None else contextlib.redirect_stdout(filtered)
     status = "FAILED"
     try:
         with warnings.catch_warnings(), TaskRecorder() as recorder, quiet:
@@ -187,6 +188,8 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
         status = "KILLED"
         raise
     finally:
+        if filtered is not None:
+            filtered.drain()
         root.removeHandler(hits)
         root.setLevel(level)
         if status != "FINISHED":

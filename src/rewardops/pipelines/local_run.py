@@ -50,6 +50,7 @@ class QuietOutput(io.TextIOBase):
         self._json_indent: str | None = None  # inside an executor_input dump: its closing line
         self._in_outputs = False
         self._await_json = False
+        self._traceback: list[str] | None = None
 
     def writable(self) -> bool:
         return True
@@ -64,10 +65,41 @@ class QuietOutput(io.TextIOBase):
     def flush(self) -> None:
         self.target.flush()
 
+    def drain(self) -> None:
+        """Write what is held (a traceback cut off by the end of the output)."""
+        held, self._traceback = self._traceback or [], None
+        for item in held:
+            self._filtered(item)
+        if self._buffer:
+            line, self._buffer = self._buffer, ""
+            self._line(line)
+        self.target.flush()
+
     def isatty(self) -> bool:
         return False
 
     def _line(self, line: str) -> None:
+        """Tracebacks are held until their last line: one ending in KeyboardInterrupt (a step
+        stopped by Ctrl-C, which reaches every process of the terminal) is dropped, any other
+        is written in full."""
+        stripped = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+        if self._traceback is None and stripped == "Traceback (most recent call last):":
+            self._traceback = [line]
+            return
+        if self._traceback is not None:
+            self._traceback.append(line)
+            if re.match(r"^(File |\^+$|~+|During handling|The above exception|$)", stripped) or line.startswith(
+                    self._traceback[0][: len(self._traceback[0]) - len(self._traceback[0].lstrip())] + "  "):
+                return  # still inside the traceback
+            held, self._traceback = self._traceback, None
+            if stripped == "KeyboardInterrupt":
+                return
+            for item in held:
+                self._filtered(item)
+            return
+        self._filtered(line)
+
+    def _filtered(self, line: str) -> None:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", line)
         stripped = plain.strip()
         if self._json_indent is not None:
