@@ -19,7 +19,9 @@ import json
 import logging
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -176,6 +178,7 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
     root.setLevel(min(level, logging.INFO))
     filtered = None if verbose else QuietOutput(sys.stdout)
     quiet = contextlib.nullcontext() if filtered is None else contextlib.redirect_stdout(filtered)
+    restore_sigint = _quiet_on_interrupt(filtered)
     status = "FAILED"
     try:
         with warnings.catch_warnings(), TaskRecorder() as recorder, quiet:
@@ -188,6 +191,8 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
         status = "KILLED"
         raise
     finally:
+        if restore_sigint is not None:
+            signal.signal(signal.SIGINT, restore_sigint)
         if filtered is not None:
             filtered.drain()
         root.removeHandler(hits)
@@ -208,6 +213,23 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
         suite.end("FAILED")
         raise
     return outputs
+
+
+def _quiet_on_interrupt(filtered: Any) -> Any:
+    """On Ctrl-C, tell the output filter (the steps' KeyboardInterrupt tracebacks that follow are
+    dropped), then interrupt as Python does. Returns the previous handler (None: not installed)."""
+    if filtered is None or threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        filtered.interrupted = True
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return previous
 
 
 TRACKED_EXPERIMENTS = ("rewardops-training",)

@@ -51,6 +51,7 @@ class QuietOutput(io.TextIOBase):
         self._in_outputs = False
         self._await_json = False
         self._traceback: list[str] | None = None
+        self.interrupted = False  # set on Ctrl-C (`run_local`)
 
     def writable(self) -> bool:
         return True
@@ -83,6 +84,11 @@ class QuietOutput(io.TextIOBase):
         stopped by Ctrl-C, which reaches every process of the terminal) is dropped, any other
         is written in full."""
         stripped = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+        if self.interrupted:  # Ctrl-C: the steps' dying words are noise; kfp.local's own lines stay
+            self._traceback = None
+            if re.match(r"^\d\d:\d\d:\d\d\.\d+ - ", stripped):
+                self._filtered(line)
+            return
         if self._traceback is None and stripped == "Traceback (most recent call last):":
             self._traceback = [line]
             return
