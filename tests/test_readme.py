@@ -151,3 +151,23 @@ def test_rewardops_ui_serves_mlflow_from_a_plain_shell(checkout):
     # the link it prints opens the experiment in model-training mode, on its runs
     link = f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
     assert f"MLflow UI: {link}" in proc.stdout.read()
+
+
+def test_data_get_model_works_after_demo_out_moves(checkout):
+    """MLflow recorded the registry's absolute folder; after `mv demo-out elsewhere` the model's
+    training rows still come back (the registry is found next to the moved MLflow store)."""
+    home, _ = checkout
+    moved = home / "moved" / "demo-out"
+    moved.parent.mkdir(exist_ok=True)
+    (home / "demo-out").rename(moved)
+    try:
+        done = subprocess.run(
+            [".venv/bin/rewardops", "data", "get", "--model", "models:/rewardops-rm-demo-tiny-qwen3@champion",
+             "--tracking-uri", f"sqlite:///{moved / 'mlflow.db'}", "-o", "runs/after-move"],
+            cwd=home, env=plain_env(), capture_output=True, text=True, timeout=600)
+    finally:
+        moved.rename(home / "demo-out")
+    said = (done.stdout + done.stderr).replace("\n", "")
+    assert done.returncode == 0, said[-3000:]
+    assert '"verified": true' in said and "has moved" in said
+    assert (home / "runs" / "after-move").is_dir()

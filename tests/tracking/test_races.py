@@ -120,13 +120,12 @@ def test_processes_starting_at_once_on_a_fresh_postgres_store_all_succeed(tmp_pa
 def test_two_tracked_trainings_started_at_once_on_a_fresh_store(tmp_path):
     """Two real `rewardops train` runs (two sizes, MLflow on, the same fresh SQLite file, one
     suite) started at the same moment: both train, log and register their model."""
-    sys.path.insert(0, str(REPO / "tests" / "training"))
-    from conftest import make_pairs
     from mlflow.tracking import MlflowClient
 
     from rewardops.data.shards import write_pairs
+    from rewardops.data.world.generator import generate_world
 
-    write_pairs(make_pairs(32, seed=3), tmp_path / "pairs")
+    write_pairs(list(generate_world(32, noise=0.0, seed=3)), tmp_path / "pairs")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in _env(tmp_path).items() if k != "MLFLOW_ENABLE_ASYNC_LOGGING"}
     procs = {}

@@ -585,11 +585,15 @@ SUITE_RUN_TAG = "rewardops.suite.run."  # + size, on a parent: the training run 
 SUITE_WORKDIR_TAG = "rewardops.suite.workdir"  # on a parent: the local run's workdir
 
 
+SUITE_SETTLE_S = 2.0  # how long a new parent run waits for parents other processes created at once
+
+
 def suite_parent_run(client: Any, experiment_id: str, suite: str) -> str:
     """The id of suite `suite`'s parent run in the experiment, created (and marked FINISHED) if new.
 
-    Processes that start at once may each create one: everyone then uses the oldest, and the
-    others' extra parents are deleted, so the suite has one parent holding every size."""
+    Processes that start at once may each create one. Each creator waits `SUITE_SETTLE_S` (longer
+    than a write takes to be visible), then all see the same parents and keep the same one, the
+    first by (start time, run id); the others delete theirs, so the suite has one parent."""
     query = f"tags.`{SUITE_TAG}` = '{suite}' and tags.`{SUITE_PARENT_TAG}` = 'true'"
     found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1)
     if found:
@@ -599,11 +603,12 @@ def suite_parent_run(client: Any, experiment_id: str, suite: str) -> str:
     tags = {**lineage_tags(os.environ.get("REWARDOPS_DATA_PATH")), SUITE_TAG: suite, SUITE_PARENT_TAG: "true"}
     run = client.create_run(experiment_id, tags=tags, run_name=f"suite-{suite}")
     client.set_terminated(run.info.run_id, "FINISHED")
-    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
-    oldest = found[0].info.run_id if found else run.info.run_id
-    if oldest != run.info.run_id:
+    time.sleep(SUITE_SETTLE_S)
+    found = client.search_runs([experiment_id], query, max_results=1000)
+    winner = min(found, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id if found else run.info.run_id
+    if winner != run.info.run_id:
         client.delete_run(run.info.run_id)
-    return oldest
+    return winner
 
 
 def start_tracker(
