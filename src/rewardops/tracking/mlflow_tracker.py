@@ -27,7 +27,11 @@ param changing value) is dropped with a warning. Starting a run needs the server
 
 System metrics (CPU, memory, disk, network, GPU) are MLflow's own `SystemMetricsMonitor`
 (`system_metrics=True`, on for training). Experiments created here are tagged
-`mlflow.experimentKind=custom_model_development`, so MLflow's UI opens them on the runs table.
+`mlflow.experimentKind=custom_model_development` (model training, not GenAI); MLflow 3's UI also
+takes the mode from its link (`?workflowType=machine_learning`, what `rewardops ui` prints).
+Experiment, kind tag, suite parent run and registered model are created once when several
+processes start at the same instant on a fresh store (`get_or_create_experiment`,
+`suite_parent_run`, `rewardops.tracking.rewardmodel.get_or_create_registered_model`).
 """
 
 from __future__ import annotations
@@ -585,6 +589,26 @@ SUITE_RUN_TAG = "rewardops.suite.run."  # + size, on a parent: the training run 
 SUITE_WORKDIR_TAG = "rewardops.suite.workdir"  # on a parent: the local run's workdir
 
 
+def prepare_sqlite_store(uri: str) -> None:
+    """Create a SQLite store's tables once: processes that open a fresh file at the same instant
+    would each run MLflow's schema migrations and fail (`duplicate column`, `table already
+    exists`). An exclusive lock on `<file>.init-lock` lets one migrate while the others wait."""
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    if ":memory:" in uri or not str(path):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".init-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 SUITE_SETTLE_S = 2.0  # how long a new parent run waits for parents other processes created at once
 
 
@@ -642,7 +666,7 @@ def start_tracker(
     if uri.startswith(("http://", "https://")):
         _set_http_retries()
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_store(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     run_tags = _stringify_tags(tags)
     version = None
