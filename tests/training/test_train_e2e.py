@@ -180,7 +180,7 @@ def test_mlflow_run_params_metrics_and_registered_model(reference):
     assert (run.data.params["resolved.launcher"], run.data.params["resolved.ranks_per_node"]) == ("none", "1")
     assert run.data.tags["rewardops.trainjob"] == "rm-demo-tiny-qwen3-test"
     for key in ("train/loss", "train/accuracy", "train/margin", "train/reward_std", "train/lr",
-                "perf/tokens_per_s", "perf/padding_waste", "eval/accuracy", "data/final_used"):
+                "perf/tokens_per_s", "perf/padding_waste", "eval/accuracy", "train_data/final_used"):
         assert key in run.data.metrics, key
     assert len(client.get_metric_history(result.run_id, "train/loss")) == STEPS
     version = client.get_model_version_by_alias("rewardops-rm-demo-tiny-qwen3", "candidate")

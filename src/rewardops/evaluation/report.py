@@ -105,6 +105,11 @@ def write_json(path: Path, data: Any) -> Path:
 
 def write_benchmark(out: Path, name: str, result: dict[str, Any], items: list[EvalItem], scores: dict[str, list[float]]) -> Path:
     folder = out / name
+    if isinstance(result.get("subsets"), dict):  # how many items each bar of the subset plot rests on
+        from collections import Counter
+
+        counts = Counter(item.subset for item in items)
+        result.setdefault("subset_n", {k: counts[k] for k in result["subsets"] if k in counts})
     write_json(folder / "results.json", result)
     with open(folder / "scores.jsonl", "w", encoding="utf-8") as fh:
         for item in items:
@@ -318,21 +323,28 @@ def plot_benchmark_bars(summary: dict[str, Any], path: Path) -> Path:
 
 
 def plot_subsets(name: str, result: dict[str, Any], path: Path) -> Path | None:
+    """Accuracy per subset (percent), each bar labelled with its item count n, and the 50% line a
+    pairwise coin flip scores."""
     subsets = result.get("subsets") or result.get("sections")
     if not subsets:
         return None
     plt = _plt()
-    labels, values = list(subsets), [100 * (v if v is not None else float("nan")) for v in subsets.values()]
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(labels) + 2), 4))
-    bars = ax.bar(labels, values, color="#55a868")
+    counts = result.get("subset_n") or {}
+    labels = [f"{k}\n(n={counts[k]})" if k in counts else str(k) for k in subsets]
+    values = [100 * (v if v is not None else float("nan")) for v in subsets.values()]
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(labels) + 2), 4.2))
+    bars = ax.bar(range(len(labels)), values, color="#55a868")
     ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.axhline(50, color="gray", linestyle="--", linewidth=1, label="chance (50%)")
+    ax.set_xticks(range(len(labels)), labels)
     ax.set_ylim(0, 105)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{get(name).title} by subset")
+    ax.legend(fontsize=7, loc="lower right")
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # long subset names are never cut off
     plt.close(fig)
     return path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,9 @@ def _score_all(cfg: EvalConfig, loaded: dict[str, LoadedBenchmark], missing: dic
     results: dict[str, dict[str, Any]] = {}
     for name, data in loaded.items():
         before = engine.stats.as_dict()
+        started = time.monotonic()
+        n = sum(len(it.responses) for it in data.items)
+        print(f"[eval] {name}: scoring {len(data.items)} items ({n} responses)", flush=True)
         scores = engine.score_items(data.items, label=name)
         after = engine.stats.as_dict()
         result = get(name).score(data.items, scores)
@@ -138,6 +142,7 @@ def _score_all(cfg: EvalConfig, loaded: dict[str, LoadedBenchmark], missing: dic
             engine={k: after[k] - before[k] for k in ("cached", "forwarded_sequences", "real_tokens", "padded_tokens", "truncated", "forward_batches")},
         )
         results[name] = result
+        print(f"[eval] {name}: done in {time.monotonic() - started:.0f}s", flush=True)
         report.write_benchmark(out, name, result, data.items, scores)
     summary = report.summarize(cfg.model, engine.fingerprint, results, missing, engine.stats.as_dict())
     report.write_json(out / "summary.json", summary)

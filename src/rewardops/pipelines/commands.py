@@ -19,7 +19,9 @@ import json
 import logging
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -132,20 +134,37 @@ def compile_all(out: Path, names: Sequence[str] | None = None, iterations: int |
 
 
 def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = True,
-              iterations: int | None = None) -> dict[str, Any]:
-    """Run pipeline `name` with kfp.local (SubprocessRunner, this Python environment)."""
+              iterations: int | None = None, verbose: bool = False) -> dict[str, Any]:
+    """Run pipeline `name` with kfp.local (SubprocessRunner, this Python environment).
+
+    The run is one MLflow suite (`rewardops.pipelines.local_run.Suite`): RUNNING while it runs,
+    FINISHED with its summary, KILLED on an interrupt, FAILED on an error. Returns the pipeline's
+    outputs plus `cached_tasks`, `suite` and `recorder` (every task's outputs, cached ones too).
+    Without `verbose`, kfp.local's executor_input / outputs dumps are left out of the log."""
+    import contextlib
+    import sys
+
     from kfp import local
+
+    from rewardops.pipelines.local_run import QuietOutput, Suite, TaskRecorder
 
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     # One MLflow store for every step of the run (steps are separate processes).
     from rewardops.tracking.uri import resolve_tracking_uri
 
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "REWARDOPS_PIPELINE_RUN_ID", "REWARDOPS_SUITE",
+                                            "REWARDOPS_PARENT_RUN_ID")}
     os.environ["MLFLOW_TRACKING_URI"] = resolve_tracking_uri(home=workdir)
     prepare_tracking_store(os.environ["MLFLOW_TRACKING_URI"], artifact_root=workdir / "mlartifacts")
-    os.environ.setdefault("REWARDOPS_PIPELINE_RUN_ID", f"local-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_id = saved["REWARDOPS_PIPELINE_RUN_ID"] or f"local-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.environ["REWARDOPS_PIPELINE_RUN_ID"] = run_id
     # every size's training run becomes a child of one parent run per pipeline run (`rewardops compare`)
-    os.environ.setdefault("REWARDOPS_SUITE", os.environ["REWARDOPS_PIPELINE_RUN_ID"])
+    suite_name = saved["REWARDOPS_SUITE"] or run_id
+    os.environ["REWARDOPS_SUITE"] = suite_name
+    suite = Suite(os.environ["MLFLOW_TRACKING_URI"], suite_name, workdir, TRACKED_EXPERIMENTS[0],
+                  {"rewardops.pipeline": name, "rewardops.data.version": str(params.get("data_version", ""))})
+    os.environ["REWARDOPS_PARENT_RUN_ID"] = suite.run_id
     # the demo versions its curated subset in a DVC registry inside the workdir before training
     inputs = pipeline_inputs(build_pipeline(name, iterations))
     if "data_registry" in inputs and not params.get("data_registry"):
@@ -158,19 +177,60 @@ def run_local(name: str, params: dict[str, Any], workdir: Path, cache: bool = Tr
     level = root.level
     root.addHandler(hits)
     root.setLevel(min(level, logging.INFO))
+    filtered = None if verbose else QuietOutput(sys.stdout)
+    quiet = contextlib.nullcontext() if filtered is None else contextlib.redirect_stdout(filtered)
+    restore_sigint = _quiet_on_interrupt(filtered)
+    status = "FAILED"
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), TaskRecorder() as recorder, quiet:
             # kfp.local says, per task, that images and resource requests do not apply here: we know.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             task = func(**params)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
+        if restore_sigint is not None:
+            signal.signal(signal.SIGINT, restore_sigint)
+        if filtered is not None:
+            filtered.drain()
         root.removeHandler(hits)
         root.setLevel(level)
-    outputs: dict[str, Any] = {"cached_tasks": sorted(hits.tasks)}
+        if status != "FINISHED":
+            suite.end(status)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    outputs: dict[str, Any] = {"cached_tasks": sorted(hits.tasks), "suite": suite, "recorder": recorder}
     for key, value in (getattr(task, "outputs", None) or {}).items():
         outputs[key] = getattr(value, "uri", value)
+    try:
+        outputs["summary"] = finish_suite(name, suite, recorder, workdir)
+    except BaseException:
+        suite.end("FAILED")
+        raise
     return outputs
+
+
+def _quiet_on_interrupt(filtered: Any) -> Any:
+    """On Ctrl-C, tell the output filter (the steps' KeyboardInterrupt tracebacks that follow are
+    dropped), then interrupt as Python does. Returns the previous handler (None: not installed)."""
+    if filtered is None or threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        filtered.interrupted = True
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return previous
 
 
 TRACKED_EXPERIMENTS = ("rewardops-training",)
@@ -186,12 +246,19 @@ def prepare_tracking_store(uri: str, artifact_root: Path | None = None) -> None:
         return
     from mlflow.tracking import MlflowClient
 
+    from rewardops.tracking.mlflow_tracker import EXPERIMENT_KIND
+
     client = MlflowClient(tracking_uri=uri)
     client.search_experiments(max_results=1)
     if artifact_root is not None:
         for name in TRACKED_EXPERIMENTS:
             if client.get_experiment_by_name(name) is None:
-                client.create_experiment(name, artifact_location=(artifact_root / name).resolve().as_uri())
+                try:  # tagged model-training: MLflow's UI opens it on the runs table
+                    client.create_experiment(name, artifact_location=(artifact_root / name).resolve().as_uri(),
+                                             tags=dict([EXPERIMENT_KIND]))
+                except Exception:  # noqa: BLE001 - another process created it first
+                    if client.get_experiment_by_name(name) is None:
+                        raise
 
 
 class _CacheHits(logging.Handler):
@@ -320,7 +387,7 @@ def plan_cmd(
     try:
         s = CurationSettings.parse(settings)
     except SettingsError as exc:
-        raise _fail(str(exc)) from None
+        raise RewardOpsError(str(exc)) from None
     typer.echo(format_plan(curation_plan(pairs, s, pods=pods, gpu_embedding=gpu_embedding,
                                          neural_embedder=s.embedder != "hashed")))
 
@@ -334,6 +401,7 @@ def run_cmd(
     iterations: IterOpt = None,
     workdir: Annotated[Path, typer.Option("--workdir", help="Outputs, the task cache and the MLflow store.")] = Path("runs/local"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every task even when a cached result exists.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show kfp.local's executor_input and outputs dumps per task.")] = False,
 ) -> None:
     """Run a pipeline locally with kfp.local (SubprocessRunner): `rewardops run data --local --data FILE`."""
     if not local:
@@ -343,57 +411,72 @@ def run_cmd(
         params = prepare_params(pipeline, func, parse_params(param), data, _sizes(sizes), local=True)
     except (KeyError, PipelineParamError, FileNotFoundError) as exc:
         raise RewardOpsError(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
-    typer.echo(f"running {pipeline} locally (data version {params.get('data_version')}); outputs under {workdir}/kfp")
+    typer.echo(f"running {pipeline} locally (data version {params.get('data_version')}); outputs under {workdir}/kfp"
+               + ("" if verbose else " (--verbose shows kfp.local's own task dumps)"))
     started = time.perf_counter()
     try:
-        outputs = run_local(pipeline, params, workdir, cache=not no_cache, iterations=iterations)
+        outputs = run_local(pipeline, params, workdir, cache=not no_cache, iterations=iterations, verbose=verbose)
     except RuntimeError as exc:
-        raise RewardOpsError(f"pipeline {pipeline} failed: {exc}") from None
+        raise RewardOpsError(f"pipeline {pipeline} failed: {exc}; the suite is marked FAILED in MLflow, and a rerun "
+                    "reuses every step that finished") from None
+    except KeyboardInterrupt:
+        typer.secho("interrupted: the suite is marked KILLED in MLflow; rerun the same command to finish "
+                    "(steps that finished are reused)", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130) from None
     cached = outputs.pop("cached_tasks")
+    summary = outputs.pop("summary")
+    outputs.pop("suite"), outputs.pop("recorder")
     typer.echo(f"{pipeline} finished in {time.perf_counter() - started:.1f}s"
                + (f"; reused from cache: {', '.join(cached)}" if cached else ""))
     for key, uri in outputs.items():
         typer.echo(f"  {key}: {uri}")
-    reports = sorted((workdir / "kfp").glob("**/report/summary.md"), key=lambda p: p.stat().st_mtime)[-8:]
-    if reports:
-        typer.echo("evaluation reports (newest last):")
-        for path in reports:
-            typer.echo(f"  {path}")
+    for line in summary:
+        typer.echo(line)
+
+
+def finish_suite(pipeline: str, suite: Any, recorder: Any, workdir: Path) -> list[str]:
+    """Version the demo's subsets, close the MLflow suite with its summary; the run's story."""
+    from rewardops.pipelines.local_run import curated_version, curation_counts, size_results, summary_lines
+
+    sizes, counts, version = size_results(recorder), curation_counts(recorder), curated_version(recorder)
+    registry = rev = None
     if pipeline == "demo":
-        _version_demo_subsets(workdir)
-    typer.echo(f"MLflow: mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}")
+        versions = _version_demo_subsets(workdir, recorder, suite.name)
+        registry, rev = workdir / "data-registry", versions.get("rev")
+    lines = summary_lines(sizes, counts, tracking_uri=suite.client.tracking_uri, workdir=workdir,
+                          suite=suite.name, registry=registry, data_rev=version.rev if version else rev)
+    suite.finish(sizes, counts, version, note="```\n" + "\n".join(lines) + "\n```")
+    return lines
 
 
-# The demo's dataset subsets, as (registry name, task folder/output) in the KFP output tree.
+# The demo's dataset subsets, as (registry name, (task's component, output)).
 DEMO_SUBSETS = {
-    "world": "generate/dataset",
-    "preprocessed": "preprocess/dataset",
-    "curated": "merge-shards/curated",
-    "flipped": "merge-shards/recycled",  # the recycled set (published as `flipped`, as in dvc.yaml)
+    "world": ("generate", "dataset"),
+    "preprocessed": ("preprocess", "dataset"),
+    "curated": ("merge-shards", "curated"),
+    "flipped": ("merge-shards", "recycled"),  # the recycled set (published as `flipped`, as in dvc.yaml)
 }
 
 
-def _version_demo_subsets(workdir: Path) -> None:
-    """Version the demo's subsets with DVC in `<workdir>/data-registry` (remote `<workdir>/dvc-remote`).
-
-    Cached tasks write no new output folders, so each subset is taken from the newest run that has it.
-    """
+def _version_demo_subsets(workdir: Path, recorder: Any, run_name: str) -> dict[str, str]:
+    """Version this run's subsets with DVC in `<workdir>/data-registry` (remote `<workdir>/dvc-remote`);
+    a cached task's subset is the folder the cache serves."""
     from rewardops.tracking.data_registry import version_datasets
 
     found: dict[str, Path] = {}
-    for name, rel in DEMO_SUBSETS.items():
-        candidates = sorted((workdir / "kfp").glob(f"*/{rel}"), key=lambda p: p.stat().st_mtime)
-        if candidates:
-            found[name] = candidates[-1]
+    for name, (component, output) in DEMO_SUBSETS.items():
+        for rec in recorder.of(component):
+            path = getattr(rec.outputs.get(output), "path", None)
+            if path and Path(path).exists():
+                found[name] = Path(path)
     missing = sorted(set(DEMO_SUBSETS) - set(found))
     if missing:
         raise RewardOpsError(f"demo finished without the subsets {', '.join(missing)} under {workdir}/kfp")
     versions = version_datasets(workdir / "data-registry", found, workdir / "dvc-remote",
-                                message=f"demo subsets from {os.environ.get('REWARDOPS_PIPELINE_RUN_ID', 'a local run')}")
-    typer.echo(f"DVC-versioned subsets in {workdir / 'data-registry'} (git {versions.pop('rev')[:12]}):")
-    for name, md5 in versions.items():
-        typer.echo(f"  {name}: {md5}")
-    typer.echo(f"  an older version: dvc get {workdir / 'data-registry'} curated --rev <commit>")
+                                message=f"demo subsets from {run_name}")
+    typer.echo(f"DVC-versioned subsets in {workdir / 'data-registry'} (git {versions['rev'][:12]}): "
+               + ", ".join(f"{k} {v[:8]}" for k, v in versions.items() if k != "rev"))
+    return versions
 
 
 def submit_cmd(

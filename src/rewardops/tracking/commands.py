@@ -109,7 +109,8 @@ def data_get(
         if expected is None:
             raise RewardOpsError(f"{model} (version {mv.version}) carries no DVC data lineage (tags rewardops.data.registry, "
                         ".rev, .path, .md5): it was trained on data that was not versioned in a DVC registry")
-    registry = registry or (expected.registry if expected else None)
+    if registry is None and expected is not None:
+        registry = locate_registry(expected.registry, tracking_uri)
     path = path or (expected.path if expected else None)
     rev = rev or (expected.rev if expected else None)
     if not registry or not path:
@@ -128,6 +129,23 @@ def data_get(
             raise RewardOpsError(f"{dest}: DVC md5 {result['md5']} differs from the {expected.md5} the model was trained on")
         result["verified"] = True
     out_console.print_json(json.dumps(result))
+
+
+def locate_registry(recorded: str, tracking_uri: str | None) -> str:
+    """The model's DVC registry: the recorded folder, or, when that folder has moved (the demo's
+    `demo-out/` renamed or copied), the folder of the same name next to the SQLite MLflow store
+    that recorded it. A git URL is used as it is."""
+    if "://" in recorded or recorded.startswith("git@") or Path(recorded).exists():
+        return recorded
+    from rewardops.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///"):
+        moved = Path(uri.removeprefix("sqlite:///")).parent / Path(recorded).name
+        if (moved / ".dvc").is_dir():
+            console.print(f"note: the model's registry {recorded} has moved; using {moved} (next to the MLflow store)")
+            return str(moved)
+    raise RewardOpsError(f"the model's DVC registry {recorded} does not exist (moved?); give its new place with --registry DIR")
 
 
 @data_app.command("remote")
@@ -205,10 +223,26 @@ def _run_source(kind: str, settings: dict[str, Any], out: Path) -> dict[str, Any
 # ------------------------------------------------------------------------------------ registry
 
 
+def existing_store(tracking_uri: str | None) -> str:
+    """The resolved tracking URI of a command that only reads: a SQLite file that does not exist
+    is refused (MLflow would create an empty one and the command would report "nothing yet")."""
+    from rewardops.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and ":memory:" not in uri:
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            near = sorted(p.name for p in path.parent.glob("*.db")) if path.parent.is_dir() else []
+            hint = f"; {path.parent} holds {', '.join(near)}" if near else ""
+            raise RewardOpsError(f"--tracking-uri {uri}: no MLflow store at {path}{hint} (after `make demo` it is "
+                        "sqlite:///$PWD/demo-out/mlflow.db)")
+    return uri
+
+
 def _client(tracking_uri: str | None) -> Any:
     from rewardops.tracking.uri import client
 
-    return client(tracking_uri)
+    return client(existing_store(tracking_uri))
 
 
 @registry_app.command("promote")
@@ -278,10 +312,73 @@ def compare(
         raise RewardOpsError(str(exc)) from None
     wide_console.print(rich_table(a, b))
     paths = write_outputs(out, a, b)
-    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+    console.print("written: " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------ ui, serve
+
+
+def _exec_mlflow(args: list[str], env: dict[str, str] | None = None) -> None:
+    """Replace this process with `python -m mlflow ARGS` from this environment, its bin folder first
+    on PATH: MLflow starts `uvicorn` by name, which a plain shell (venv not activated) lacks."""
+    import os
+    import sys
+
+    environ = {**os.environ, **(env or {})}
+    environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")])
+    argv = [sys.executable, "-m", "mlflow", *args]
+    console.print("running: mlflow " + " ".join(args))
+    os.execve(sys.executable, argv, environ)
+
+
+TrackingUriOpt = Annotated[Optional[str], typer.Option(
+    "--tracking-uri", "--backend-store-uri", help="The MLflow store (default: MLFLOW_TRACKING_URI, else ./mlruns.db).")]
+
+
+def ui(
+    tracking_uri: TrackingUriOpt = None,
+    host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p")] = 5000,
+) -> None:
+    """MLflow's UI on a store: `rewardops ui --tracking-uri sqlite:///$PWD/demo-out/mlflow.db`;
+    prints the link that opens experiment rewardops-training in model-training mode on its runs."""
+    uri = existing_store(tracking_uri)
+    out_console.print(f"MLflow UI: {ui_link(uri, host, port)}", soft_wrap=True)
+    _exec_mlflow(["ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)])
+
+
+TRAINING_EXPERIMENT = "rewardops-training"
+
+
+def ui_link(tracking_uri: str, host: str, port: int) -> str:
+    """The page a person wants first: the training experiment's runs in MLflow's model-training
+    mode (MLflow 3's UI opens experiments in GenAI mode unless the link says `workflowType`)."""
+    base = f"http://{host}:{port}/"
+    try:
+        found = _client(tracking_uri).get_experiment_by_name(TRAINING_EXPERIMENT)
+    except Exception:  # noqa: BLE001 - the server will say what is wrong with the store
+        found = None
+    if found is None:
+        return base + "#/experiments?workflowType=machine_learning"
+    return base + f"#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
+
+
+def serve(
+    model: Annotated[str, typer.Argument(help="models:/NAME@ALIAS or models:/NAME/VERSION, e.g. models:/rewardops-rm-demo-tiny-qwen3@champion.")],
+    tracking_uri: TrackingUriOpt = None,
+    host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p")] = 5001,
+) -> None:
+    """Serve a registered reward model over HTTP (MLflow's scoring server, this environment):
+    POST /invocations {"dataframe_records": [{"prompt": ..., "response": ...}]} -> rewards."""
+    uri = existing_store(tracking_uri)
+    _exec_mlflow(["models", "serve", "-m", model, "--env-manager", "local", "-h", host, "-p", str(port)],
+                 env={"MLFLOW_TRACKING_URI": uri})
 
 
 def register(app: typer.Typer) -> None:
+    app.command("ui")(ui)
+    app.command("serve")(serve)
     app.add_typer(data_app, name="data")
     app.add_typer(registry_app, name="registry")
     app.command("compare")(compare)

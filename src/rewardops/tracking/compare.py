@@ -84,7 +84,12 @@ def latest_suite(client: Any, experiment: str | None = None) -> str:
     from rewardops.tracking.mlflow_tracker import SUITE_PARENT_TAG, SUITE_TAG
 
     ids = _experiment_ids(client, experiment)
-    found = client.search_runs(ids, f"tags.`{SUITE_PARENT_TAG}` = 'true'", order_by=["attributes.start_time DESC"], max_results=1)
+    # an interrupted or failed suite (KILLED, FAILED, or RUNNING still) is not "the newest results"
+    found = client.search_runs(ids, f"tags.`{SUITE_PARENT_TAG}` = 'true' and attributes.status = 'FINISHED'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if not found:
+        found = client.search_runs(ids, f"tags.`{SUITE_PARENT_TAG}` = 'true'", order_by=["attributes.start_time DESC"],
+                                   max_results=1)
     if not found:
         raise LookupError("no suite in MLflow yet (no parent run tagged rewardops.suite.parent=true); "
                           "train sizes with REWARDOPS_SUITE=<name>, or run `rewardops run demo --local`")
@@ -112,7 +117,18 @@ def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteT
 
     table = SuiteTable(suite=suite, parent_run_id=parent_id)
     wanted = {*ALL_NAMES, AVERAGE}
-    for run in children:
+    # a size whose training the suite reused from an earlier run (a cached pipeline step) is that run
+    from rewardops.tracking.mlflow_tracker import SUITE_RUN_TAG
+
+    parent = client.get_run(parent_id)
+    referenced = []
+    for key, run_id in sorted(parent.data.tags.items()):
+        if key.startswith(SUITE_RUN_TAG):
+            try:
+                referenced.append(client.get_run(run_id))
+            except Exception:  # noqa: BLE001 - deleted since: the children still count
+                pass
+    for run in [*referenced, *children]:
         size = run.data.tags.get("rewardops.size") or run.info.run_name or run.info.run_id
         values = {
             key.removeprefix("eval/"): float(value)
@@ -225,17 +241,20 @@ def plot_png(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
     else:
         bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
         image = ax.imshow(grid, cmap="RdYlGn", aspect="auto", vmin=-bound or -1, vmax=bound or 1)
-    fig.colorbar(image, ax=ax, label="percent" if b is None else f"{b.suite} - {a.suite} (points)")
+    fig.colorbar(image, ax=ax, label="score (percent)" if b is None else "change (percentage points)")
     ax.set_ylabel("size")
     ax.set_xticks(range(len(cols)), [t for _, t in cols], rotation=30, ha="right")
     ax.set_yticks(range(len(sizes)), sizes)
     for i, size in enumerate(sizes):
         for j, (n, _) in enumerate(cols):
-            text = cell(a, b, size, n) if b is None else ("-" if np.isnan(grid[i, j]) else f"{grid[i, j]:+.1f}")
+            text = cell(a, b, size, n) if b is None else ("-" if np.isnan(grid[i, j]) else f"{grid[i, j]:+.1f} pp")
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black")
-    ax.set_title(f"Suite {title(a, b)}")
+    if b is None:
+        ax.set_title(f"Suite {a.suite}: scores in percent", fontsize=10)
+    else:  # long suite names on two lines, and the unit of the deltas
+        ax.set_title(f"{b.suite}\nminus {a.suite}\n(percentage points)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.2)  # nothing clipped
     plt.close(fig)
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from rewardops.outputs import reproducible_manifests
+
 GIT_IDENTITY = ["-c", "user.name=rewardops", "-c", "user.email=rewardops@localhost"]
 
 
@@ -73,6 +75,7 @@ def version_datasets(registry: Path, datasets: dict[str, Path], remote: Path, me
         if dst.exists():
             shutil.rmtree(dst)
         shutil.copytree(src, dst)
+        reproducible_manifests(dst)  # identical data -> identical md5, whenever and however it was written
     _dvc(registry, "add", "-q", *datasets)
     _git(registry, "add", "-A")
     if _git(registry, "status", "--porcelain"):

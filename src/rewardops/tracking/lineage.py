@@ -366,9 +366,27 @@ def mlflow_dataset(version: DataVersion | FolderVersion) -> Any:
             return cls(dict(source_dict))
 
     info = {"url": version.registry, "rev": version.rev, "path": version.path, "md5": version.md5,
-            "get": f"dvc get {version.registry} {version.path} --rev {version.rev}"}
+            "get": dvc_get_command(version)}
     name = Path(version.path).name or version.path
     return MetaDataset(DvcDatasetSource(info), name=name, digest=version.md5[:36])
+
+
+def dvc_get_command(version: DataVersion) -> str:
+    """The command that brings the exact rows back."""
+    return f"dvc get {version.registry} {version.path} --rev {version.rev} -o {Path(version.path).name or 'data'}"
+
+
+def dataset_entity(version: DataVersion) -> Any:
+    """The MLflow dataset entity of a run's input: source = the DVC location (registry, rev, path,
+    md5 and the `dvc get` command), digest = the md5, and the same as its profile, which MLflow's
+    UI shows in the dataset drawer next to the digest."""
+    from mlflow.entities import Dataset
+
+    base = mlflow_dataset(version)._to_mlflow_entity()
+    profile = {"dvc get": dvc_get_command(version), "registry": version.registry, "rev": version.rev,
+               "path": version.path, "md5": version.md5, **({"rows": version.rows} if version.rows is not None else {})}
+    return Dataset(name=base.name, digest=base.digest, source_type=base.source_type, source=base.source,
+                   schema=base.schema, profile=json.dumps(profile))
 
 
 def dvc_md5(folder: str | os.PathLike[str]) -> str:

@@ -27,13 +27,18 @@ param changing value) is dropped with a warning. Starting a run needs the server
 
 System metrics (CPU, memory, disk, network, GPU) are MLflow's own `SystemMetricsMonitor`
 (`system_metrics=True`, on for training). Experiments created here are tagged
-`mlflow.experimentKind=custom_model_development`, so MLflow's UI opens them on the runs table.
+`mlflow.experimentKind=custom_model_development` (model training, not GenAI); MLflow 3's UI also
+takes the mode from its link (`?workflowType=machine_learning`, what `rewardops ui` prints).
+Experiment, kind tag, suite parent run and registered model are created once when several
+processes start at the same instant on a fresh store (`get_or_create_experiment`,
+`suite_parent_run`, `rewardops.tracking.rewardmodel.get_or_create_registered_model`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 import threading
 import time
@@ -374,10 +379,10 @@ class MlflowTracker:
         plain dataset folder (`FolderVersion`; source: its path, digest: its manifest digest)."""
         from mlflow.entities import DatasetInput, InputTag
 
-        from rewardops.tracking.lineage import mlflow_dataset
+        from rewardops.tracking.lineage import dataset_entity, dvc_get_command
 
-        self.set_tags(version.tags())
-        entity = mlflow_dataset(version)._to_mlflow_entity()
+        self.set_tags({**version.tags(), "rewardops.data.get": dvc_get_command(version)})
+        entity = dataset_entity(version)
         tags = [InputTag("mlflow.data.context", context)]
         future = _background(self._client.log_inputs, self._run_id, datasets=[DatasetInput(entity, tags)])
         self._track(_Pending({"kind": "input", "dataset": version.as_dict(), "context": context}, [future]))
@@ -543,31 +548,80 @@ def _set_http_retries() -> None:
         os.environ.setdefault(key, value)
 
 
-def get_or_create_experiment(client: Any, experiment: str, tracking_uri: str) -> str:
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            client.restore_experiment(found.experiment_id)
-        if (found.tags or {}).get(EXPERIMENT_KIND[0]) is None:
-            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
-        return found.experiment_id
+def get_or_create_experiment(client: Any, experiment: str, tracking_uri: str, attempts: int = 6) -> str:
+    """The experiment's id, created (tagged model-training, `EXPERIMENT_KIND`) if missing.
+
+    Safe when several processes start at the same instant on a fresh store (one per size): a
+    create or tag write that loses the race (a UNIQUE constraint on SQLite/PostgreSQL, "already
+    exists" from a server) is followed by reading what the winner wrote, a few times with a short
+    random pause, and only an error that persists is raised."""
     # A database backend needs an artifact location; a server (http) chooses its own.
     location = None if tracking_uri.startswith(("http://", "https://", "databricks")) else default_artifact_location(tracking_uri)
+    error: BaseException | None = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.05 + random.random() * 0.2 * attempt)
+        try:
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                return client.create_experiment(experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+            if found.lifecycle_stage == "deleted":
+                client.restore_experiment(found.experiment_id)
+            ensure_experiment_kind(client, found)
+            return found.experiment_id
+        except Exception as exc:  # noqa: BLE001 - another process won a race: read again
+            error = exc
+    raise error  # type: ignore[misc]
+
+
+def ensure_experiment_kind(client: Any, experiment: Any) -> None:
+    """Tag `experiment` so MLflow's UI opens it in model-training mode on the runs table; a
+    concurrent writer of the same tag is not an error."""
+    if (experiment.tags or {}).get(EXPERIMENT_KIND[0]) is not None:
+        return
     try:
-        return client.create_experiment(experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
-    except Exception:  # noqa: BLE001 - another rank/process created it first
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
+        client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+    except Exception:
+        again = client.get_experiment(experiment.experiment_id)
+        if (again.tags or {}).get(EXPERIMENT_KIND[0]) is None:
             raise
-        return found.experiment_id
 
 
 SUITE_TAG = "rewardops.suite"
 SUITE_PARENT_TAG = "rewardops.suite.parent"
+SUITE_RUN_TAG = "rewardops.suite.run."  # + size, on a parent: the training run the suite uses for that size
+SUITE_WORKDIR_TAG = "rewardops.suite.workdir"  # on a parent: the local run's workdir
+
+
+def prepare_sqlite_store(uri: str) -> None:
+    """Create a SQLite store's tables once: processes that open a fresh file at the same instant
+    would each run MLflow's schema migrations and fail (`duplicate column`, `table already
+    exists`). An exclusive lock on `<file>.init-lock` lets one migrate while the others wait."""
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    if ":memory:" in uri or not str(path):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".init-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+SUITE_SETTLE_S = 2.0  # how long a new parent run waits for parents other processes created at once
 
 
 def suite_parent_run(client: Any, experiment_id: str, suite: str) -> str:
-    """The id of suite `suite`'s parent run in the experiment, created (and marked FINISHED) if new."""
+    """The id of suite `suite`'s parent run in the experiment, created (and marked FINISHED) if new.
+
+    Processes that start at once may each create one. Each creator waits `SUITE_SETTLE_S` (longer
+    than a write takes to be visible), then all see the same parents and keep the same one, the
+    first by (start time, run id); the others delete theirs, so the suite has one parent."""
     query = f"tags.`{SUITE_TAG}` = '{suite}' and tags.`{SUITE_PARENT_TAG}` = 'true'"
     found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1)
     if found:
@@ -577,9 +631,12 @@ def suite_parent_run(client: Any, experiment_id: str, suite: str) -> str:
     tags = {**lineage_tags(os.environ.get("REWARDOPS_DATA_PATH")), SUITE_TAG: suite, SUITE_PARENT_TAG: "true"}
     run = client.create_run(experiment_id, tags=tags, run_name=f"suite-{suite}")
     client.set_terminated(run.info.run_id, "FINISHED")
-    # two processes may race to create it: everyone uses the oldest
-    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1)
-    return found[0].info.run_id if found else run.info.run_id
+    time.sleep(SUITE_SETTLE_S)
+    found = client.search_runs([experiment_id], query, max_results=1000)
+    winner = min(found, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id if found else run.info.run_id
+    if winner != run.info.run_id:
+        client.delete_run(run.info.run_id)
+    return winner
 
 
 def start_tracker(
@@ -613,7 +670,7 @@ def start_tracker(
     if uri.startswith(("http://", "https://")):
         _set_http_retries()
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_store(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     run_tags = _stringify_tags(tags)
     version = None

@@ -192,11 +192,21 @@ def _exists(client: Any, name: str) -> bool:
         return False
 
 
-def _create_and_register(client: Any, name: str, run_id: str, artifact_path: str, tags: dict[str, str], card: str) -> Any:
+def get_or_create_registered_model(client: Any, name: str, description: str = "") -> None:
+    """Create registered model `name` unless it exists; a concurrent creator is not an error."""
     try:
-        client.create_registered_model(name, description="RewardOps reward models of one size; aliases candidate/champion.")
-    except Exception:  # noqa: BLE001 - another process created it first
+        client.get_registered_model(name)
+        return
+    except Exception:  # noqa: BLE001 - RESOURCE_DOES_NOT_EXIST: create it below
         pass
+    try:
+        client.create_registered_model(name, description=description or None)
+    except Exception:
+        client.get_registered_model(name)  # another process won the race; anything else raises here
+
+
+def _create_and_register(client: Any, name: str, run_id: str, artifact_path: str, tags: dict[str, str], card: str) -> Any:
+    get_or_create_registered_model(client, name, "RewardOps reward models of one size; aliases candidate/champion.")
     return client.create_model_version(name, f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=tags, description=card)
 
 

@@ -54,3 +54,32 @@ def memory_metrics(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         return {"perf/gpu_max_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30}
     return {}
+
+
+def is_accuracy(key: str) -> bool:
+    """`train/accuracy`, `eval/accuracy`, `eval/accuracy/<category>`: a pairwise accuracy."""
+    parts = key.split("/")
+    return "accuracy" in parts[1:] if len(parts) > 1 else key == "accuracy"
+
+
+DATA_COUNTERS = "data/"  # the trainer's row counters (metrics.jsonl) ...
+MLFLOW_DATA_COUNTERS = "train_data/"  # ... as MLflow shows them: after eval/, perf/ and train/
+
+
+LR_SCHEDULE = "train/lr_schedule_pct"  # the step's learning rate in percent of the configured peak
+
+
+def for_mlflow(metrics: dict[str, float], peak_lr: float | None = None) -> dict[str, float]:
+    """Step metrics as MLflow shows them: every accuracy in percent, the unit `rewardops eval`
+    reports benchmark scores in (training keeps fractions in metrics.jsonl), and the row counters
+    under `train_data/`, so that MLflow's charts, grouped by prefix in name order, open on eval/.
+    With `peak_lr`, the schedule is also `LR_SCHEDULE` (100 = the peak): MLflow's chart of a
+    constant 1e-3 draws a flat line on a -1..1 axis that reads 0, while `train/lr` keeps the value."""
+    out = {}
+    if peak_lr and "train/lr" in metrics:
+        out[LR_SCHEDULE] = 100.0 * float(metrics["train/lr"]) / peak_lr
+    for key, value in metrics.items():
+        if key.startswith(DATA_COUNTERS):
+            key = MLFLOW_DATA_COUNTERS + key.removeprefix(DATA_COUNTERS)
+        out[key] = 100.0 * float(value) if is_accuracy(key) else value
+    return out

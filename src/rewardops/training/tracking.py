@@ -41,10 +41,26 @@ def open_tracker(config: TrainConfig, is_main: bool) -> Iterator[Any]:
                 **config.run_tags}
         # runs are named by size; MLflow's own system metrics (CPU, memory, GPU) are on
         with start_tracker(config.experiment, config.size, tracking_uri=uri, tags=tags, system_metrics=True) as tracker:
-            yield tracker
+            yield MlflowView(tracker, config.lr)
     finally:
         if restore is None:
             os.environ.pop("REWARDOPS_MLFLOW_ARTIFACTS", None)
+
+
+class MlflowView:
+    """The run's tracker, logging metrics as MLflow shows them (`rewardops.training.metrics.for_mlflow`)."""
+
+    def __init__(self, tracker: Any, peak_lr: float | None = None) -> None:
+        self._tracker = tracker
+        self._peak_lr = peak_lr
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from rewardops.training.metrics import for_mlflow
+
+        self._tracker.log_metrics(for_mlflow(dict(metrics), self._peak_lr), step=step)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tracker, name)
 
 
 def finish_tracking(tracker: Any, config: TrainConfig, result: Any) -> None:
@@ -73,9 +89,11 @@ def _curves(history: list[dict[str, float]]) -> Any:
 
     steps = [h["step"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, key in zip(axes, ("train/loss", "train/accuracy", "perf/tokens_per_s")):
-        ax.plot(steps, [h[key] for h in history])
+    panels = (("train/loss", "loss", 1.0), ("train/accuracy", "accuracy (%)", 100.0), ("perf/tokens_per_s", "tokens/s", 1.0))
+    for ax, (key, unit, scale) in zip(axes, panels):
+        ax.plot(steps, [scale * h[key] for h in history])
         ax.set_title(key)
         ax.set_xlabel("step")
+        ax.set_ylabel(unit)
     fig.tight_layout()
     return fig

@@ -435,7 +435,7 @@ class Trainer:
         resumed = self.maybe_resume()
         history: list[dict[str, float]] = []
         log_path = self.out / "metrics.jsonl"
-        progress = _progress(self.progress and env.is_main, self.total_steps, self.state.step, resumed)
+        progress = _progress(self.progress and env.is_main, self.total_steps, self.state.step, resumed, c.size)
         with progress as bar:
             while self.state.step < self.total_steps:
                 metrics = self.train_step()
@@ -513,8 +513,34 @@ class _RichBar:
         self.progress.update(self.task, completed=step, info=info)
 
 
-def _progress(enabled: bool, total: int, start: int, resumed: str | None) -> Any:
-    return _RichBar(total, start, resumed) if enabled else _NoBar()
+class _LineBar(_NoBar):
+    """Progress as plain lines where no terminal redraws a bar (a KFP step, a log file): the first
+    and last step, and one line at least every `every` seconds."""
+
+    def __init__(self, total: int, start: int, resumed: str | None, label: str = "", every: float = 30.0) -> None:
+        self.total, self.every, self.tag = total, every, f"[train {label}]" if label else "[train]"
+        self.started = self.last = time.monotonic()
+        self.start = start
+        if resumed:
+            print(f"{self.tag} resumed from {resumed} at step {start}/{total}", flush=True)
+
+    def update(self, step: int, m: dict[str, float]) -> None:
+        now = time.monotonic()
+        if step not in (self.start + 1, self.total) and now - self.last < self.every:
+            return
+        self.last = now
+        done = step - self.start
+        eta = (now - self.started) / max(done, 1) * (self.total - step)
+        print(f"{self.tag} step {step}/{self.total} loss {m['train/loss']:.4f} acc {100 * m['train/accuracy']:.1f}% "
+              f"lr {m['train/lr']:.2e} {m['perf/tokens_per_s']:.0f} tok/s, about {eta:.0f}s left", flush=True)
+
+
+def _progress(enabled: bool, total: int, start: int, resumed: str | None, label: str = "") -> Any:
+    if not enabled:
+        return _NoBar()
+    import sys
+
+    return _RichBar(total, start, resumed) if sys.stdout.isatty() else _LineBar(total, start, resumed, label)
 
 
 def fit_tracked(trainer: Trainer) -> TrainResult:

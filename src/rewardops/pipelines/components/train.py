@@ -34,7 +34,7 @@ def train(
     if run_id:
         overrides["run_tags"] = {**overrides.get("run_tags", {}), "rewardops.pipeline.run_id": run_id}
     config = training.load_config(size, overrides, profile=profile)
-    result = training.run(config)
+    result = training.run(config, progress=True)  # one line per step at least every 30 s
     last = result.history[-1] if result.history else {}
     model.metadata.update({
         "size": size, "backbone": config.backbone, "data_version": data_version, "steps": result.steps,
