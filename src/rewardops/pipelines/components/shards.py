@@ -59,5 +59,6 @@ def merge_shards(
     finish_dataset(no_verdict, data_version, stage="stage2-no-verdict")
     finish_dataset(discarded, data_version, stage="stage2-discarded")
     log_metrics(metrics, {"curated": result["curated"], **result["sets"], "counts": result["stage2"]["counts"],
-                          "estimated_noise": result["stage2"]["estimated_noise"],
+                          "filtered": int(result["stage2"]["filtered"]),
+                          "estimated_noise": {k: v["estimate"] for k, v in (result["stage2"]["decision"].get("noise") or {}).items()},
                           "true_noise": result["stage2"]["true_noise"] or {}})
