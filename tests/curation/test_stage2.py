@@ -164,7 +164,8 @@ def _outcomes(n: int, right_kept: float, wrong_kept: float, wrong_recycled: floa
 
 def test_decision_filters_when_kept_plus_recycled_is_shown_cleaner():
     """200 gold pairs, a rule that keeps 80% of right labels and 30% of wrong ones, on a pool whose
-    kept share says 25% noise: kept is estimated at 0.3*.25/(0.3*.25+0.8*.75) = 0.111 and filtering wins."""
+    kept share says 25% noise: kept is estimated at 0.3*.25/(0.3*.25+0.8*.75) = 0.111, kept + recycled
+    (20% of wrong labels recycled right) at .075/.725 = 0.103, and filtering wins."""
     from rewardops.curation.stage2 import decide
 
     outcomes = _outcomes(200, 0.8, 0.3, wrong_recycled=0.2)
@@ -178,7 +179,7 @@ def test_decision_filters_when_kept_plus_recycled_is_shown_cleaner():
     lo, hi = noise["kept"]["interval"]
     assert lo < noise["kept"]["estimate"] < hi and hi - lo > 0.01  # a real interval, not a point
     assert noise["recycled"]["estimate"] == 0.0  # no right gold pair was recycled
-    assert d["difference_upper_bound"] < 0 and d["gold_pairs"] == 200
+    assert d["ratio_upper_bound"] < 1 and abs(d["ratio"] - 0.075 / 0.725 / 0.25) < 0.01 and d["gold_pairs"] == 200
 
 
 def test_decision_keeps_all_and_says_why_when_skill_is_not_shown():
@@ -191,7 +192,7 @@ def test_decision_keeps_all_and_says_why_when_skill_is_not_shown():
     d = decide(counts, outcomes, z=1.645)
     assert not d["filter"] and not d["shown_cleaner"]
     assert d["why"].startswith("keep every pool pair as labelled") and "40 gold pairs" in d["why"]
-    assert d["difference_upper_bound"] is None or d["difference_upper_bound"] >= 0
+    assert d["ratio_upper_bound"] is None or d["ratio_upper_bound"] >= 1
     forced = decide(counts, outcomes, z=1.645, enforce=False)
     assert forced["filter"] and "paper's rule as is" in forced["why"]
     # a rule that keeps wrong labels as often as right ones: the pool's noise is not identifiable

@@ -267,6 +267,17 @@ def _pool_noise(q_kept: float, r: Any, w: Any) -> Any:
         return np.where(sep > 0, np.clip((r[..., k] - q_kept) / sep, 0.0, 1.0), np.nan)
 
 
+def _ratio(pi: Any, r: Any, w: Any) -> Any:
+    """noise(kept + recycled) / noise(pool), written so that it stays finite as the pool's noise pi
+    goes to 0 (-> w_kept / r_kept without recycling; recycling right pairs into a clean pool -> inf)."""
+    k, c = REPLAY_SETS.index("kept"), REPLAY_SETS.index("recycled")
+    p = np.clip(pi, 1e-9, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wrong_over_pi = w[..., k] + (1 - p) / p * r[..., c]
+        total = p * w[..., k] + (1 - p) * (r[..., k] + r[..., c]) + p * w[..., c]
+        return np.where(np.isnan(pi), np.nan, np.where(total > 0, wrong_over_pi / total, np.nan))
+
+
 def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float, draws: int = 2000,
            seed: int = 0, enforce: bool = True) -> dict[str, Any]:
     """Filter, or keep all: each set's estimated noise with an interval, and the verdict with its why.
@@ -276,7 +287,8 @@ def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float,
     and its flipped copy move together: they are one question asked both ways), with one
     uninformative pseudo-pair (both orientations land alike) so a handful of perfectly separated
     gold pairs cannot claim certainty. Stage 2 filters iff the one-sided upper bound (at
-    confidence Phi(z)) of noise(kept + recycled) - noise(pool) is below 0. `enforce=False` (settings
+    confidence Phi(z)) of noise(kept + recycled) / noise(pool) is below 1 (a ratio, because the pool's
+    own estimate can be near 0 while the rule still clearly keeps right labels over wrong ones). `enforce=False` (settings
     `keep_all_if_rms_untrusted: false`) filters anyway, the paper's rule as is, and says so."""
     from statistics import NormalDist
 
@@ -313,18 +325,20 @@ def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float,
         return {"estimate": None if np.isnan(est) else round(est, 4), "interval": interval}
 
     sets = {name: summary(name) for name in ("pool", "kept", "recycled", "kept+recycled", "discarded", "no_verdict")}
-    # a draw where the noise is not identifiable counts as "not cleaner" (a difference of 2, above any real one)
-    diff = np.where(np.isfinite(boot["kept+recycled"] - boot["pool"]), boot["kept+recycled"] - boot["pool"], 2.0)
-    upper = float(np.quantile(diff, hi_q))
-    upper = upper if upper < 1.5 else float("inf")
+    # the test: noise(kept + recycled) / noise(pool) < 1. A draw where the pool's noise is not
+    # identifiable counts as "not cleaner" (a ratio of 10, above any the decision accepts).
+    ratio_draws = _ratio(_pool_noise(q_kept, rb, wb), rb, wb)
+    upper = float(np.quantile(np.where(np.isfinite(ratio_draws), ratio_draws, 10.0), hi_q))
+    upper = upper if upper < 10.0 else float("inf")
+    ratio = float(_ratio(point["pool"], r_mean, w_mean))
     k = REPLAY_SETS.index("kept")
     rates = {"right_kept": round(float(r_mean[k]), 4), "wrong_kept": round(float(w_mean[k]), 4),
              "right_recycled": round(float(r_mean[-1]), 4), "wrong_recycled": round(float(w_mean[-1]), 4)}
-    cleaner = bool(np.isfinite(upper) and upper < 0 and counts.get("kept", 0) + counts.get("recycled", 0) > 0)
+    cleaner = bool(np.isfinite(upper) and upper < 1 and counts.get("kept", 0) + counts.get("recycled", 0) > 0)
     kr, pool = sets["kept+recycled"], sets["pool"]
     numbers = (f"estimated noise kept+recycled {_fmt(kr['estimate'])} (interval {_fmt_iv(kr['interval'])}) vs pool "
-               f"{_fmt(pool['estimate'])} (interval {_fmt_iv(pool['interval'])}); upper bound of the difference "
-               f"{upper:+.3f} at {confidence:.0%} confidence; from {n} gold pairs replayed both ways (right labels kept "
+               f"{_fmt(pool['estimate'])} (interval {_fmt_iv(pool['interval'])}); their ratio {ratio:.2f}, upper bound "
+               f"{upper:.2f} at {confidence:.0%} confidence (filtering needs < 1); from {n} gold pairs replayed both ways (right labels kept "
                f"{rates['right_kept']:.2f}, wrong labels kept {rates['wrong_kept']:.2f})")
     if not np.isfinite(upper):
         numbers = (f"the rule keeps wrong gold labels about as often as right ones (right kept {rates['right_kept']:.2f}, "
@@ -336,7 +350,8 @@ def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float,
     else:
         verdict, why = True, f"filter anyway (keep_all_if_rms_untrusted: false, the paper's rule as is): {numbers}"
     return {**base, "filter": verdict, "estimated": True, "shown_cleaner": cleaner, "why": why, "noise": sets,
-            "difference_upper_bound": round(upper, 4) if np.isfinite(upper) else None, "replay_rates": rates}
+            "ratio": round(ratio, 4) if np.isfinite(ratio) else None,
+            "ratio_upper_bound": round(upper, 4) if np.isfinite(upper) else None, "replay_rates": rates}
 
 
 def _fmt(x: float | None) -> str:
