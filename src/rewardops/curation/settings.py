@@ -254,8 +254,11 @@ PROFILES["default"] = CurationSettings()
 # The offline demo (`rewardops run demo`, `make demo`, the compiled demo pipeline): simulated people
 # on the generated world's known truth; the local SmolLM2 judge in stage 1 with a budget a 135M
 # model on 2 CPU cores labels in minutes, one retrieved example; stage 2 keeps the gold-RM check
-# and lets the best RM decide the rest; two pool shards. Attributes come with the world.
+# and lets the best RM decide the rest; two pool shards. Attributes come with the world. A gold
+# seed of 200 pairs, about what a team verifies by hand, is enough for stage 2's decision to show
+# that filtering cleans the demo world (paper §3.3; `stage2.decide`).
 PROFILES["demo"] = replace(
     PROFILES["default"], profile="demo", annotator="simulated:0.05", judges=("local",), judge_samples=1,
     attributes="heuristic", judge_budget=24, local_judge_examples=1, stage2_judges=False, pool_shards=2,
+    gold_n=200,
 )

@@ -323,6 +323,9 @@ def run_cmd(
     if pipeline == "demo":
         _version_demo_subsets(workdir)
     typer.echo(f"MLflow: mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}")
+    from rewardops.pipelines.ablation import print_ablation
+
+    print_ablation(workdir, echo=typer.echo)  # the data ablation's table, last (runs that had one)
 
 
 # The demo's dataset subsets, as (registry name, task folder/output) in the KFP output tree.
