@@ -80,12 +80,17 @@ def ablation_table(
         arm_outputs["d"] = (model_d, report_d)
     reports = {arm: Path(rep.path) for arm, (_, rep) in arm_outputs.items()}
     rows = table_rows(facts, reports)
-    run_ids = {arm: m.metadata.get("mlflow_run_id") or "" for arm, (m, _) in arm_outputs.items()}
-    tagged = tag_arm_runs(rows, run_ids)
     from rewardops.evaluation.report import ablation_html, ablation_markdown
 
     note = facts.get("stage2_decision", "")
-    Path(table.path).write_text(json.dumps({"rows": rows, "stage2_decision": note, "mlflow_runs": tagged}, indent=1))
     md = ablation_markdown(rows) + (f"\nStage 2: {note}\n" if note else "")
     Path(summary.path).write_text(md, encoding="utf-8")
     Path(summary_html.path).write_text(ablation_html(rows), encoding="utf-8")
+    run_ids = {arm: m.metadata.get("mlflow_run_id") or "" for arm, (m, _) in arm_outputs.items()}
+    try:  # the table stands without MLflow; the runs are named and annotated when it answers
+        tagged, problem = tag_arm_runs(rows, run_ids), ""
+    except Exception as exc:  # noqa: BLE001 - an unreachable tracking server: say so, keep the table
+        tagged, problem = {}, f"MLflow: could not name the arms' runs ({type(exc).__name__}: {str(exc)[:300]})"
+        print(problem, flush=True)
+    Path(table.path).write_text(json.dumps({"rows": rows, "stage2_decision": note, "mlflow_runs": tagged,
+                                            "mlflow_problem": problem}, indent=1))
