@@ -162,3 +162,54 @@ def test_the_demo_trains_one_size_on_four_arms_and_the_ablation_pipeline_on_thre
     assert set(t3["ablation-table"]["inputs"]["artifacts"]) == {"arms", *(f"{k}_{a}" for k in ("model", "report") for a in "abc")}
     assert t3["ablation-arms"]["inputs"]["parameters"]["with_truth"]["runtimeValue"]["constant"] is False
     assert "ablation-table" not in tasks(e2e) or params["end-to-end"]["ablation_plan"]["defaultValue"] == []
+
+
+@pytest.mark.slow
+def test_the_ablation_runs_under_kfp_local_and_the_run_prints_its_table(tmp_path: Path, isolated_cache):
+    """The ablation piece of the pipelines (arms step, one train + evaluate per arm, the table step)
+    under kfp.local's SubprocessRunner with real training (1 step per arm) and MLflow (SQLite):
+    the table has four rows, its Markdown is what the demo prints last, the arms' runs are named."""
+    from kfp import dsl, local
+    from kfp.dsl import Dataset
+    from mlflow.tracking import MlflowClient
+
+    from rewardops.pipelines.ablation import ablate, print_ablation
+    from rewardops.pipelines.commands import prepare_tracking_store
+
+    sets = _world_sets(tmp_path)
+
+    @dsl.pipeline(name="ablation-test")
+    def pipeline():
+        def imported(name: str, **metadata):
+            return dsl.importer(artifact_uri=str(sets[name]), artifact_class=Dataset, reimport=False,
+                                metadata=metadata).output
+
+        class Merged:  # stands for the merge step's outputs (the curated set carries stage 2's decision)
+            outputs = {"curated": imported("curated", stage2_filtered=True, stage2_decision="filter: test",
+                                           stage2_estimated_noise={"pool": 0.24, "kept": 0.08, "kept+recycled": 0.07}),
+                       "recycled": imported("recycled")}
+
+        with dsl.ParallelFor(items=[{"size": "demo-tiny-qwen3", "nodes": 1, "gpus_per_node": 1}]) as item:
+            ablate(imported("pool"), Merged, "test:1", item, True, True, "", "final", 1, "world", [], 16, {})
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    import os
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["REWARDOPS_SUITE"] = "ablation-kfp"
+    prepare_tracking_store(uri, artifact_root=tmp_path / "mlartifacts")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"), raise_on_error=True)
+    try:
+        pipeline()
+    finally:
+        os.environ.pop("REWARDOPS_SUITE", None)
+    lines: list[str] = []
+    assert print_ablation(tmp_path, echo=lines.append)
+    text = "\n".join(lines)
+    for row in ("(a) uncurated | 120 | 0.240", "(b) curated | 65 | 0.080", "(c) curated+recycled | 75 | 0.070",
+                "(d) true labels | 120 | 0.000 | 0.000"):
+        assert row in text, text
+    assert "Stage 2 decision: filter: test" in text
+    client = MlflowClient(tracking_uri=uri)
+    names = {r.info.run_name for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
+    assert {"a-uncurated", "b-curated", "c-curated+recycled", "d-true-labels"} <= names

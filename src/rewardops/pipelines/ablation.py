@@ -63,7 +63,8 @@ def ablate(pool: Any, merged: Any, data_version: Any, item: Any, local: bool, wi
 
 def newest_table(workdir: str | Path) -> Path | None:
     """The newest ablation table (JSON) a local run wrote under `workdir`."""
-    found = sorted(Path(workdir).glob("kfp/*/ablation-table/table"), key=lambda p: p.stat().st_mtime)
+    # kfp.local nests a ParallelFor's tasks: kfp/<run>/for-loop-N-iteration-I/ablation-table/table
+    found = sorted(Path(workdir).glob("kfp/*/**/ablation-table/table"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
