@@ -56,7 +56,7 @@ def ablate(pool: Any, merged: Any, data_version: Any, item: Any, local: bool, wi
             retry(with_gpu(scored))
         inputs[f"model_{arm}"] = trained.outputs["model"]
         inputs[f"report_{arm}"] = scored.outputs["report"]
-    table = sized(ablation_table(arms=arms.outputs["arms"], data_version=data_version, **inputs), "light", cache=False)
+    table = sized(ablation_table(arms=arms.outputs["arms"], data_version=data_version, **inputs), "light")
     table.set_display_name("ablation table")
     return table
 
