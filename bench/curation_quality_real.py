@@ -1,4 +1,5 @@
-"""Curation quality on REAL preference data with labels flipped on purpose.
+"""Curation quality on REAL preference data with labels flipped on purpose: stage 2's decision
+("filter, or keep all and say why") estimated from the gold, next to the actual noise.
 
 The pool: UltraFeedback-binarized sample (train, 1,000; its labels come from GPT-4 ratings) plus
 the Anthropic hh-rlhf harmless-base test set (2,312; human labels), from ../shared/data. No
@@ -12,17 +13,19 @@ simulated annotator or judge reads any truth here:
    - best RM: trained on the noisy pool itself, 2-fold cross-fitted so every pool pair is scored by
      a model that never saw it, the checkpoint selected on gold, temperature-calibrated on gold
      (`rewardops.curation.rms.fit_temperature`);
-   - gold RM: trained on gold minus a 25% calibration split, calibrated on that split;
+   - gold RM: as `rms.train_gold_rm`: cross-fitted in round(1 / calibration_fraction) folds over
+     the gold, the temperature fitted on the out-of-fold probabilities, the final RM on all gold;
 4. stage 2 is the library's `Stage2Filter.process_batch` with its recycling gate (both calibrated
    RMs must reverse a pair with confidence `recycle_confidence`; gold is protected) and NO judges
    (the best RM decides the uncertain band: no LLM judge runs at this scale on 2 shared CPU cores);
-5. cleanlab's `find_label_issues` runs on the same calibrated best-RM probabilities.
+5. the decision is the library's `stage2.decide` on `stage2.replay_outcomes` (every gold pair as
+   labelled and flipped, the cross-fitted gold RM, the mean of the two fold best RMs): the published
+   set is kept + recycled when it filters, the whole pool as labelled when it keeps all;
+6. cleanlab's `find_label_issues` runs on the same calibrated best-RM probabilities.
 
-Reported per RM: precision/recall of the discarded set against the flipped pairs, noise (share of
-wrong labels) in the pool, in kept, in kept + recycled, and in kept + every discarded pair
-flipped (the old ungated recycling), and cleanlab's precision/recall and the noise left after
-removing its issues. "Curation must never make the data worse" is checked as
-noise(kept + recycled) <= noise(pool).
+Reported per RM and seed: the decision, each set's estimated noise (with its interval) next to its
+actual noise (pool, kept, recycled, kept + recycled, discarded), the published set's size and noise
+and its ratio to the pool's, cleanlab's noise left. "Never worse" is noise(published) <= noise(pool).
 
 RMs: hashed (bag-of-words BT), embedding (all-MiniLM-L6-v2 features + MLP BT) on the whole pool;
 smollm2 (SmolLM2-135M fine-tuned as a BT reward model with the real trainer,
@@ -188,8 +191,8 @@ class CachedEmbedder:
 
 
 def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
-    from rewardops.curation.rms import CalibratedScorer, accuracy, calibration_split, fit_temperature, informative
-    from rewardops.curation.stage2 import Stage2Config, Stage2Filter, unordered_key
+    from rewardops.curation.rms import CalibratedScorer, CrossFitScorer, accuracy, crossfit_folds, fit_temperature
+    from rewardops.curation.stage2 import Stage2Config, Stage2Filter, decide, replay_outcomes, unordered_key
 
     t0 = time.time()
     fit = make_fit(kind, args, work)
@@ -199,6 +202,7 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
     rng.shuffle(order)
     folds = [set(order[: len(order) // 2]), set(order[len(order) // 2:])]
     best_probs: dict[str, float] = {}
+    gold_best: dict[str, list[float]] = {}
     temps, gold_acc = [], []
     for k in range(2):
         train = [pool[i] for i in range(len(pool)) if i not in folds[k]]
@@ -210,52 +214,60 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
         gold_acc.append(float(np.mean(np.asarray(g) > 0.5)))
         for p, v in zip(held, CalibratedScorer(scorer, t).score_pairs(held)):
             best_probs[p.id] = v
-    # gold RM: gold minus a calibration split, calibrated on it
-    g_train, g_cal = calibration_split(gold, 0.25, args.seed)
-    gold_rm = fit(g_train, [])
-    raw_cal = gold_rm.score_pairs(g_cal)
-    t_gold = fit_temperature(raw_cal)
-    gold_cal = CalibratedScorer(gold_rm, t_gold, {"gold_accuracy": accuracy(raw_cal), "calibration_pairs": len(g_cal)})
-    # the library's guard (curation.steps.make_filter): a gold RM no better than chance on its
-    # held-out gold does not filter, stage 2 keeps every pair
-    trusted, why = informative(gold_cal, args.rm_skill_z)
-
-    cfg_kw = {"band": args.band, "keep_all_reason": "" if trusted else why}
-    if "recycle_confidence" in Stage2Config.__dataclass_fields__:
-        cfg_kw["recycle_confidence"] = args.recycle_confidence
-    config = Stage2Config(**cfg_kw)
-    kw = {}
-    import inspect
-
-    if "protected" in inspect.signature(Stage2Filter).parameters:
-        kw["protected"] = ({p.id for p in gold}, {unordered_key(p) for p in gold})
-    flt = Stage2Filter(Table(best_probs, f"{kind}-best"), gold_cal, config, judges=None, **kw)
+        for p, v in zip(gold, CalibratedScorer(scorer, t).score_pairs(gold)):
+            gold_best.setdefault(p.id, []).append(v)
+    # the best RM on gold pairs (the replay): the mean of the two fold RMs (neither trained on gold)
+    best_table = {**best_probs, **{i: float(np.mean(v)) for i, v in gold_best.items()}}
+    # gold RM as the library trains it (rms.train_gold_rm): cross-fitted in round(1/fraction) folds,
+    # the temperature fitted on the out-of-fold probabilities, the final RM trained on all gold
+    gfolds = crossfit_folds(gold, args.calibration_fraction, args.seed)
+    fold_of = {p.id: k for k, f in enumerate(gfolds) for p in f}
+    fold_models = [fit([p for p in gold if fold_of[p.id] != k], []) for k in range(len(gfolds))]
+    crossfit = CrossFitScorer(fold_models, fold_of, f"{kind}-gold-crossfit")
+    raw_oof = crossfit.score_pairs(gold)
+    t_gold = fit_temperature(raw_oof)
+    gold_full = CalibratedScorer(fit(gold, []), t_gold)
+    config = Stage2Config(band=args.band, recycle_confidence=args.recycle_confidence)
+    protected = ({p.id for p in gold}, {unordered_key(p) for p in gold})
+    flt = Stage2Filter(Table(best_probs, f"{kind}-best"), gold_full, config, judges=None, protected=protected)
     counters: Counter = Counter()
     sets: dict[str, list] = {"kept": [], "discarded": [], "recycled": [], "no_verdict": []}
     for name, pair in flt.process_batch([p for p in pool], counters):
         sets[name].append(pair)
+    # the decision (the library's merge): every gold pair replayed both ways with the cross-fitted gold RM
+    replay = Stage2Filter(Table(best_table, f"{kind}-best"), CalibratedScorer(crossfit, t_gold), config, judges=None)
+    outcomes = replay_outcomes(replay, gold)
+    decision = decide({k: len(v) for k, v in sets.items()}, outcomes, args.rm_skill_z, seed=args.seed)
+    published = (sets["kept"] + sets["recycled"]) if decision["filter"] else list(pool)
     wrong = {p.id for p in pool if not p.truth_chosen_better}
     discarded_ids = {p.id for p in sets["discarded"]}
     cl = cleanlab_issues(pool, [best_probs[p.id] for p in pool], args.seed)
     flipped_all = [p.flipped() for p in sets["discarded"]]
+    actual = {"pool": noise(pool), "kept": noise(sets["kept"]), "recycled": noise(sets["recycled"]),
+              "kept+recycled": noise(sets["kept"] + sets["recycled"]), "discarded": noise(sets["discarded"])}
     res = {
         "rm": kind, "pool": len(pool), "gold": len(gold), "seconds": round(time.time() - t0, 1),
         "best_rm_gold_accuracy_by_fold": gold_acc, "best_rm_temperature_by_fold": temps,
-        "gold_rm_temperature": t_gold, "gold_rm_calibration_pairs": len(g_cal),
-        "gold_rm_calibration_accuracy": accuracy(raw_cal), "gold_rm_trusted": trusted, "gold_rm_trust": why,
+        "gold_rm_temperature": t_gold, "gold_rm_crossfit_folds": len(gfolds),
+        "gold_rm_out_of_fold_accuracy": accuracy(raw_oof),
         "best_rm_accuracy_on_pool_truth": float(np.mean([(best_probs[p.id] > 0.5) == p.truth_chosen_better for p in pool])),
         "counts": {k: len(v) for k, v in sets.items()},
         "counters": {k: v for k, v in counters.items() if k.startswith(("recycle", "gold_rm", "best_rm_agrees", "no_judges"))},
         "discarded": prf(discarded_ids, wrong),
+        "decision": decision,
+        "filtered": decision["filter"],
+        "estimated": {k: (decision.get("noise") or {}).get(k, {}).get("estimate") for k in actual},
+        "estimated_interval": {k: (decision.get("noise") or {}).get(k, {}).get("interval") for k in actual},
+        "actual": actual,
+        "published_pairs": len(published), "published_share": len(published) / len(pool),
         "noise_pool": noise(pool),
-        "noise_kept": noise(sets["kept"]),
-        "noise_recycled": noise(sets["recycled"]),
-        "noise_kept_plus_recycled": noise(sets["kept"] + sets["recycled"]),
+        "noise_published": noise(published),
+        "noise_kept_plus_recycled": actual["kept+recycled"],
         "noise_kept_plus_all_discarded_flipped": noise(sets["kept"] + flipped_all),
         "cleanlab": {**prf(cl, wrong), "noise_after_removing": noise([p for p in pool if p.id not in cl])},
         "stage2_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
     }
-    res["never_worse"] = bool(res["noise_kept_plus_recycled"] <= res["noise_pool"])
+    res["never_worse"] = bool(res["noise_published"] <= res["noise_pool"])
     return res
 
 
@@ -267,35 +279,47 @@ def se(r: dict) -> float:
     """Binomial standard error of the kept + recycled noise (how far chance alone moves it)."""
     n = r["counts"]["kept"] + r["counts"]["recycled"]
     p = r["noise_kept_plus_recycled"]
-    return float(np.sqrt(p * (1 - p) / n)) if n else float("nan")
+    return float(np.sqrt(p * (1 - p) / n)) if n and not np.isnan(p) else float("nan")
+
+
+def est_actual(r: dict, name: str, interval: bool = False) -> str:
+    est, act = r["estimated"].get(name), r["actual"].get(name)
+    iv = r["estimated_interval"].get(name) if interval else None
+    return f"{fmt(est)}{f' [{iv[0]:.3f}–{iv[1]:.3f}]' if iv else ''} / {fmt(act)}"
 
 
 def markdown(results: list[dict], meta: dict) -> str:
     lines = [
-        "# Curation quality on real data",
+        "# Curation quality on real data: stage 2's decision from all the gold",
         "",
         f"Generated by `bench/curation_quality_real.py` on {meta['date']} ({meta['host']}). Pool: UltraFeedback-sample "
         f"train + hh-rlhf harmless-base test ({meta['pairs']} usable pairs); gold {meta['gold']} pairs with their "
         f"original labels; {meta['noise']:.0%} of the remaining pool flipped on purpose (per seed). "
         "Stage 2 = the library's `Stage2Filter` (gold RM must agree; best RM decides the uncertain band, no LLM judges), "
-        f"band {meta['band']}, recycling gate recycle_confidence {meta['recycle_confidence']} on temperature-calibrated "
-        "probabilities; cleanlab `find_label_issues` on the same calibrated best-RM probabilities.",
+        f"band {meta['band']}, recycling gate recycle_confidence {meta['recycle_confidence']}; the decision is the "
+        "library's `stage2.decide`: every gold pair replayed as labelled and flipped, scored by the gold RM cross-fitted "
+        f"in {meta['folds']} folds, Bayesian bootstrap over gold pairs; filter iff the upper bound of noise(kept+recycled) / "
+        f"noise(pool) at one-sided z {meta['z']} is below 1, else keep every pair. Noise cells: **estimated [interval] / "
+        "actual** (the actual from the flips; the interval is the central one whose upper end is the decision's bound).",
         "",
-        "| RM | seed | pool | best-RM acc. (pool truth) | discarded: n / precision / recall | cleanlab: n / precision / recall | "
-        "noise pool | noise kept | recycled (noise) | noise kept+recycled (± 2 SE) | noise kept+ALL discarded flipped | "
-        "cleanlab: noise left | never worse |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RM | seed | pool | gold RM out-of-fold acc. | decision (ratio, upper bound) | published pairs (share) | "
+        "noise pool | noise kept | recycled n: noise | noise kept+recycled (± 2 SE of actual) | noise discarded | "
+        "published noise / pool | cleanlab: noise left | never worse |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        d, c = r["discarded"], r["cleanlab"]
+        d = r["decision"]
+        ratio = "n/a" if d.get("ratio") is None else f"{d['ratio']:.2f}"
+        upper = "n/a" if d.get("ratio_upper_bound") is None else f"{d['ratio_upper_bound']:.2f}"
         lines.append(
-            f"| {r['rm']} | {r.get('seed', 0)} | {r['pool']} | {fmt(r['best_rm_accuracy_on_pool_truth'])} | {d['flagged']} / {fmt(d['precision'])} / "
-            f"{fmt(d['recall'])} | {c['flagged']} / {fmt(c['precision'])} / {fmt(c['recall'])} | {fmt(r['noise_pool'])} | "
-            f"{fmt(r['noise_kept'])} | {r['counts']['recycled']} ({fmt(r['noise_recycled'])}) | "
-            f"{fmt(r['noise_kept_plus_recycled'])} (± {fmt(2 * se(r))}) | {fmt(r['noise_kept_plus_all_discarded_flipped'])} | "
-            f"{fmt(c['noise_after_removing'])} | {'yes' if r['never_worse'] else '**NO**'} |")
-    lines += ["", "Per RM details (gold accuracy of the cross-fitted best RMs, temperatures, seconds) are in "
-              "`bench/results/curation_real.json`.", ""]
+            f"| {r['rm']} | {r['seed']} | {r['pool']} | {fmt(r['gold_rm_out_of_fold_accuracy'])} | "
+            f"{'**filter**' if r['filtered'] else 'keep all'} ({ratio}, {upper}) | {r['published_pairs']} "
+            f"({r['published_share']:.0%}) | {est_actual(r, 'pool', True)} | {est_actual(r, 'kept')} | "
+            f"{r['counts']['recycled']}: {est_actual(r, 'recycled')} | {est_actual(r, 'kept+recycled', True)} "
+            f"(± {fmt(2 * se(r))}) | {est_actual(r, 'discarded')} | {r['noise_published'] / r['noise_pool']:.2f} | "
+            f"{fmt(r['cleanlab']['noise_after_removing'])} | {'yes' if r['never_worse'] else '**NO**'} |")
+    lines += ["", "Per RM details (gold accuracy of the cross-fitted best RMs, temperatures, the decision's full text, "
+              "seconds) are in `bench/results/curation_real.json`.", ""]
     lines += meta.get("notes", [])
     return "\n".join(lines) + "\n"
 
@@ -312,6 +336,7 @@ def main() -> None:
     ap.add_argument("--band", type=float, default=defaults.band)
     ap.add_argument("--recycle-confidence", type=float, default=defaults.recycle_confidence)
     ap.add_argument("--rm-skill-z", type=float, default=defaults.rm_skill_z)
+    ap.add_argument("--calibration-fraction", type=float, default=defaults.calibration_fraction)
     ap.add_argument("--embedding-pool", type=int, default=400,
                     help="the embedding RM runs on this many pool pairs (MiniLM on every text: CPU bound)")
     ap.add_argument("--smollm2-pool", type=int, default=300, help="SmolLM2 runs on this many pool pairs (CPU bound)")
@@ -354,6 +379,7 @@ def main() -> None:
                 meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": f"{platform.machine()}, "
                         f"{torch.get_num_threads()} torch threads, CPU only", "pairs": len(pairs), "gold": len(gold),
                         "noise": args.noise, "band": args.band, "recycle_confidence": args.recycle_confidence,
+                        "z": args.rm_skill_z, "folds": max(2, round(1 / args.calibration_fraction)),
                         "notes": [f"- embedding: all-MiniLM-L6-v2 embeds every prompt and response on CPU, so it runs on a "
                                   f"random {args.embedding_pool}-pair subset of the pool (the same flips; the gold set "
                                   "is the same 200 pairs).",

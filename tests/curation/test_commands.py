@@ -127,7 +127,8 @@ def test_every_curate_command_runs_on_real_data_without_truth(tmp_path, monkeypa
     c = report["stage2"]["counts"]
     assert c["kept"] + c["discarded"] + c["no_verdict"] == 90  # the pool: every pair accounted for
     assert report["stage2"]["true_noise"] is None  # no truth: only the estimate from gold can be reported
-    assert "estimated" in report["stage2"]["estimated_noise"]
+    decision = report["stage2"]["decision"]  # filter or keep all, decided from every gold pair, and why
+    assert decision["gold_pairs"] > 0 and decision["why"] and isinstance(report["stage2"]["filtered"], bool)
     curated = list(read_pairs(tmp_path / "data" / "curated"))
     assert len(curated) == report["curated"] and all(p.task_category == "code" for p in curated)  # from the server
 
@@ -148,11 +149,12 @@ def test_stage_commands_resume_and_train_the_gold_rm(tmp_path):
     metrics = json.loads((tmp_path / "s1" / "stage1" / "iter-02" / "metrics.json").read_text())["report"]
     assert metrics["unreviewed"] > 0  # past the judge budget: back in the pool, counted
 
-    # the gold RM from imported gold, calibrated on a held-out split
+    # the gold RM from imported gold: trained on every gold pair, calibrated on cross-fitted probabilities
     _ok(runner.invoke(app, ["curate", "gold-rm", "--gold", str(tmp_path / "s1" / "stage1" / "iter-02" / "gold"),
                             "--out", str(tmp_path / "goldrm")] + s))
     rm = json.loads((tmp_path / "goldrm" / "rm.json").read_text())
-    assert rm["kind"] == "hashed-bt" and rm["calibration_pairs"] == count_pairs(tmp_path / "goldrm" / "calibration") > 0
+    assert rm["kind"] == "hashed-bt" and rm["calibration_pairs"] == count_pairs(tmp_path / "goldrm" / "train") > 0
+    assert rm["crossfit_folds"] == 4 and len(list((tmp_path / "goldrm" / "folds").glob("fold-*"))) == 4
     res = runner.invoke(app, ["curate", "gold-rm", "--gold", str(tmp_path / "nothing"), "--out", str(tmp_path / "g2")] + s)
     assert res.exit_code == 2 and "nothing" in res.output
     res = runner.invoke(app, ["curate", "stage1", "--state", str(tmp_path / "seed"), "--out", str(tmp_path / "x"),

@@ -151,35 +151,95 @@ def test_judged_pairs_without_attributes_get_them_first():
         list(bare.process_batch([p2], Counter()))
 
 
-def test_untrusted_gold_rm_keeps_every_pair_as_labelled():
-    """A gold RM no better than chance on held-out gold must not filter: a coin would discard right
-    and wrong pairs alike (the real-data bench saw kept noise above the pool's that way)."""
-    from rewardops.curation.rms import CalibratedScorer, informative, skill_lower_bound
+def _outcomes(n: int, right_kept: float, wrong_kept: float, wrong_recycled: float = 0.0) -> list[dict]:
+    """n gold pairs replayed both ways: the first right_kept*n kept as labelled (else discarded), the
+    first wrong_kept*n kept when flipped (else discarded, the first wrong_recycled*n also recycled)."""
+    out = []
+    for i in range(n):
+        right = ["kept"] if i < right_kept * n else ["discarded"]
+        wrong = ["kept"] if i < wrong_kept * n else (["discarded", "recycled"] if i >= n - wrong_recycled * n else ["discarded"])
+        out.append({"id": str(i), "right": right, "wrong": wrong})
+    return out
+
+
+def test_decision_filters_when_kept_plus_recycled_is_shown_cleaner():
+    """200 gold pairs, a rule that keeps 80% of right labels and 30% of wrong ones, on a pool whose
+    kept share says 25% noise: kept is estimated at 0.3*.25/(0.3*.25+0.8*.75) = 0.111, kept + recycled
+    (20% of wrong labels recycled right) at .075/.725 = 0.103, and filtering wins."""
+    from rewardops.curation.stage2 import decide
+
+    outcomes = _outcomes(200, 0.8, 0.3, wrong_recycled=0.2)
+    pool = 1000
+    q = 0.75 * 0.8 + 0.25 * 0.3  # the kept share such a pool would show
+    counts = {"kept": round(q * pool), "discarded": pool - round(q * pool), "no_verdict": 0, "recycled": 50}
+    d = decide(counts, outcomes, z=1.645)
+    assert d["filter"] and d["shown_cleaner"] and d["why"].startswith("filter")
+    noise = d["noise"]
+    assert abs(noise["pool"]["estimate"] - 0.25) < 0.01 and abs(noise["kept"]["estimate"] - 0.111) < 0.01
+    lo, hi = noise["kept"]["interval"]
+    assert lo < noise["kept"]["estimate"] < hi and hi - lo > 0.01  # a real interval, not a point
+    assert noise["recycled"]["estimate"] == 0.0  # no right gold pair was recycled
+    assert d["ratio_upper_bound"] < 1 and abs(d["ratio"] - 0.075 / 0.725 / 0.25) < 0.01 and d["gold_pairs"] == 200
+
+
+def test_decision_keeps_all_and_says_why_when_skill_is_not_shown():
+    """A rule that barely separates right from wrong labels on 40 gold pairs is not shown to clean
+    the pool: keep all, with the numbers in the reason. The paper's rule as is filters anyway."""
+    from rewardops.curation.stage2 import decide
+
+    outcomes = _outcomes(40, 0.6, 0.5)
+    counts = {"kept": 575, "discarded": 425, "no_verdict": 0, "recycled": 0}
+    d = decide(counts, outcomes, z=1.645)
+    assert not d["filter"] and not d["shown_cleaner"]
+    assert d["why"].startswith("keep every pool pair as labelled") and "40 gold pairs" in d["why"]
+    assert d["ratio_upper_bound"] is None or d["ratio_upper_bound"] >= 1
+    forced = decide(counts, outcomes, z=1.645, enforce=False)
+    assert forced["filter"] and "paper's rule as is" in forced["why"]
+    # a rule that keeps wrong labels as often as right ones: the pool's noise is not identifiable
+    flat = decide(counts, _outcomes(40, 0.5, 0.5), z=1.645)
+    assert not flat["filter"] and "not identifiable" in flat["why"]
+    assert not decide(counts, [], z=1.645)["filter"] and not decide({}, outcomes, z=1.645)["filter"]
+
+
+def test_a_few_perfect_gold_pairs_do_not_claim_certainty():
+    """Six gold pairs all separated perfectly: the uninformative pseudo-pair keeps the bound honest."""
+    from rewardops.curation.stage2 import decide
+
+    counts = {"kept": 700, "discarded": 300, "no_verdict": 0, "recycled": 0}
+    few, many = decide(counts, _outcomes(6, 1.0, 0.0), z=1.645), decide(counts, _outcomes(200, 1.0, 0.0), z=1.645)
+    assert few["noise"]["kept"]["interval"][1] > many["noise"]["kept"]["interval"][1]
+    assert many["filter"]
+
+
+def test_replay_scores_each_gold_pair_both_ways_with_the_same_rule():
+    from rewardops.curation.stage2 import replay_outcomes
+
+    pairs = toy_pairs(3)
+    p = {pairs[0].id: 0.85, pairs[1].id: 0.4, pairs[2].id: 0.95}
+
+    class Symmetric(TableScorer):  # a BT model: the flipped pair gets 1 - p
+        def score_pairs(self, batch):
+            return [p[x.id] if x.label_source != "flipped" else 1 - p[x.id] for x in batch]
+
+    f = Stage2Filter(Symmetric(p), Symmetric(p), Stage2Config(recycle_confidence=0.9))
+    out = {o["id"]: o for o in replay_outcomes(f, pairs)}
+    assert out[pairs[0].id] == {"id": pairs[0].id, "right": ["kept"], "wrong": ["discarded"]}
+    assert out[pairs[1].id]["right"] == ["discarded"] and out[pairs[1].id]["wrong"] == ["kept"]
+    assert out[pairs[2].id]["wrong"] == ["discarded", "recycled"]  # both RMs reverse it confidently
+    assert all(not q.lineage or q.lineage[-1] != "stage2:kept" for q in pairs)  # the originals are untouched
+
+
+def test_cross_fitted_gold_rm_scores_each_gold_pair_with_a_model_that_never_saw_it(tmp_path):
+    from rewardops.curation.rms import train_gold_rm
     from rewardops.curation.settings import CurationSettings
-    from rewardops.curation.steps import make_filter
+    from rewardops.data.world import generate_world
 
-    pairs = toy_pairs(6)
-    gold = TableScorer({p.id: 0.1 for p in pairs})  # would veto every pair
-    best = TableScorer({p.id: 0.1 for p in pairs})
-    coin = CalibratedScorer(gold, 1.0, {"gold_accuracy": 0.55, "calibration_pairs": 40})
-    skilled = CalibratedScorer(gold, 1.0, {"gold_accuracy": 0.8, "calibration_pairs": 40})
-    assert skill_lower_bound(0.55, 40, 1.645) < 0.5 < skill_lower_bound(0.8, 40, 1.645)
-    assert not informative(coin, 1.645)[0] and informative(skilled, 1.645)[0]
-    assert not informative(CalibratedScorer(gold, 1.0), 1.645)[0]  # nothing measured: not trusted
-
-    settings = CurationSettings(stage2_judges=False)
-    c = Counter()
-    out = list(make_filter(settings, best, coin, None).process_batch([p.flipped().flipped() for p in pairs], c))
-    assert [name for name, _ in out] == ["kept"] * len(pairs) and c["kept_untrusted_rms"] == len(pairs)
-    assert all(p.lineage[-1] == "stage2:kept(untrusted RMs)" for _, p in out)
-    assert not any(name == "recycled" for name, _ in out)
-
-    c = Counter()
-    out = list(make_filter(settings, best, skilled, None).process_batch(pairs, c))
-    assert {name for name, _ in out} >= {"discarded"} and c["gold_rm_disagrees"] == len(pairs)
-
-    # switched off: the paper's rule as is, even with a coin for a gold RM
-    c = Counter()
-    paper = CurationSettings(stage2_judges=False, keep_all_if_rms_untrusted=False)
-    list(make_filter(paper, best, coin, None).process_batch(toy_pairs(6), c))
-    assert c["gold_rm_disagrees"] == 6 and c["kept_untrusted_rms"] == 0
+    write_pairs(list(generate_world(80, noise=0.0, seed=4)), tmp_path / "gold")
+    full, crossfit, pairs = train_gold_rm(CurationSettings(), tmp_path / "gold", tmp_path / "rm")
+    assert len(pairs) == 80 and crossfit is not None and full.record["crossfit_folds"] == 4
+    folds = crossfit.scorer.fold_of
+    assert set(folds) == {p.id for p in pairs} and set(folds.values()) == {0, 1, 2, 3}
+    for k in range(4):  # fold k's model trained on every gold pair except fold k's
+        trained = {q.id for q in read_pairs(tmp_path / "rm" / "folds" / f"fold-{k}" / "train")}
+        assert trained == {i for i, f in folds.items() if f != k}
+    assert full.record["calibration_pairs"] == 80 and full.temperature == crossfit.temperature

@@ -12,7 +12,7 @@ from rewardops.cli import app
 from rewardops.k8s.images import component_image
 from rewardops.training.config import catalog_sizes, load_config
 
-PIPELINE_NAMES = ["data", "curation", "training-suite", "evaluation", "end-to-end", "demo"]
+PIPELINE_NAMES = ["data", "curation", "training-suite", "evaluation", "end-to-end", "demo", "ablation"]
 
 
 def all_tasks(ir: dict) -> dict[str, dict]:

@@ -242,3 +242,40 @@ def test_a_fanned_out_worker_hashes_its_own_shard_only(tmp_path: Path):
     assert done[0]["input_rows"] == 10
     with pytest.raises(IncompleteOutputError, match="part-00002.parquet: content differs"):
         run_shards(tmp_path / "pool", tmp_path / "out", ["kept"], keep, only=[2])
+
+
+def test_merge_filters_only_when_the_gold_replay_shows_it_helps(tmp_path: Path):
+    """The same stage-2 outputs published two ways by the decision: a replay in which right gold labels
+    are kept and wrong ones discarded filters; a replay that cannot tell them apart keeps every pool
+    pair as labelled (nothing discarded or recycled, lineage `stage2:kept_all`) and says why."""
+    from rewardops.curation.steps import final_models, stage1, stage2
+
+    write_pairs(list(generate_world(120, noise=0.25, seed=6)), tmp_path / "in")
+    settings = CurationSettings.parse({**SMALL, "gold_n": 16, "silver_n": 30, "stage2_judges": False,
+                                       "keep_all_if_rms_untrusted": True})
+    seed_split(tmp_path / "in", tmp_path / "seed", settings)
+    stage1(tmp_path / "seed", tmp_path / "s1", settings)
+    final_models(tmp_path / "s1", tmp_path / "rms", settings)
+    replay = json.loads((tmp_path / "rms" / "replay.json").read_text())
+    assert replay["pairs"] == len(replay["outcomes"]) >= 16  # every gold pair, both ways
+    parts = stage2(tmp_path / "s1", tmp_path / "rms", tmp_path / "s2", settings)
+    pool = sum(1 for part in parts for name in ("kept", "discarded", "no_verdict") for _ in read_pairs(part / name))
+
+    def publish(outcomes: list, name: str) -> dict:
+        (tmp_path / "rms" / "replay.json").write_text(json.dumps({**replay, "outcomes": outcomes}))
+        return merge(tmp_path / "s1", tmp_path / "rms", parts, {n: tmp_path / name / n for n in SETS}, settings)
+
+    ids = [o["id"] for o in replay["outcomes"]] * 10  # 10x the gold: a clear signal
+    clear = publish([{"id": i, "right": ["kept"], "wrong": ["discarded"]} for i in ids], "filtered")
+    assert clear["stage2"]["filtered"] and clear["stage2"]["decision"]["why"].startswith("filter")
+    assert clear["sets"]["discarded"] == clear["stage2"]["counts"]["discarded"] > 0
+    coin = publish([{"id": i, "right": ["kept" if k % 2 else "discarded"], "wrong": ["kept" if k % 2 else "discarded"]}
+                    for k, i in enumerate(ids)], "kept_all")
+    decision = coin["stage2"]["decision"]
+    assert not coin["stage2"]["filtered"] and decision["why"].startswith("keep every pool pair as labelled")
+    assert coin["sets"]["discarded"] == coin["sets"]["recycled"] == coin["sets"]["no_verdict"] == 0
+    assert coin["sets"]["stage2_kept"] + coin["sets"]["stage2_already_in_stage1"] == pool  # nothing lost
+    kept_all = [p for p in read_pairs(tmp_path / "kept_all" / "curated") if "stage2:kept_all" in p.lineage]
+    assert len(kept_all) == coin["sets"]["stage2_kept"] > clear["sets"]["stage2_kept"]
+    # on the world, each set's estimated noise sits next to its true noise in the report
+    assert clear["stage2"]["decision"]["noise"]["pool"]["true"] == clear["stage2"]["true_noise"]["pool"] > 0

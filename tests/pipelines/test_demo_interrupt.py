@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
-from test_readme import SMALL_DEMO, plain_env  # noqa: E402
+from test_readme import SMALL_DEMO, plain_env  # tests/ is on the path (pytest pythonpath)
 
 pytestmark = pytest.mark.slow  # three small demo runs: a few minutes on 2 cores
 SIZES = ("demo-tiny-qwen3", "demo-tiny-llama")

@@ -17,7 +17,6 @@ import pytest
 pytestmark = pytest.mark.slow  # real processes importing MLflow: ~1 min per case on 2 cores
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
 
 WORKER = textwrap.dedent("""
     import sys, time

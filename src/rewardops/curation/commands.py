@@ -222,12 +222,12 @@ def register(app: typer.Typer) -> None:
     @curate.command("gold-rm")
     def gold_rm(
         gold: Path = typer.Option(..., "--gold", help="human-verified pairs (e.g. `rewardops review import`'s gold/)"),
-        out: Path = typer.Option(..., "--out", help="the gold RM folder (rm.json, weights, train/, calibration/)"),
+        out: Path = typer.Option(..., "--out", help="the gold RM folder (rm.json, weights, train/, folds/)"),
         settings: Optional[str] = SETTINGS,
         rm: Optional[str] = RM,
         seed: Optional[int] = SEED,
     ) -> None:
-        """Train the gold RM from imported gold (a held-out split calibrates it)."""
+        """Train the gold RM on imported gold (every pair; calibrated on cross-fitted probabilities)."""
         from rewardops.curation.steps import gold_rm as train
 
         s = _settings(settings, rm=rm, seed=seed)
@@ -256,9 +256,9 @@ def register(app: typer.Typer) -> None:
                      for i in shard]
         else:
             parts = _run(lambda: steps.stage2(state, models, out, s, pool=pool))
-        report = steps.stage2_report(parts, models)
+        report = steps.stage2_report(parts, models, s)
         _print_summary(f"stage 2 -> {out}", {"shards": len(parts), **report["counts"],
-                                            "estimated_noise": report["estimated_noise"],
+                                            "decision": report["decision"]["why"],
                                             "true_noise": report["true_noise"]})
         if report["counts"]["no_verdict"]:
             _console().print(f"[yellow]{report['counts']['no_verdict']} pairs had no judge verdict[/yellow]: they are in "
@@ -284,7 +284,7 @@ def register(app: typer.Typer) -> None:
         outs = {name: out / PUBLISHED[name] for name in PUBLISHED}
         result = _run(lambda: run_merge(state, models, parts, outs, s, report=out / "subsets.json"))
         _print_summary(f"curation sets -> {out}", {**result["sets"], "curated": result["curated"],
-                                                   "estimated_noise": result["stage2"]["estimated_noise"]})
+                                                   "decision": result["stage2"]["decision"]["why"]})
 
     @review.command("export")
     def review_export(

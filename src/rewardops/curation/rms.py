@@ -8,8 +8,13 @@ p_cal = sigmoid(logit(p) / T), with T fitted by maximum likelihood on gold pairs
 listed chosen is the human-preferred response).
 
 - `train_rm(settings, silver, gold, out)`: an RM on silver, checkpoint selected on gold, calibrated on gold.
-- `train_gold_rm(settings, gold, out)`: the gold RM on gold minus a held-out calibration split
-  (`calibration_fraction`), calibrated on that split (a model is not calibrated on its own training data).
+- `train_gold_rm(settings, gold, out)`: the gold RM on ALL gold, cross-fitted: the gold is cut into
+  K = round(1 / `calibration_fraction`) folds, one RM per fold trained on the other folds scores its
+  own fold, so every gold pair gets a probability from a model that never trained on it. The
+  temperature is fitted on those out-of-fold probabilities (a model is not calibrated on its own
+  training data) and applied to the final gold RM, trained on every gold pair (paper §3.3: the gold
+  RM is trained on all of D_gold). The cross-fitted scorer (`CrossFitScorer`) is what stage 2's
+  decision replays gold through (`stage2.replay_outcomes`).
 """
 
 from __future__ import annotations
@@ -81,31 +86,6 @@ class CalibratedScorer:
 
     def score_pairs(self, pairs: Sequence[PreferencePair]) -> list[float]:
         return calibrate(self.scorer.score_pairs(pairs), self.temperature)
-
-
-def skill_lower_bound(accuracy: float, n: int, z: float) -> float:
-    """One-sided Wilson lower bound of an accuracy measured on n pairs."""
-    if n <= 0:
-        return 0.0
-    centre = accuracy + z * z / (2 * n)
-    spread = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n)
-
-
-def informative(scorer: Any, z: float) -> tuple[bool, str]:
-    """Whether an RM beats chance on the held-out gold it was calibrated on, at one-sided z.
-
-    Stage 2 discards what the gold RM rejects; an RM no better than a coin would discard right
-    and wrong pairs alike and could leave the kept set noisier than the pool. Returns (ok, why)."""
-    record = getattr(scorer, "record", {}) or {}
-    acc, n = record.get("gold_accuracy"), int(record.get("calibration_pairs") or 0)
-    if acc is None or n == 0:
-        return False, f"{getattr(scorer, 'name', 'the RM')}: no held-out gold accuracy to trust it on"
-    bound = skill_lower_bound(float(acc), n, z)
-    if bound <= 0.5:
-        return False, (f"{getattr(scorer, 'name', 'the RM')}: held-out gold accuracy {acc:.3f} on {n} pairs is not "
-                       f"above chance (lower bound {bound:.3f} at z={z:g})")
-    return True, f"held-out gold accuracy {acc:.3f} on {n} pairs (lower bound {bound:.3f})"
 
 
 def _write_rm_json(out: Path, scorer: PairScorer, kind: str, temperature: float, info: dict[str, Any]) -> dict[str, Any]:
@@ -188,25 +168,67 @@ def train_rm(settings: Any, silver: Path, gold: Path | None, out: Path, embedder
     return CalibratedScorer(scorer, temperature, record)
 
 
-def calibration_split(pairs: Sequence[PreferencePair], fraction: float, seed: int) -> tuple[list, list]:
-    """(train, held-out) by a stable hash of each pair id."""
-    held = [p for p in pairs if unit("calibration", seed, p.id) < fraction]
-    ids = {p.id for p in held}
-    return [p for p in pairs if p.id not in ids], held
+def crossfit_folds(pairs: Sequence[PreferencePair], fraction: float, seed: int) -> list[list[PreferencePair]]:
+    """K = round(1 / fraction) (at least 2) folds by a stable hash of each pair id."""
+    k = max(2, round(1.0 / fraction))
+    folds: list[list[PreferencePair]] = [[] for _ in range(k)]
+    for p in pairs:
+        folds[min(k - 1, int(unit("crossfit", seed, p.id) * k))].append(p)
+    return folds
 
 
-def train_gold_rm(settings: Any, gold: Path, out: Path, embedder: Embedder | None = None) -> tuple[CalibratedScorer, list]:
-    """The gold RM on all human-verified pairs except the calibration split; returns it and the split."""
+class CrossFitScorer:
+    """Scores each gold pair (or its flipped copy: same id) with the fold RM that did not train on it."""
+
+    def __init__(self, models: Sequence[PairScorer], fold_of: dict[str, int], name: str) -> None:
+        self.models, self.fold_of, self.name = list(models), dict(fold_of), name
+
+    def score_pairs(self, pairs: Sequence[PreferencePair]) -> list[float]:
+        out = [0.0] * len(pairs)
+        by_fold: dict[int, list[int]] = {}
+        for i, p in enumerate(pairs):
+            if p.id not in self.fold_of:
+                raise KeyError(f"{self.name}: pair {p.id} is not a cross-fitted gold pair")
+            by_fold.setdefault(self.fold_of[p.id], []).append(i)
+        for k, idx in by_fold.items():
+            for i, v in zip(idx, self.models[k].score_pairs([pairs[i] for i in idx])):
+                out[i] = float(v)
+        return out
+
+
+def train_gold_rm(settings: Any, gold: Path, out: Path,
+                  embedder: Embedder | None = None) -> tuple[CalibratedScorer, CalibratedScorer | None, list]:
+    """The gold RM on all human-verified pairs, calibrated on cross-fitted probabilities; returns it,
+    the calibrated cross-fitted scorer (None when a fold would train on nothing) and the gold pairs.
+    `out` gets rm.json, the weights, train/ (every gold pair) and folds/fold-K/ (each fold's RM)."""
+    from rewardops.curation.builders import build_rm_trainer
     from rewardops.data.shards import read_pairs, write_pairs
 
     pairs = list(read_pairs(gold))
     if not pairs:
         raise DataError(f"{gold}: no gold pairs to train the gold RM on; verify some pairs first")
-    train, held = calibration_split(pairs, settings.calibration_fraction, settings.seed)
-    if not train:
-        train, held = pairs, []
     out = Path(out)
-    write_pairs(train, out / "train")
-    write_pairs(held, out / "calibration")
-    scorer = train_rm(settings, out / "train", None, out, embedder, calibration=held)
-    return scorer, held
+    folds = crossfit_folds(pairs, settings.calibration_fraction, settings.seed)
+    scorer, raw_oof = None, []
+    if all(len(f) < len(pairs) for f in folds) and sum(1 for f in folds if f) >= 2:
+        models, fold_of = [], {}
+        for k, fold in enumerate(folds):
+            ids = {p.id for p in fold}
+            fold_of.update({i: k for i in ids})
+            write_pairs([p for p in pairs if p.id not in ids], out / "folds" / f"fold-{k}" / "train")
+            models.append(build_rm_trainer(settings, embedder).train(out / "folds" / f"fold-{k}" / "train", None,
+                                                                         out / "folds" / f"fold-{k}"))
+        scorer = CrossFitScorer(models, fold_of, f"crossfit({len(folds)} folds)")
+        raw_oof = scorer.score_pairs(pairs)
+    temperature = fit_temperature(raw_oof)
+    write_pairs(pairs, out / "train")
+    trained = build_rm_trainer(settings, embedder).train(out / "train", None, out)
+    record = _write_rm_json(out, trained, rm_kind(settings), temperature, {
+        "trained_on": str(out / "train"), "selected_on": None, "calibration_pairs": len(raw_oof),
+        "calibrated_on": "out-of-fold probabilities of every gold pair", "crossfit_folds": len(folds),
+        "gold_accuracy": accuracy(raw_oof),
+    })
+    full = CalibratedScorer(trained, temperature, record)
+    crossfit = CalibratedScorer(scorer, temperature, {"gold_accuracy": accuracy(raw_oof)}) if scorer else None
+    return full, crossfit, pairs
+

@@ -56,7 +56,9 @@ class CurationSettings:
     rm_max_steps: int = 0  # transformer RMs: steps per training (0: the catalog's)
     rm_select_epochs: int = 2  # transformer RMs: candidates of 1..N epochs, the best on gold is kept
     embedder: str = "all-MiniLM-L6-v2"  # retrieval: a sentence-transformers model, or `hashed` (offline)
-    calibration_fraction: float = 0.25  # gold held out from the gold RM to fit its temperature
+    # the gold RM is cross-fitted in round(1 / this) folds: each fold's RM, trained on the rest,
+    # scores its fold (the temperature and stage 2's decision use those out-of-fold probabilities)
+    calibration_fraction: float = 0.25
     # -- seed split -----------------------------------------------------------------------------
     gold_n: int = 64  # first pairs verified by the annotator: the gold seed
     silver_n: int = 256  # next pairs with their original labels: the silver seed
@@ -78,12 +80,13 @@ class CurationSettings:
     stage2_judges: bool = True  # False: the best RM alone decides uncertain pairs
     recycle: bool = True  # write confidently reversed discarded pairs, flipped, to `recycled`
     recycle_confidence: float = 0.9  # flip only when BOTH calibrated RMs give p <= 1 - this
-    # the gold RM filters only when its held-out gold accuracy beats chance at this one-sided z;
-    # otherwise stage 2 keeps every pair (curation never makes the data worse than the pool).
-    # `keep_all_if_rms_untrusted: false` applies the paper's rule as is, whatever the RMs' skill.
+    # stage 2 filters only when kept + recycled is estimated cleaner than the pool at this one-sided
+    # z (1.645: 95%), from every gold pair replayed through the rule both ways (stage2.decide);
+    # otherwise it keeps every pool pair as labelled and says why (never worse than the pool).
+    # `keep_all_if_rms_untrusted: false` applies the paper's rule as is, whatever the estimate says.
     rm_skill_z: float = 1.645
     keep_all_if_rms_untrusted: bool = True
-    noise_gold_n: int = 64  # gold pairs replayed through stage 2 to estimate each set's noise
+    noise_gold_n: int = 0  # gold pairs replayed to estimate each set's noise (0: every gold pair)
     batch_size: int = 1024
     shard_size: int = 100_000
     seed: int = 0
@@ -112,7 +115,8 @@ class CurationSettings:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name}={getattr(self, name)}: a probability between 0 and 1")
         if self.rm_skill_z < 0:
-            problems.append(f"rm_skill_z={self.rm_skill_z}: 0 or more (0 trusts any RM above 50% on held-out gold)")
+            problems.append(f"rm_skill_z={self.rm_skill_z}: 0 or more (0: filter whenever kept + recycled is "
+                            "estimated cleaner than the pool at all)")
         if self.recycle_confidence < 0.5:
             problems.append(f"recycle_confidence={self.recycle_confidence}: at least 0.5 (a reversal must be confident)")
         for name in ("judge_budget", "rm_max_steps", "noise_gold_n"):
@@ -286,8 +290,11 @@ PROFILES["default"] = CurationSettings()
 # The offline demo (`rewardops run demo`, `make demo`, the compiled demo pipeline): simulated people
 # on the generated world's known truth; the local SmolLM2 judge in stage 1 with a budget a 135M
 # model on 2 CPU cores labels in minutes, one retrieved example; stage 2 keeps the gold-RM check
-# and lets the best RM decide the rest; two pool shards. Attributes come with the world.
+# and lets the best RM decide the rest; two pool shards. Attributes come with the world. A gold
+# seed of 200 pairs, about what a team verifies by hand, is enough for stage 2's decision to show
+# that filtering cleans the demo world (paper §3.3; `stage2.decide`).
 PROFILES["demo"] = replace(
     PROFILES["default"], profile="demo", annotator="simulated:0.05", judges=("local",), judge_samples=1,
     attributes="heuristic", judge_budget=24, local_judge_examples=1, stage2_judges=False, pool_shards=2,
+    gold_n=200,
 )

@@ -16,8 +16,15 @@ or silver, by id or by content, are left out). A pair the judges cannot decide g
 Attributes are generated for judged pairs that lack them (`attributes`, built on first need).
 Every pair's path is appended to `lineage`; p values go to `scores`. With the generated world's
 truth on the pairs, the counters also hold each set's true label noise (`truth_wrong:<set>`).
-When the RMs cannot be trusted (`keep_all_reason`: the gold RM no better than chance on held-out
-gold), every pair is kept as labelled: filtering by a coin could only make the data worse.
+
+Whether to filter at all is decided from every gold pair (`replay_outcomes`, `decide`): each gold
+pair goes through this same rule as labelled (a right label) and flipped (a wrong one: the same
+question asked the other way), scored by RMs that never trained on it (the gold RM cross-fitted,
+`rms.train_gold_rm`). How often right and wrong gold pairs land in each set, with the share of the
+pool that stage 2 kept, gives each set's label noise (kept, recycled, discarded, no_verdict, and the
+pool's), with bootstrap intervals over the gold pairs. The merge filters only when kept + recycled
+is estimated cleaner than the pool at the configured confidence; otherwise it keeps every pool pair
+as labelled and says why, with the numbers (curation never makes the data worse than the pool).
 Runs per shard with crash-safe resume (`shardrun`), so a pipeline can fan out over shards.
 """
 
@@ -29,6 +36,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rewardops.curation.attributes import fill_attributes
 from rewardops.curation.judges import JudgeEnsemble
@@ -53,9 +62,6 @@ class Stage2Config:
     recycle: bool = _DEFAULTS.recycle  # write confidently reversed discarded pairs flipped to `recycled`
     recycle_confidence: float = _DEFAULTS.recycle_confidence  # both RMs must give p <= 1 - this to flip a pair
     batch_size: int = _DEFAULTS.batch_size
-    # non-empty: the RMs cannot be trusted (e.g. the gold RM is no better than chance on held-out
-    # gold), so every pair is kept as it is and this reason goes to its lineage
-    keep_all_reason: str = ""
 
 
 class Stage2Filter:
@@ -107,15 +113,6 @@ class Stage2Filter:
 
     def process_batch(self, pairs: list[PreferencePair], counters: Counter) -> Iterable[tuple[str, PreferencePair]]:
         cfg = self.config
-        if cfg.keep_all_reason:
-            counters["kept_untrusted_rms"] += len(pairs)
-            for pair in pairs:
-                pair.lineage.append("stage2:kept(untrusted RMs)")
-                if pair.truth_chosen_better is not None:
-                    counters["truth_known:kept"] += 1
-                    counters["truth_wrong:kept"] += int(not pair.truth_chosen_better)
-                yield "kept", pair
-            return
         p_best = self.best.score_pairs(pairs)
         p_gold = self.gold.score_pairs(pairs)
         decided: list[tuple[str, PreferencePair]] = []
@@ -223,3 +220,144 @@ def unordered_key(pair: PreferencePair) -> str:
     a, b = sorted((pair.chosen, pair.rejected))
     return hashlib.blake2b(json.dumps([convo, a, b], ensure_ascii=False).encode(), digest_size=16).hexdigest()
 
+
+
+# -- the decision: filter, or keep all and say why --------------------------------------------------
+REPLAY_SETS = ("kept", "discarded", "no_verdict", "recycled")
+
+
+def replay_outcomes(flt: Stage2Filter, pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
+    """Every gold pair through `flt`'s rule as labelled ("right") and flipped ("wrong"): the sets each
+    lands in (a discarded pair may also be recycled). `flt` must score gold pairs with RMs that did not
+    train on them (the cross-fitted gold RM). Recycling gates apply as for a pool pair (nothing is
+    protected here: the question is what the rule does to a pair like this)."""
+    from dataclasses import replace
+
+    pairs = list(pairs)
+    out = {p.id: {"id": p.id, "right": [], "wrong": []} for p in pairs}
+    for orientation in ("right", "wrong"):
+        batch = [replace(p, scores=dict(p.scores), lineage=list(p.lineage), meta=dict(p.meta)) if orientation == "right"
+                 else p.flipped() for p in pairs]
+        for name, pair in flt.process_batch(batch, Counter()):
+            out[pair.id][orientation].append(name)
+    return list(out.values())
+
+
+def _noise_of(pi: Any, r: Any, w: Any) -> dict[str, Any]:
+    """Each set's wrong-label share, for pool noise pi and per-set rates at which right (r) and wrong
+    (w) pairs land in it (arrays over bootstrap draws, last axis = REPLAY_SETS). A recycled pair is
+    flipped, so it is wrong where the original was right."""
+    k, d, v, c = (REPLAY_SETS.index(n) for n in REPLAY_SETS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def share(wrong: Any, right: Any) -> Any:
+            return np.where(wrong + right > 0, wrong / (wrong + right), np.nan)
+
+        wk, rk = pi * w[..., k], (1 - pi) * r[..., k]
+        wc, rc = (1 - pi) * r[..., c], pi * w[..., c]  # recycled: wrong = right pairs flipped
+        return {"pool": pi, "kept": share(wk, rk), "discarded": share(pi * w[..., d], (1 - pi) * r[..., d]),
+                "no_verdict": share(pi * w[..., v], (1 - pi) * r[..., v]), "recycled": share(wc, rc),
+                "kept+recycled": share(wk + wc, rk + rc)}
+
+
+def _pool_noise(q_kept: float, r: Any, w: Any) -> Any:
+    """The pool's wrong share from its kept rate: q = (1 - pi) r_kept + pi w_kept (NaN where the rule
+    keeps wrong pairs as often as right ones: then the pool's noise is not identifiable)."""
+    k = REPLAY_SETS.index("kept")
+    sep = r[..., k] - w[..., k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sep > 0, np.clip((r[..., k] - q_kept) / sep, 0.0, 1.0), np.nan)
+
+
+def _ratio(pi: Any, r: Any, w: Any) -> Any:
+    """noise(kept + recycled) / noise(pool), written so that it stays finite as the pool's noise pi
+    goes to 0 (-> w_kept / r_kept without recycling; recycling right pairs into a clean pool -> inf)."""
+    k, c = REPLAY_SETS.index("kept"), REPLAY_SETS.index("recycled")
+    p = np.clip(pi, 1e-9, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wrong_over_pi = w[..., k] + (1 - p) / p * r[..., c]
+        total = p * w[..., k] + (1 - p) * (r[..., k] + r[..., c]) + p * w[..., c]
+        return np.where(np.isnan(pi), np.nan, np.where(total > 0, wrong_over_pi / total, np.nan))
+
+
+def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float, draws: int = 2000,
+           seed: int = 0, enforce: bool = True) -> dict[str, Any]:
+    """Filter, or keep all: each set's estimated noise with an interval, and the verdict with its why.
+
+    `counts`: stage 2's outputs over the pool (kept, discarded, no_verdict, recycled). `outcomes`:
+    `replay_outcomes` of the gold. Intervals come from a Bayesian bootstrap over gold pairs (a pair
+    and its flipped copy move together: they are one question asked both ways), with one
+    uninformative pseudo-pair (both orientations land alike) so a handful of perfectly separated
+    gold pairs cannot claim certainty. Stage 2 filters iff the one-sided upper bound (at
+    confidence Phi(z)) of noise(kept + recycled) / noise(pool) is below 1 (a ratio, because the pool's
+    own estimate can be near 0 while the rule still clearly keeps right labels over wrong ones). `enforce=False` (settings
+    `keep_all_if_rms_untrusted: false`) filters anyway, the paper's rule as is, and says so."""
+    from statistics import NormalDist
+
+    confidence = NormalDist().cdf(z)
+    n_pool = sum(int(counts.get(s, 0)) for s in ("kept", "discarded", "no_verdict"))
+    n = len(outcomes)
+    base: dict[str, Any] = {"gold_pairs": n, "pool_pairs": n_pool, "confidence": round(confidence, 4),
+                            "interval_level": round(2 * confidence - 1, 4),  # central; its upper end is the one-sided bound
+                            "method": "cross-fitted gold replay, paired Bayesian bootstrap"}
+    if not n_pool:
+        return {**base, "filter": False, "estimated": False, "why": "the pool is empty: nothing to filter"}
+    if not n:
+        why = "no gold pairs to replay: the noise of the sets cannot be estimated, so every pool pair is kept as labelled"
+        return {**base, "filter": not enforce, "estimated": False,
+                "why": why if enforce else "no gold replay; filtering anyway (keep_all_if_rms_untrusted: false)"}
+    r = np.array([[float(s in o["right"]) for s in REPLAY_SETS] for o in outcomes])
+    w = np.array([[float(s in o["wrong"]) for s in REPLAY_SETS] for o in outcomes])
+    q_kept = counts.get("kept", 0) / n_pool
+    r_mean, w_mean = r.mean(0), w.mean(0)
+    point = _noise_of(_pool_noise(q_kept, r_mean, w_mean), r_mean, w_mean)
+    # Bayesian bootstrap: Dirichlet(1) weights over the n pairs + one pseudo-pair landing alike both ways
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.ones(n + 1), size=draws)
+    neutral = (r_mean + w_mean) / 2
+    rb = weights[:, :n] @ r + weights[:, n:] * neutral
+    wb = weights[:, :n] @ w + weights[:, n:] * neutral
+    boot = _noise_of(_pool_noise(q_kept, rb, wb), rb, wb)
+    lo_q, hi_q = 1 - confidence, confidence
+
+    def summary(name: str) -> dict[str, Any]:
+        est = float(point[name])
+        b = boot[name][np.isfinite(boot[name])]
+        interval = [round(float(np.quantile(b, lo_q)), 4), round(float(np.quantile(b, hi_q)), 4)] if len(b) else None
+        return {"estimate": None if np.isnan(est) else round(est, 4), "interval": interval}
+
+    sets = {name: summary(name) for name in ("pool", "kept", "recycled", "kept+recycled", "discarded", "no_verdict")}
+    # the test: noise(kept + recycled) / noise(pool) < 1. A draw where the pool's noise is not
+    # identifiable counts as "not cleaner" (a ratio of 10, above any the decision accepts).
+    ratio_draws = _ratio(_pool_noise(q_kept, rb, wb), rb, wb)
+    upper = float(np.quantile(np.where(np.isfinite(ratio_draws), ratio_draws, 10.0), hi_q))
+    upper = upper if upper < 10.0 else float("inf")
+    ratio = float(_ratio(point["pool"], r_mean, w_mean))
+    k = REPLAY_SETS.index("kept")
+    rates = {"right_kept": round(float(r_mean[k]), 4), "wrong_kept": round(float(w_mean[k]), 4),
+             "right_recycled": round(float(r_mean[-1]), 4), "wrong_recycled": round(float(w_mean[-1]), 4)}
+    cleaner = bool(np.isfinite(upper) and upper < 1 and counts.get("kept", 0) + counts.get("recycled", 0) > 0)
+    kr, pool = sets["kept+recycled"], sets["pool"]
+    numbers = (f"estimated noise kept+recycled {_fmt(kr['estimate'])} (interval {_fmt_iv(kr['interval'])}) vs pool "
+               f"{_fmt(pool['estimate'])} (interval {_fmt_iv(pool['interval'])}); their ratio {ratio:.2f}, upper bound "
+               f"{upper:.2f} at {confidence:.0%} confidence (filtering needs < 1); from {n} gold pairs replayed both ways (right labels kept "
+               f"{rates['right_kept']:.2f}, wrong labels kept {rates['wrong_kept']:.2f})")
+    if not np.isfinite(upper):
+        numbers = (f"the rule keeps wrong gold labels about as often as right ones (right kept {rates['right_kept']:.2f}, "
+                   f"wrong kept {rates['wrong_kept']:.2f}, {n} gold pairs): the pool's noise is not identifiable")
+    if cleaner:
+        verdict, why = True, f"filter: kept+recycled is cleaner than the pool: {numbers}"
+    elif enforce:
+        verdict, why = False, f"keep every pool pair as labelled: kept+recycled is not shown cleaner than the pool: {numbers}"
+    else:
+        verdict, why = True, f"filter anyway (keep_all_if_rms_untrusted: false, the paper's rule as is): {numbers}"
+    return {**base, "filter": verdict, "estimated": True, "shown_cleaner": cleaner, "why": why, "noise": sets,
+            "ratio": round(ratio, 4) if np.isfinite(ratio) else None,
+            "ratio_upper_bound": round(upper, 4) if np.isfinite(upper) else None, "replay_rates": rates}
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _fmt_iv(iv: list[float] | None) -> str:
+    return "n/a" if iv is None else f"{iv[0]:.3f}-{iv[1]:.3f}"

@@ -23,21 +23,26 @@ step finds it).
   `run_iteration`); `stage1` runs every iteration the settings ask for (each one committed
   atomically, so a rerun resumes).
 - `final_models`: state -> `best_rm/` (final silver, selected and calibrated on final gold),
-  `gold_rm/` (`train_gold_rm`: gold minus a held-out calibration split, calibrated on it) and
-  `replay.json` (gold pairs run through stage 2 as labelled and flipped: what each set's noise is
-  estimated from). Trained once, for every shard. `gold_rm` is the same for imported gold
+  `gold_rm/` (`train_gold_rm`: every gold pair, calibrated on cross-fitted probabilities) and
+  `replay.json` (every gold pair run through the stage-2 rule as labelled and flipped, scored by the
+  cross-fitted gold RM: what each set's noise and the filter-or-keep-all decision are estimated
+  from). Trained once, for every shard. `gold_rm` is the same for imported gold
   (`rewardops curate gold-rm`).
 - `stage2_shard`: one pool shard through the consistency filter (inputs' manifests verified first);
   `stage2` runs every shard (each its own atomic folder, so a rerun resumes).
-- `merge`: the published sets, the same on every route:
+- `merge`: first the decision (`stage2.decide`, paper §3.3's rule checked against the gold): stage 2
+  filters only when kept + recycled is estimated cleaner than the pool at the settings' confidence
+  (`rm_skill_z`, one-sided); then the published sets, the same on every route:
     curated    = stage 1's final gold + final silver + stage 2's kept pairs, deduplicated by id and
                  by content (a pair stage 1 labelled keeps its stage-1 label; uint64 digests of ids and
                  content keys, so memory is ~16 bytes per published pair, never the pairs);
     recycled   = stage 2's discarded pairs that both RMs confidently reverse, flipped (see stage2);
     no_verdict = pairs the stage-2 judges could not decide: returned for another pass, never kept;
     discarded  = every pair stage 2 discarded, as labelled;
-  and `report.json`: the counts, each set's estimated label noise from the gold replay, and (with
-  the generated world's truth on the pairs) each set's true noise.
+  or, when filtering is not shown to help, curated = gold + silver + EVERY pool pair as labelled
+  (lineage `stage2:kept_all`) and the other three sets empty. `report.json`: the counts, the
+  decision and why (with the numbers), each set's estimated label noise with its interval, and
+  (with the generated world's truth on the pairs) each set's true noise next to it.
 Every output is an atomic folder with a manifest (`rewardops.outputs`).
 """
 
@@ -94,13 +99,12 @@ def stage1_config(settings: CurationSettings):  # noqa: ANN201 - stage1.Stage1Co
                         shard_size=settings.shard_size, judge_budget=settings.judge_budget)
 
 
-def stage2_config(settings: CurationSettings, keep_all_reason: str = ""):  # noqa: ANN201 - stage2.Stage2Config
+def stage2_config(settings: CurationSettings):  # noqa: ANN201 - stage2.Stage2Config
     from rewardops.curation.stage2 import Stage2Config
 
     return Stage2Config(band=settings.band, gold_threshold=settings.gold_threshold,
                         judge_disagreements=settings.judge_disagreements, recycle=settings.recycle,
-                        recycle_confidence=settings.recycle_confidence, batch_size=settings.batch_size,
-                        keep_all_reason=keep_all_reason)
+                        recycle_confidence=settings.recycle_confidence, batch_size=settings.batch_size)
 
 
 def _iteration_number(path: Path) -> int:
@@ -379,13 +383,8 @@ def _gold_examples(settings: CurationSettings, gold_dir: Path, embedder: Any):  
 def make_filter(settings: CurationSettings, best: Any, gold: Any, gold_dir: Path | None, embedder: Any = None,
                 protected: tuple[set[str], set[str]] | None = None):  # noqa: ANN201
     from rewardops.curation.builders import build_attributes, build_judges
-    from rewardops.curation.rms import informative
     from rewardops.curation.stage2 import Stage2Filter
 
-    trusted, why = informative(gold, settings.rm_skill_z)
-    if not trusted and settings.keep_all_if_rms_untrusted:
-        print(f"stage 2: keeping every pair as labelled: {why}", flush=True)
-        return Stage2Filter(best, gold, stage2_config(settings, keep_all_reason=why), protected=protected)
     judges = examples = None
     if settings.stage2_judges:
         judges = build_judges(settings)
@@ -396,15 +395,12 @@ def make_filter(settings: CurationSettings, best: Any, gold: Any, gold_dir: Path
 
 
 def gold_replay(settings: CurationSettings, flt: Any, pairs: Sequence[Any], source: str) -> dict[str, Any]:
-    """Gold pairs through the stage-2 decision as labelled ("right") and flipped ("wrong"): the
-    share of each that lands in each set (what `noise_estimates` reads)."""
-    pairs = list(pairs)[: settings.noise_gold_n]
-    out: dict[str, Any] = {"pairs": len(pairs), "source": source}
-    for orientation in ("right", "wrong"):
-        batch = [p.copy() if orientation == "right" else p.flipped() for p in pairs]
-        counts: Counter = Counter(name for name, _ in flt.process_batch(batch, Counter()))
-        out[orientation] = {name: counts[name] / len(batch) if batch else None for name in STAGE2_SETS}
-    return out
+    """Gold pairs (all, or the first `noise_gold_n` when set) through the stage-2 rule as labelled
+    and flipped (`stage2.replay_outcomes`): what `stage2.decide` reads."""
+    from rewardops.curation.stage2 import replay_outcomes
+
+    pairs = list(pairs)[: settings.noise_gold_n or None]
+    return {"pairs": len(pairs), "source": source, "outcomes": replay_outcomes(flt, pairs)}
 
 
 def gold_rm(gold: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, Any]:
@@ -412,10 +408,10 @@ def gold_rm(gold: str | Path, out: str | Path, settings: CurationSettings) -> di
     from rewardops.curation.rms import train_gold_rm
 
     with atomic_output(out, inputs=[gold], kind="curation-rm") as tmp:
-        scorer, held = train_gold_rm(settings, Path(gold), tmp)
+        scorer, _, pairs = train_gold_rm(settings, Path(gold), tmp)
         info = json.loads((tmp / "rm.json").read_text())
-    return {"name": scorer.name, "temperature": scorer.temperature, "calibration_pairs": len(held),
-            "calibration_accuracy": info.get("gold_accuracy")}
+    return {"name": scorer.name, "temperature": scorer.temperature, "gold_pairs": len(pairs),
+            "crossfit_folds": info.get("crossfit_folds"), "out_of_fold_accuracy": info.get("gold_accuracy")}
 
 
 def final_models(state: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, Any]:
@@ -432,10 +428,11 @@ def final_models(state: str | Path, out: str | Path, settings: CurationSettings)
     embedder = _embedder(settings) if settings.rm == "embedding-bt" or settings.stage2_judges else None
     with atomic_output(out, inputs=[state], kind=MODELS_KIND) as tmp:
         best = train_rm(settings, latest / "silver", latest / "gold", tmp / "best_rm", embedder)
-        gold, held = train_gold_rm(settings, latest / "gold", tmp / "gold_rm", embedder)
-        flt = make_filter(settings, best, gold, latest / "gold", embedder)
-        replay = gold_replay(settings, flt, held, "the gold RM's held-out calibration split") if held else \
-            {"pairs": 0, "source": "no held-out gold (too few gold pairs)"}
+        gold, crossfit, pairs = train_gold_rm(settings, latest / "gold", tmp / "gold_rm", embedder)
+        # every gold pair is replayed with the gold RM that did not train on it (cross-fitted)
+        replay = gold_replay(settings, make_filter(settings, best, crossfit, latest / "gold", embedder), pairs,
+                             "every gold pair, scored by the cross-fitted gold RM") if crossfit is not None else \
+            {"pairs": 0, "source": "too few gold pairs to cross-fit the gold RM", "outcomes": []}
         write_json_atomic(tmp / "replay.json", replay)
         info = {"from": latest.name, "best_rm": best.name, "gold_rm": gold.name, "best_rm_temperature": best.temperature,
                 "gold_rm_temperature": gold.temperature, "replay_pairs": replay["pairs"]}
@@ -502,40 +499,13 @@ def stage2(state: str | Path, models: str | Path, out: str | Path, settings: Cur
 
 
 # -- the published sets ----------------------------------------------------------------------------
-def _share(pi: float, w: float | None, r: float | None, flipped: bool = False) -> float | None:
-    """Estimated wrong-label share of a set that right pairs enter at rate r and wrong ones at rate
-    w, in a pool with wrong share pi. A flipped set (recycled) is wrong where the pair was right."""
-    if w is None or r is None:
-        return None
-    wrong, right = ((1 - pi) * r, pi * w) if flipped else (pi * w, (1 - pi) * r)
-    return round(wrong / (wrong + right), 4) if wrong + right > 0 else None
-
-
-def noise_estimates(counts: Mapping[str, int], replay: Mapping[str, Any]) -> dict[str, Any]:
-    """Each stage-2 set's estimated label noise from the gold replay: the pool's noise share pi from
-    how often pairs are kept (kept rate = (1-pi) r_kept + pi w_kept), then Bayes per set."""
-    n = sum(counts.get(s, 0) for s in ("kept", "discarded", "no_verdict"))
-    r, w = replay.get("right"), replay.get("wrong")
-    if not n or not r or not w:
-        return {"estimated": False, "why": "no gold replay (too few gold pairs held out)" if n else "empty pool"}
-    denom = r["kept"] - w["kept"]
-    if denom < 0.05:
-        return {"estimated": False, "why": f"the stage-2 rule barely separates right from wrong gold pairs "
-                                           f"(kept {r['kept']:.2f} vs {w['kept']:.2f}); noise is not identifiable"}
-    pi = min(1.0, max(0.0, (r["kept"] - counts.get("kept", 0) / n) / denom))
-    out: dict[str, Any] = {"estimated": True, "pool": round(pi, 4), "replay_pairs": replay.get("pairs")}
-    for name in ("kept", "discarded", "no_verdict"):
-        out[name] = _share(pi, w[name], r[name])
-    out["recycled"] = _share(pi, w["recycled"], r["recycled"], flipped=True)
-    wrong = pi * w["kept"] + (1 - pi) * r["recycled"]
-    total = pi * w["kept"] + (1 - pi) * r["kept"] + (1 - pi) * r["recycled"] + pi * w["recycled"]
-    out["kept+recycled"] = round(wrong / total, 4) if total > 0 else None
-    return out
-
-
-def stage2_report(parts: Sequence[Path], models: Path) -> dict[str, Any]:
-    """Counts, estimated noise (gold replay) and true noise (when truth is known) over shard folders."""
+def stage2_report(parts: Sequence[Path], models: Path, settings: CurationSettings | None = None) -> dict[str, Any]:
+    """Counts, the decision with each set's estimated noise (gold replay) and true noise (when truth
+    is known) over shard folders."""
     from rewardops.curation.shardrun import summarize
+    from rewardops.curation.stage2 import decide
+
+    settings = settings or CurationSettings()
 
     outputs: Counter = Counter()
     counters: Counter = Counter()
@@ -553,8 +523,13 @@ def stage2_report(parts: Sequence[Path], models: Path) -> dict[str, Any]:
     known = sum(counters.get(f"truth_known:{n}", 0) for n in ("kept", "discarded", "no_verdict"))
     if known:
         truth["pool"] = round(sum(counters[f"truth_wrong:{n}"] for n in ("kept", "discarded", "no_verdict")) / known, 4)
-    return {"counts": {name: int(outputs.get(name, 0)) for name in STAGE2_SETS},
-            "estimated_noise": noise_estimates(outputs, replay), "true_noise": truth or None,
+    counts = {name: int(outputs.get(name, 0)) for name in STAGE2_SETS}
+    decision = decide(counts, replay.get("outcomes", []), settings.rm_skill_z, seed=settings.seed,
+                      enforce=settings.keep_all_if_rms_untrusted)
+    if truth:  # estimated next to actual, set by set
+        for name, est in (decision.get("noise") or {}).items():
+            est["true"] = truth.get(name)
+    return {"counts": counts, "decision": decision, "filtered": decision["filter"], "true_noise": truth or None,
             "counters": {k: int(v) for k, v in sorted(counters.items())}}
 
 
@@ -599,6 +574,9 @@ def merge(state: str | Path, models: str | Path, parts: Sequence[str | Path], ou
     if missing:
         raise ConfigError(f"merge: no output folder for {missing}")
     latest = latest_iteration(state)
+    stage2_part = stage2_report(parts, models, settings)
+    # filtering not shown to help: every pool pair is kept as labelled, nothing recycled or discarded
+    kept_sets = ("kept",) if stage2_part["filtered"] else ("kept", "discarded", "no_verdict")
     counts = {"gold": 0, "silver": 0, "stage2_kept": 0, "stage2_already_in_stage1": 0, "recycled": 0,
               "recycled_duplicates": 0, "no_verdict": 0, "discarded": 0}
     seen_ids, seen_keys = DigestSet(), DigestSet()  # uint64 digests: ~16 bytes a pair, never the pairs
@@ -619,15 +597,19 @@ def merge(state: str | Path, models: str | Path, parts: Sequence[str | Path], ou
                 if fresh:
                     writer.write(pair)
                     counts[name] += 1
-        for pair, fresh in new_pairs([part / "kept" for part in parts]):
+        kept_all = len(kept_sets) > 1
+        for pair, fresh in new_pairs([part / name for part in parts for name in kept_sets]):
             if fresh:
+                if kept_all:
+                    pair.lineage.append("stage2:kept_all")
                 writer.write(pair)
                 counts["stage2_kept"] += 1
             else:
                 counts["stage2_already_in_stage1"] += 1
             ticker.add(1)
+    published = parts if stage2_part["filtered"] else []  # kept all: nothing recycled, discarded or left open
     with ShardWriter(outs["recycled"], shard_size=settings.shard_size, inputs=inputs) as writer:
-        for pair, fresh in new_pairs([part / "recycled" for part in parts]):
+        for pair, fresh in new_pairs([part / "recycled" for part in published]):
             if fresh:
                 writer.write(pair)
                 counts["recycled"] += 1
@@ -636,14 +618,15 @@ def merge(state: str | Path, models: str | Path, parts: Sequence[str | Path], ou
             ticker.add(1)
     for name in ("no_verdict", "discarded"):
         with ShardWriter(outs[name], shard_size=settings.shard_size, inputs=inputs) as writer:
-            for part in parts:
+            for part in published:
                 for batch in _batches([part / name], settings.batch_size):
                     writer.write_all(batch)
                     counts[name] += len(batch)
                     ticker.add(len(batch))
     ticker.finish()
     result = {"sets": counts, "curated": counts["gold"] + counts["silver"] + counts["stage2_kept"],
-              "stage2": stage2_report(parts, models), "settings_profile": settings.profile}
+              "stage2": stage2_part, "settings_profile": settings.profile}
+    print(f"stage 2 decision: {stage2_part['decision']['why']}", flush=True)
     if counts["no_verdict"]:
         result["no_verdict_note"] = (f"{counts['no_verdict']} pairs had no judge verdict: they are in no_verdict/, "
                                      "neither kept nor dropped; run stage 2 on them again once the judges answer")

@@ -434,3 +434,93 @@ def log_to_mlflow(run_id: str, out: Path, summary: dict[str, Any], results: dict
         client.log_batch(run_id, metrics=items[start : start + 1000])
     client.log_artifacts(run_id, str(out), artifact_path="evaluation")
     return safe
+
+
+# -- the data ablation table (paper §4.3: one size trained on each arm's data) ----------------------
+# The arms (training sets): (d) exists only where every pair's truth is known (the generated world).
+ABLATION_ARMS: dict[str, str] = {"a": "uncurated", "b": "curated", "c": "curated+recycled", "d": "true labels"}
+
+
+def arm_name(arm: str) -> str:
+    """The arm's run and row name, e.g. `a-uncurated` (the `rewardops.arm` tag of its MLflow run)."""
+    return f"{arm}-{ABLATION_ARMS[arm].replace(' ', '-')}"
+
+
+def ablation_scores(report_dir: str | Path, baseline_dir: str | Path | None = None) -> dict[str, Any]:
+    """One arm's evaluation, read from its report folder: each benchmark's overall score, the
+    registry score, and on the world its held-out accuracy with the binomial standard error and,
+    against `baseline_dir` (arm a's report), the paired difference with its standard error (the
+    same held-out pairs scored by both models)."""
+    from rewardops.evaluation.scorers import pair_correct
+
+    folder = Path(report_dir)
+    summary = json.loads((folder / "summary.json").read_text())
+    out: dict[str, Any] = {"benchmarks": {k: v for k, v in (summary.get("scores") or {}).items() if v is not None},
+                           "score": summary.get("score_percent")}
+    world = folder / WORLD.name / "results.json"
+    if world.is_file():
+        res = json.loads(world.read_text())
+        acc, n = float(res["overall"]), int(res.get("n") or 0)
+        out["world"] = {"accuracy": acc, "n": n, "se": math.sqrt(acc * (1 - acc) / n) if n else None}
+
+        def correct(path: Path) -> dict[str, int]:
+            rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+            return {r["id"]: pair_correct(r["scores"][0], r["scores"][1]) for r in rows}
+
+        base = Path(baseline_dir) / WORLD.name / "scores.jsonl" if baseline_dir is not None else None
+        if base is not None and base.is_file():
+            mine, theirs = correct(folder / WORLD.name / "scores.jsonl"), correct(base)
+            diffs = [mine[i] - theirs[i] for i in mine if i in theirs]
+            if len(diffs) > 1:
+                mean = sum(diffs) / len(diffs)
+                var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
+                out["world_vs_a"] = {"delta": mean, "se": math.sqrt(var / len(diffs)), "n": len(diffs)}
+    return out
+
+
+def _noise_cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def ablation_lines(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """(header, cells) of the ablation table: arm, pairs, estimated and true noise, world held-out
+    accuracy ± SE, the paired difference to arm a ± SE, then the other benchmarks and the score."""
+    others = [n for n in ALL_NAMES if n != WORLD.name and any(n in r.get("benchmarks", {}) for r in rows)]
+    header = ["Arm", "Pairs", "Est. noise", "True noise", "World acc. ± SE", "vs (a) ± SE (paired)",
+              *[BENCHMARKS[n].title for n in others], "Score"]
+    cells = []
+    for r in rows:
+        world, delta = r.get("world"), r.get("world_vs_a")
+        cells.append([
+            f"({r['arm']}) {r['label']}", str(r["pairs"]), _noise_cell(r.get("estimated_noise")),
+            _noise_cell(r.get("true_noise")),
+            "–" if not world else f"{100 * world['accuracy']:.1f} ± {100 * (world['se'] or 0):.1f}",
+            "–" if not delta else f"{100 * delta['delta']:+.1f} ± {100 * delta['se']:.1f}",
+            *[_pct(r.get("benchmarks", {}).get(n)) for n in others],
+            "–" if r.get("score") is None else f"{r['score']:.1f}",
+        ])
+    return header, cells
+
+
+ABLATION_NOTE = ("Same size trained on each arm's data (paper §4.3). Est. noise: stage 2's estimate from the gold "
+                 "replay for the stage-2 pairs of the arm (pool for a, kept for b, kept + recycled for c; gold and "
+                 "stage-1 silver are outside it); true noise: the whole arm, where the truth is known. World: "
+                 "held-out accuracy in percent ± its standard error; the last column before the benchmarks is "
+                 "the paired difference to arm (a) on the same pairs.")
+
+
+def ablation_markdown(rows: list[dict[str, Any]], title: str = "Data ablation") -> str:
+    header, cells = ablation_lines(rows)
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    return "\n".join(lines + ["", ABLATION_NOTE, ""])
+
+
+def ablation_html(rows: list[dict[str, Any]], title: str = "Data ablation") -> str:
+    import html
+
+    header, cells = ablation_lines(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
+    return (f"<html><body><h3>{html.escape(title)}</h3><table border='1' cellpadding='4'><tr>{head}</tr>{body}"
+            f"</table><p>{html.escape(ABLATION_NOTE)}</p></body></html>")

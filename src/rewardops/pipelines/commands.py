@@ -432,6 +432,9 @@ def run_cmd(
         typer.echo(f"  {key}: {uri}")
     for line in summary:
         typer.echo(line)
+    from rewardops.pipelines.ablation import print_ablation
+
+    print_ablation(workdir, echo=typer.echo)  # the data ablation's table, last (runs that had one)
 
 
 def finish_suite(pipeline: str, suite: Any, recorder: Any, workdir: Path) -> list[str]:

@@ -5,12 +5,18 @@ Two builds of one DAG:
   (`train_launcher`), evaluation on a GPU;
 - local (`local=True`, what `make demo` runs under kfp.local): the generated world instead of
   ingest, the catalog's demo ladder trained in-process (`train`), CPU evaluation.
+
+Both can add the paper's data ablation (§4.3, `rewardops.pipelines.ablation`): the `ablation_plan`
+parameter's size trained on (a) the uncurated pool, (b) curated, (c) curated + recycled and, on the
+generated world only, (d) its true labels, each evaluated, then one table. The demo and the
+`ablation` pipeline run it by default; end-to-end with `-p ablation_plan='[{"size": ...}]'`.
 """
 
 from typing import List
 
 from kfp import dsl
 
+from rewardops.pipelines.ablation import ablate
 from rewardops.pipelines.components.evaluate import evaluate
 from rewardops.pipelines.components.generate import generate
 from rewardops.pipelines.components.ingest import ingest
@@ -22,6 +28,7 @@ from rewardops.pipelines.components.version_data import version_data
 from rewardops.pipelines.curation import DEFAULT_ITERATIONS, curate
 from rewardops.pipelines.resources import retry, sized, with_gpu
 from rewardops.k8s.trainjob import size_plan
+from rewardops.data.world.noise import DEMO_WORLD_NOISE
 
 
 def _train_evaluate_register(dataset, data_version, item, local, output_root, profile, max_steps, benchmarks,
@@ -46,7 +53,10 @@ def _train_evaluate_register(dataset, data_version, item, local, output_root, pr
           "light", cache=False).set_display_name("register and promote")
 
 
-def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list[str] | None = None):
+def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list[str] | None = None,
+          ablation: bool | None = None):
+    """`ablation`: the default of the `ablation_plan` parameter holds the smallest size of the
+    default plan (None: on for the local demo, off for the cluster end-to-end)."""
     if sizes is not None:
         default_plan = size_plan(sizes)
     elif local:
@@ -57,14 +67,16 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         default_plan = size_plan()
     # the demo's curation is the `demo` settings profile (compiled in as the parameter's default)
     default_settings = "demo" if local else ""
-    name = "rewardops-demo" if local else "rewardops-end-to-end"
+    ablation = local if ablation is None else ablation
+    default_ablation_plan = default_plan[:1] if ablation else []
+    name = ("rewardops-demo" if local else "rewardops-ablation" if ablation else "rewardops-end-to-end")
 
     @dsl.pipeline(name=name, description="Curation -> training suite -> evaluation -> registry.")
     def end_to_end_pipeline(
         data_version: str,
         sources: List[str] = [],
         world_n: int = 1000,
-        world_noise: float = 0.1,
+        world_noise: float = DEMO_WORLD_NOISE,
         world_seed: int = 0,
         settings: str = default_settings,
         plan: List[dict] = default_plan,
@@ -77,6 +89,7 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         overrides: dict = {},
         data_registry: str = "",
         data_remote: str = "",
+        ablation_plan: List[dict] = default_ablation_plan,
     ):
         """Curation -> training suite -> evaluation -> registry.
 
@@ -97,6 +110,7 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
             overrides: Any training setting over the catalog for every size, e.g. {"lr": 1e-5}.
             data_registry: Folder of the DVC data registry the curated subset is versioned in before training (local build; empty: no versioning).
             data_remote: The registry's DVC remote folder (default: dvc-remote next to the registry).
+            ablation_plan: The size the data ablation trains on each arm (one entry like plan's; [] for no ablation).
         """
         if local:
             raw = sized(generate(n=world_n, noise=world_noise, seed=world_seed), "data")
@@ -119,5 +133,9 @@ def build(local: bool = False, iterations: int = DEFAULT_ITERATIONS, sizes: list
         with dsl.ParallelFor(items=plan, name="sizes") as item:
             _train_evaluate_register(curated, data_version, item, local, output_root, profile,
                                      max_steps, benchmarks, eval_sources, eval_world_n, overrides)
+        with dsl.ParallelFor(items=ablation_plan, name="ablation") as item:
+            # arm (d), the true labels, only on the generated world (the one input whose truth is known)
+            ablate(clean.outputs["dataset"], merged, data_version, item, local, local, output_root, profile,
+                   max_steps, benchmarks, eval_sources, eval_world_n, overrides)
 
     return end_to_end_pipeline

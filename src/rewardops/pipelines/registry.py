@@ -7,7 +7,9 @@
 | training-suite | ParallelFor over catalog sizes, each a TrainJob with its nodes / GPUs |
 | evaluation     | benchmarks for one model                                              |
 | end-to-end     | curation -> training suite (TrainJobs) -> evaluation -> registry      |
-| demo           | end-to-end on the generated world, demo sizes trained in-process     |
+| demo           | end-to-end on the generated world, demo sizes trained in-process,    |
+|                | and the data ablation: one size on arms a-d, one table               |
+| ablation       | end-to-end on your data with the data ablation (arms a-c) on         |
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ PIPELINES: dict[str, PipelineEntry] = {
     "demo": PipelineEntry("demo", lambda **o: end_to_end.build(local=True, **o),
                           "the end-to-end pipeline on the generated world, demo sizes in-process",
                           options={"iterations": curation.DEFAULT_ITERATIONS}, cluster=False),
+    "ablation": PipelineEntry("ablation", lambda **o: end_to_end.build(local=False, ablation=True, **o),
+                              "end-to-end plus the data ablation: one size on uncurated / curated / curated+recycled",
+                              options={"iterations": curation.DEFAULT_ITERATIONS}),
 }
 
 

@@ -312,6 +312,8 @@ def compare(
         raise RewardOpsError(str(exc)) from None
     wide_console.print(rich_table(a, b))
     paths = write_outputs(out, a, b)
+    if "ablation" in paths:  # the suite ran the data ablation: the same table the run printed
+        wide_console.print(paths["ablation"].read_text(encoding="utf-8"))
     console.print("written: " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SuiteTable", "benchmark_columns", "latest_suite", "load_suite", "write_outputs"]
+__all__ = ["SuiteTable", "ablation_rows", "benchmark_columns", "latest_suite", "load_suite", "write_outputs"]
 
 AVERAGE = "score"  # the registry score (rewardops.evaluation.report.registry_score), percent
 
@@ -41,6 +41,7 @@ class SuiteTable:
     parent_run_id: str
     rows: dict[str, dict[str, float]] = field(default_factory=dict)  # size -> benchmark -> value
     run_ids: dict[str, str] = field(default_factory=dict)
+    ablation: dict[str, dict[str, float]] = field(default_factory=dict)  # arm run name -> its ablation/* metrics
 
     def value(self, size: str, benchmark: str) -> float | None:
         v = self.rows.get(size, {}).get(benchmark)
@@ -129,7 +130,8 @@ def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteT
             except Exception:  # noqa: BLE001 - deleted since: the children still count
                 pass
     for run in [*referenced, *children]:
-        size = run.data.tags.get("rewardops.size") or run.info.run_name or run.info.run_id
+        # a data-ablation arm is its own row (`a-uncurated`, ...): the arms share one size
+        size = run.data.tags.get("rewardops.arm") or run.data.tags.get("rewardops.size") or run.info.run_name or run.info.run_id
         values = {
             key.removeprefix("eval/"): float(value)
             for key, value in run.data.metrics.items()
@@ -139,6 +141,9 @@ def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteT
             continue
         table.rows[size] = values
         table.run_ids[size] = run.info.run_id
+        if run.data.tags.get("rewardops.arm"):
+            table.ablation[size] = {k.removeprefix("ablation/"): float(v) for k, v in run.data.metrics.items()
+                                    if k.startswith("ablation/")}
     if not table.rows:
         raise LookupError(f"suite {suite!r} (run {parent_id}) has no child runs with eval/ metrics yet")
     return table
@@ -258,6 +263,27 @@ def plot_png(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
     plt.close(fig)
 
 
+def ablation_rows(table: SuiteTable) -> list[dict[str, Any]]:
+    """The suite's data-ablation arms (runs tagged `rewardops.arm`) as rows of the table the run
+    printed (`rewardops.evaluation.report.ablation_markdown`), rebuilt from their MLflow metrics."""
+    from rewardops.evaluation.report import ABLATION_ARMS
+
+    rows = []
+    for name in sorted(table.ablation):
+        m, arm = table.ablation[name], name.split("-", 1)[0]
+        row: dict[str, Any] = {"arm": arm, "name": name, "label": ABLATION_ARMS.get(arm, name),
+                               "pairs": int(m["pairs"]) if "pairs" in m else "?",
+                               "estimated_noise": m.get("estimated_noise"), "true_noise": m.get("true_noise"),
+                               "benchmarks": {k: v / 100 for k, v in table.rows.get(name, {}).items() if k != AVERAGE},
+                               "score": table.value(name, AVERAGE)}
+        if "world_accuracy" in m:
+            row["world"] = {"accuracy": m["world_accuracy"], "se": m.get("world_se"), "n": m.get("world_n")}
+        if "world_vs_a" in m:
+            row["world_vs_a"] = {"delta": m["world_vs_a"], "se": m.get("world_vs_a_se", 0.0)}
+        rows.append(row)
+    return rows
+
+
 def write_outputs(out: str | Path, a: SuiteTable, b: SuiteTable | None = None) -> dict[str, Path]:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -266,6 +292,12 @@ def write_outputs(out: str | Path, a: SuiteTable, b: SuiteTable | None = None) -
     paths["md"].write_text(markdown(a, b), encoding="utf-8")
     write_csv(paths["csv"], a, b)
     plot_png(paths["png"], a, b)
+    if b is None and a.ablation:
+        from rewardops.evaluation.report import ablation_markdown
+
+        paths["ablation"] = folder / "ablation.md"
+        paths["ablation"].write_text(ablation_markdown(ablation_rows(a), title=f"Data ablation of suite {a.suite}"),
+                                     encoding="utf-8")
     return paths
 
 

@@ -81,3 +81,7 @@ def family_flip_rates(noise: float) -> dict[str, float]:
 
 # The table at the default noise level, for reference and documentation.
 DEFAULT_FLIP_RATES = flip_rate_table(0.1)
+
+# The demo's world (`make demo`): a quarter of the labels flipped, as much noise as the real-data
+# benches inject, so that what curation buys shows in the ablation (paper §4.3).
+DEMO_WORLD_NOISE = 0.25

@@ -83,10 +83,14 @@ def merge_shards(
     outs = {"curated": curated.path, "recycled": recycled.path, "no_verdict": no_verdict.path,
             "discarded": discarded.path}
     result = merge(state.path, models.path, [p.path for p in parts], outs, CurationSettings.parse(settings))
-    finish_dataset(curated, data_version, stage="curated", shards=len(parts), **result["sets"])
+    estimates = {k: v["estimate"] for k, v in (result["stage2"]["decision"].get("noise") or {}).items()}
+    finish_dataset(curated, data_version, stage="curated", shards=len(parts), **result["sets"],
+                   stage2_filtered=result["stage2"]["filtered"], stage2_estimated_noise=estimates,
+                   stage2_decision=result["stage2"]["decision"]["why"])
     finish_dataset(recycled, data_version, stage="stage2-recycled")
     finish_dataset(no_verdict, data_version, stage="stage2-no-verdict")
     finish_dataset(discarded, data_version, stage="stage2-discarded")
     log_metrics(metrics, {"curated": result["curated"], **result["sets"], "counts": result["stage2"]["counts"],
-                          "estimated_noise": result["stage2"]["estimated_noise"],
+                          "filtered": int(result["stage2"]["filtered"]),
+                          "estimated_noise": estimates,
                           "true_noise": result["stage2"]["true_noise"] or {}})
