@@ -27,7 +27,7 @@ endef
 export PIP_PROGRESS
 PIP := $(BIN)/python -m pip install --progress-bar off --disable-pip-version-check
 
-.PHONY: demo test venv clean bench labelstudio-venv
+.PHONY: demo test venv clean bench labelstudio-venv browser
 
 venv: $(STAMP)
 
@@ -62,7 +62,18 @@ $(LS_STAMP):
 demo: venv
 	$(BIN)/rewardops run demo --local --workdir demo-out
 
-test: venv labelstudio-venv
+# Headless Chromium (Debian's `chromium`) for the annotation-page test, which logs in to Label Studio as
+# an annotator and reads the page a person sees. Installed when missing and apt-get is usable (as root);
+# elsewhere the page test says it needs `apt-get install -y chromium`.
+browser:
+	@command -v chromium > /dev/null || command -v chromium-browser > /dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    echo "installing Debian's chromium (headless browser for the annotation-page test)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null) \
+	      || echo "warning: could not install chromium; the annotation-page test will say so"; \
+	  else echo "note: no chromium and no root apt-get; the annotation-page test will say so"; fi; }
+
+test: venv labelstudio-venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv
