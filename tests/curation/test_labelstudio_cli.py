@@ -28,8 +28,8 @@ def test_curate_stage1_with_people_in_label_studio(tmp_path, monkeypatch, labels
     write_pairs(pairs, tmp_path / "data")
     common = ["--rm", "hashed-bt", "--embedder", "hashed", "--seed", "0"]
     seed = ["curate", "seed", str(tmp_path / "data"), "--out", str(tmp_path / "state"),
-            "--annotator", f"labelstudio:{labelstudio.url}", "--attributes", "heuristic", "--gold-n", "16",
-            "--silver-n", "30", "--pool-shards", "1", "--seed", "0"]
+            "--annotator", "labelstudio", "--attributes", "heuristic", "--gold-n", "16",
+            "--silver-n", "30", "--pool-shards", "1", "--seed", "0", "--embedder", "hashed"]
     res = runner.invoke(app, seed)  # the gold seed goes to people: a project opens, announced with its link
     assert res.exit_code == 3 and "0 of 16" in res.output and f"{labelstudio.url}/projects/" in res.output, res.output
     [seed_led] = (tmp_path / "state.labelstudio").glob("*.ledger.json")

@@ -161,16 +161,18 @@ def register(app: typer.Typer) -> None:
         silver_n: Optional[int] = typer.Option(None, "--silver-n", help="next pairs, original labels: the silver seed"),
         pool_shards: Optional[int] = typer.Option(None, "--pool-shards", help="the rest, the pool, in at least this many shards"),
         pool_shard_size: Optional[int] = typer.Option(None, "--pool-shard-size", help="and shards of at most this many pairs"),
+        embedder: Optional[str] = EMBEDDER,
         seed: Optional[int] = SEED,
         wait: Optional[float] = WAIT,
         poll: Optional[float] = POLL,
         resume: bool = RESUME,
     ) -> None:
-        """The curation seed: attributes for pairs lacking them, the gold seed verified by people, the silver seed, the pool."""
+        """The curation seed: attributes for pairs lacking them, the gold seed verified by people, the silver seed, the
+        pool (with its retrieval vectors: stage 1 must use the same `--embedder`)."""
         from rewardops.curation.steps import seed_split
 
         s = _settings(settings, annotator=annotator, attributes=attributes, gold_n=gold_n, silver_n=silver_n,
-                      pool_shards=pool_shards, pool_shard_size=pool_shard_size, seed=seed)
+                      pool_shards=pool_shards, pool_shard_size=pool_shard_size, embedder=embedder, seed=seed)
         counts = _run_with_people(lambda: seed_split(dataset, out, s), wait, poll, resume)
         _print_summary(f"seed -> {out}", counts)
 

@@ -147,16 +147,18 @@ def pool_root(state: str | Path, pool: str | Path | None = None) -> Path:
                             "pass the seed state's folder as the pool (`--pool`)")
 
 
-def split_dataset(dataset: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, int]:
+def split_dataset(dataset: str | Path, out: str | Path, settings: CurationSettings,
+                  ledger_of: str | Path | None = None) -> dict[str, int]:
     """The seed split, streamed: gold and silver from the head, the rest straight into pool shards
-    (the state has `prepared: false` until `assemble_pool`)."""
+    (the state has `prepared: false` until `assemble_pool`). People's answers (a Label Studio
+    ledger) are kept beside `ledger_of` (default `out`): the CLI's final state, not its scratch split."""
     from rewardops.curation.attributes import fill_attributes
     from rewardops.curation.builders import build_annotator, build_attributes
     from rewardops.curation.human import apply_human_verdict
     from rewardops.data.shards import ShardWriter, count_pairs, read_pairs, write_pairs
 
     dataset, out = Path(dataset), Path(out)
-    annotator = build_annotator(settings, output=out)  # refuses early: no terminal, a missing server...
+    annotator = build_annotator(settings, output=Path(ledger_of) if ledger_of is not None else out)  # refuses early
     total = count_pairs(dataset)
     gold_n, silver_n = settings.gold_n, settings.silver_n
     if total < gold_n + silver_n + 1:
@@ -292,7 +294,7 @@ def seed_split(dataset: str | Path, out: str | Path, settings: CurationSettings)
     split = out.with_name(f".{out.name}.split")
     prepared = out.with_name(f".{out.name}.prepared")
     if not is_complete(split, STATE_KIND):
-        split_dataset(dataset, split, settings)
+        split_dataset(dataset, split, settings, ledger_of=out)
     embedder = _embedder(settings)
     parts = []
     for i in range(len(shard_paths(split / POOL))):
