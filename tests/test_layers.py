@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # lowest first; an area may import its own modules and any area before it
 LAYERS = [
-    {"backbones", "naming", "outputs"},
+    {"backbones", "naming", "outputs", "attention"},
     {"data"},
     {"rendering"},
     {"evaluation"},
