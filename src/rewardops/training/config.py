@@ -164,6 +164,8 @@ def _coerce(key: str, value: Any) -> Any:
         if kind.startswith("float"):
             return float(text)
     except ValueError as exc:
+        if key == "shared_prefix":
+            raise ConfigError(f"setting shared_prefix={value!r}: use auto, true or false") from exc
         raise ConfigError(f"setting {key}={value!r}: expected {kind}") from exc
     if kind.startswith("dict"):
         return json.loads(text)

@@ -398,6 +398,7 @@ class Trainer:
         })
         peak = peak_flops(env.device)
         metrics.update({f"perf/{k}": v for k, v in throughput_metrics(global_tokens, global_tokens, seconds, env.world, self.n_params, peak).items()})
+        metrics["perf/pairs_per_s"] = global_stats.pairs / max(seconds, 1e-9)  # the shared-prefix layout's gain shows here
         metrics.update({f"data/{k}": float(v) for k, v in self.encoder.counts.items()})
         return metrics
 
