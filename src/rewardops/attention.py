@@ -165,7 +165,9 @@ class RowLayout:
             def mask_mod(b, h, q, kv):  # noqa: ANN001 - FlexAttention's signature
                 return (kv <= q) & (block[q] == block[kv]) & ((part[kv] == 0) | (part[kv] == part[q]))
 
-            self._cache[key] = create_block_mask(mask_mod, None, None, self.length, self.length, device=device)
+            # compiled on CUDA: the uncompiled builder materialises the whole T x T mask
+            self._cache[key] = create_block_mask(mask_mod, None, None, self.length, self.length, device=device,
+                                                 _compile=device.type == "cuda")
         return self._cache[key]
 
     def response_mask(self, prefix: int, n: int, device: torch.device) -> torch.Tensor:
