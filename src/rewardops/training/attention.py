@@ -11,7 +11,7 @@ plain layout is two blocks of one sequence each. Kernels by backend:
   torch >= 2.10), causal via `window_size=(-1, 0)`, with `cu_seq_lens`.
 - `flex` (CUDA, shared-prefix layout): FlexAttention with the layout's block mask, built once per
   forward and reused by every layer.
-- `segments` (CPU, or CUDA without the above): causal sdpa per prefix and per response over
+- `segments` (CPU, or CUDA without the above): causal sdpa per prefix, and per response over
   [prefix; response]; exact, no T x T mask.
 
 A name not known to transformers' mask interface gets no mask built, so the model pays nothing
@@ -40,8 +40,8 @@ __all__ = ["PACKED_ATTENTION", "PackedRewardModel", "packed_rewards", "resolve_b
 
 
 def resolve_backend(requested: str, device: torch.device, shared_prefix: bool = False) -> str:
-    """auto: on CUDA varlen (plain layout) or flex (shared-prefix layout) when this torch has it,
-    per-sequence sdpa segments otherwise."""
+    """auto: on CUDA varlen (plain layout) or flex (shared-prefix layout) when this torch has it;
+    sdpa segments otherwise."""
     if requested == "varlen":
         if not varlen_available() or device.type != "cuda":
             raise RuntimeError("attention=varlen needs CUDA and torch.nn.attention.varlen (torch >= 2.10)")

@@ -74,7 +74,7 @@ class TrainConfig:
     # the score head (None = the whole model, as the paper does).
     trainable_layers: int | None = None
     dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
-    attention: str = "auto"  # auto = varlen (plain) / flex (shared prefix) on CUDA, sdpa segments on CPU
+    attention: str = "auto"  # auto: CUDA varlen (plain) / flex (shared prefix); sdpa segments on CPU
     # Encode each pair's prompt once: [prompt | chosen | rejected], each response seeing the prompt
     # and itself (rewardops.training.packing). auto = on where the backbone supports it; true on a
     # backbone that cannot is an error; false = the plain layout. Exact either way.
