@@ -17,7 +17,10 @@ Kernels, one attention function (`packed_attention`) registered with transformer
 
 - `segments` (CPU; also CUDA without the others): per block, causal sdpa over the prefix, then per
   response one sdpa of its queries over [prefix; response] with a lower-right causal mask. Exact,
-  no T x T mask, no wasted response-response work.
+  no T x T mask, no wasted response-response work. (A response longer than its prefix runs its
+  prefix queries again under a plain causal mask instead: CPU sdpa skips fully masked tiles only for
+  `is_causal`, so (prefix + n)^2 / 2 beats the masked n x (prefix + n) there; the extra outputs are
+  dropped.)
 - `flex` (CUDA): FlexAttention with a block mask built once per forward from the layout (compiled
   on CUDA; on CPU the unfused reference runs, for tests and `--smoke`).
 - `varlen` (CUDA, plain layout only): the flash varlen kernel with `cu_seq_lens`.
@@ -270,8 +273,13 @@ def _segments(query, key, value, layout: RowLayout, scaling, gqa):  # noqa: ANN0
                 else:
                     k = torch.cat([key[:, :, start:p_end], key[:, :, pos : pos + n]], dim=2)
                     v = torch.cat([value[:, :, start:p_end], value[:, :, pos : pos + n]], dim=2)
-                mask = layout.response_mask(b.prefix, n, query.device)
-                pieces.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scaling, enable_gqa=gqa))
+                if n >= b.prefix:  # cheaper as one causal run over [prefix; response] (module docstring)
+                    q = query[:, :, start : pos + n] if r == 0 else torch.cat([query[:, :, start:p_end], q], dim=2)
+                    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=gqa)
+                    pieces.append(out[:, :, b.prefix :])
+                else:
+                    mask = layout.response_mask(b.prefix, n, query.device)
+                    pieces.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scaling, enable_gqa=gqa))
             pos += n
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous()  # (1, T, Hq, D)
 

@@ -196,7 +196,8 @@ class HFRewardModel:
                 continue
             current: list[int] = []
             tokens = prefix
-            for i in group:
+            # longest first: a block's responses run as one padded batch, so alike lengths waste least
+            for i in sorted(group, key=lambda i: (-len(sequences[i]), i)):
                 n = len(sequences[i]) - prefix
                 if current and (len(current) >= self.batch_size or tokens + n > self.max_batch_tokens):
                     blocks.append((prefix, current))
