@@ -31,7 +31,7 @@ Library names used: rewardops.training.attention.{packed_rewards}, rewardops.att
 rewardops.training.packing.pack, rewardops.training.data.PairEncoder, rewardops.evaluation.engine.open_engine,
 and bench_training's / bench_scoring's helpers.
 
-    python bench/gpu/shared_prefix.py OUT_DIR [--smoke] [--work DIR]
+    python bench/gpu/shared_prefix.py OUT_DIR [--smoke] [--work DIR] [--only exact_fp32,no_leak,...]
 """
 
 from __future__ import annotations
@@ -212,17 +212,24 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/rewardops-gpu-work")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--only", default="exact_fp32,exact_bf16,no_leak,train_throughput,bon_scoring")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     work = Path(args.work)
     rep = Report(args.out, "shared_prefix", args.smoke)
     shape = common.shape_for(args.smoke, "qwen3-0.6b")
     folder = common.make_backbone(shape, work / "backbones")
-    rep.check("exact_fp32", lambda: exact(folder, args.smoke, bf16=False))
-    rep.check("exact_bf16", lambda: exact(folder, args.smoke, bf16=True) if CUDA else dict(common.NEEDS_CUDA))
-    rep.check("no_leak", lambda: no_leak(folder))
     steps, warmup = (2, 1) if args.smoke else (args.steps, args.warmup)
-    rep.check("train_throughput", lambda: train_rows(shape, args.smoke, work, steps, warmup))
-    rep.check("bon_scoring", lambda: bon(args.smoke, work))
+    checks = {
+        "exact_fp32": lambda: exact(folder, args.smoke, bf16=False),
+        "exact_bf16": lambda: exact(folder, args.smoke, bf16=True) if CUDA else dict(common.NEEDS_CUDA),
+        "no_leak": lambda: no_leak(folder),
+        "train_throughput": lambda: train_rows(shape, args.smoke, work, steps, warmup),
+        "bon_scoring": lambda: bon(args.smoke, work),
+    }
+    for name, fn in checks.items():
+        if name in only:
+            rep.check(name, fn)
     return 0
 
 
