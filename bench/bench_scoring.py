@@ -123,9 +123,14 @@ def bench_bon(args) -> int:
     from rewardops.evaluation.engine import open_engine
 
     items = bon_items(args.bon)
+    # a causal-LM folder (smollm2-135m) gets a freshly initialised score head at every load: the
+    # same seed before each load gives the three scorers the same head, so their scores compare
+    torch.manual_seed(0)
     plain, ref = open_engine(args.model, cache_path=None, batch_size=args.batch_size, show_progress=False, shared_prefix=False)
+    torch.manual_seed(0)
     shared, _ = open_engine(args.model, cache_path=None, batch_size=args.batch_size, show_progress=False, shared_prefix=True)
     tokenizer = AutoTokenizer.from_pretrained(ref.tokenizer_dir)
+    torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(ref.model_dir, dtype=torch.float32).eval()
     workload = [plain.scorer.render(it.messages(i)) for it in items for i in range(len(it.responses))]
     real_tokens = sum(len(s) for s in workload)
