@@ -16,6 +16,18 @@ dataset order with a padding mask, which is the peer's method). CPU seconds of t
 recorded beside wall seconds. Data: the RM-Bench chat file and the JudgeBench GPT-4o file from ../shared/data.
 
     .venv/bin/python bench/bench_scoring.py [--model tiny-qwen3|smollm2-135m] [--rmbench 60] [--judgebench 40]
+
+Best-of-N (`--bon N_PROMPTS`): PPE-Correctness-shaped items, 32 responses per prompt, to measure the
+shared-prefix engine (each prompt encoded once for its 32 responses) against our plain engine
+(`shared_prefix=False`: length-sorted padded batches) and the padded peer (batches of 8 in dataset
+order), same model, same run, interleaved. The items are real text: MMLU-Pro questions as JudgeBench
+formats them (question, options, answer instruction) with 32 distinct GPT-4o chain-of-thought
+MMLU-Pro answers from the same file (the question's own two first, then others drawn with a fixed
+seed). PPE itself is hub-only; its MMLU-Pro subset has the same prompt kind and 32 sampled CoT
+answers per prompt. The answers are not all for the question they follow: a throughput workload
+with PPE's token shape, not an accuracy test.
+
+    .venv/bin/python bench/bench_scoring.py --bon 8 --threads 1 --json bench/results/scoring_bon_shared_prefix.json
 """
 
 from __future__ import annotations
@@ -71,6 +83,100 @@ def peer_score(model, tokenizer, pairs, batch_size: int = 8, max_length: int = 1
     return scores[0], scores[1]
 
 
+def bon_items(n_prompts: int, n: int = 32, seed: int = 0):
+    """PPE-shaped best-of-N items from real text (see the module docstring)."""
+    import random
+
+    from rewardops.evaluation.items import EvalItem, prompt_from_text
+
+    rows = [json.loads(line) for line in (SHARED / "judgebench" / "judgebench_gpt-4o.jsonl").open()]
+    mmlu = [r for r in rows if str(r.get("source", "")).startswith("mmlu-pro")]
+    pool = [r[k] for r in mmlu for k in ("response_A", "response_B")]
+    rng = random.Random(seed)
+    items = []
+    for k, r in enumerate(mmlu[:n_prompts]):
+        own = [r["response_A"], r["response_B"]]
+        others = [x for x in rng.sample(pool, n + 8) if x not in own][: n - 2]
+        items.append(EvalItem(f"bon{k}", "ppe-shaped", prompt_from_text(r["question"]), tuple(own + others)))
+    return items
+
+
+def peer_score_sequences(model, tokenizer, items, batch_size: int = 8, max_length: int = 16_384):
+    """The padded peer on best-of-N: every (prompt, response) as its own text, padded batches of 8 in
+    dataset order with a padding mask (reward-bench's pipeline, as `peer_score`)."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    texts = [tokenizer.apply_chat_template(it.messages(i), tokenize=False) for it in items for i in range(len(it.responses))]
+    out = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            out += model(**enc).logits[:, 0].float().tolist()
+    return out
+
+
+def bench_bon(args) -> int:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardops.evaluation.engine import open_engine
+
+    items = bon_items(args.bon)
+    # a causal-LM folder (smollm2-135m) gets a freshly initialised score head at every load: the
+    # same seed before each load gives the three scorers the same head, so their scores compare
+    torch.manual_seed(0)
+    plain, ref = open_engine(args.model, cache_path=None, batch_size=args.batch_size, show_progress=False, shared_prefix=False)
+    torch.manual_seed(0)
+    shared, _ = open_engine(args.model, cache_path=None, batch_size=args.batch_size, show_progress=False, shared_prefix=True)
+    tokenizer = AutoTokenizer.from_pretrained(ref.tokenizer_dir)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(ref.model_dir, dtype=torch.float32).eval()
+    workload = [plain.scorer.render(it.messages(i)) for it in items for i in range(len(it.responses))]
+    real_tokens = sum(len(s) for s in workload)
+    times: dict[str, list[float]] = {"peer": [], "plain": [], "shared": []}
+    cpu: dict[str, list[float]] = {"peer": [], "plain": [], "shared": []}
+    scores: dict[str, list[float]] = {}
+    for _ in range(args.repeats):  # interleaved, so load drift on a shared machine hits all three
+        for name in ("peer", "plain", "shared"):
+            t, c = time.perf_counter(), time.process_time()
+            if name == "peer":
+                got = peer_score_sequences(model, tokenizer, items)
+            else:
+                by_item = (plain if name == "plain" else shared).score_items(items, label="bench")
+                got = [x for it in items for x in by_item[it.id]]
+            times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+            scores[name] = got
+    best = {k: min(v) for k, v in times.items()}
+    best_cpu = {k: min(v) for k, v in cpu.items()}
+    diff = lambda a, b: max(abs(x - y) for x, y in zip(scores[a], scores[b]))  # noqa: E731
+    result = {
+        "model": args.model, "device": "cpu", "threads": args.threads, "prompts": len(items),
+        "responses_per_prompt": len(items[0].responses), "sequences": len(workload), "real_tokens": real_tokens,
+        "prompt_tokens_not_encoded_again_per_run": shared.stats.shared_tokens // args.repeats,
+        "seconds": times, "cpu_seconds": cpu, "load_average_end": os.getloadavg()[0],
+        "real_tokens_per_s": {k: round(real_tokens / v, 1) for k, v in best.items()},
+        "ratio_shared_vs_plain": round(best["plain"] / best["shared"], 2),
+        "ratio_shared_vs_plain_cpu_s": round(best_cpu["plain"] / best_cpu["shared"], 2),
+        "ratio_shared_vs_peer": round(best["peer"] / best["shared"], 2),
+        "ratio_shared_vs_peer_cpu_s": round(best_cpu["peer"] / best_cpu["shared"], 2),
+        "ratio_plain_vs_peer": round(best["peer"] / best["plain"], 2),
+        "computed_tokens_per_run": {"plain": plain.stats.padded_tokens // args.repeats,
+                                    "shared": shared.stats.padded_tokens // args.repeats},
+        "max_abs_score_diff_shared_vs_plain": diff("shared", "plain"),
+        "max_abs_score_diff_shared_vs_peer": diff("shared", "peer"),
+    }
+    print(json.dumps(result, indent=2))
+    print(f"\nbest-of-{len(items[0].responses)} ({len(items)} prompts): shared prefix {real_tokens / best['shared']:,.0f} real tok/s; "
+          f"plain {real_tokens / best['plain']:,.0f}; padded peer {real_tokens / best['peer']:,.0f}; shared / plain "
+          f"{result['ratio_shared_vs_plain']}x (target >= 1.5x), shared / peer {result['ratio_shared_vs_peer']}x")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny-qwen3")
@@ -79,16 +185,22 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64, help="the engine's batch size; the matched peer uses it too")
+    ap.add_argument("--shared-prefix", default="auto", type=lambda v: {"true": True, "false": False}.get(v, v),
+                    help="the engine's shared_prefix (auto|true|false) in the RM-Bench + JudgeBench mode")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    ap.add_argument("--bon", type=int, default=0, help="best-of-32 mode: this many PPE-shaped prompts (see above)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.bon:
+        return bench_bon(args)
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardops.evaluation.engine import open_engine
 
     items = load_items(args.rmbench, args.judgebench)
-    engine, ref = open_engine(args.model, cache_path=None, batch_size=args.batch_size, show_progress=False)
+    engine, ref = open_engine(args.model, cache_path=None, batch_size=args.batch_size, show_progress=False,
+                              shared_prefix=args.shared_prefix)
     pairs = peer_pairs(items)
     tokenizer = AutoTokenizer.from_pretrained(ref.tokenizer_dir)
     model = AutoModelForSequenceClassification.from_pretrained(ref.model_dir, dtype=torch.float32).eval()

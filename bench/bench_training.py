@@ -20,10 +20,19 @@ less the process's CPU time). Steps after `--warmup` are timed.
     nice python bench/bench_training.py                        # tiny Qwen3, synthetic length mix
     nice python bench/bench_training.py --model smollm2-135m --data ultrafeedback --pairs 399 \\
         --max-length 512 --bs 16 --steps 4 --ckpt off           # the issue's matched CPU setting
+    nice python bench/bench_training.py --model smollm2-135m --data hh-harmless --pairs 400 \\
+        --max-length 512 --bs 16 --micro-pairs 4 --ckpt off --shared-prefix both --no-defaults
+                                                                 # shared prefix vs plain vs TRL, pairs/s
+
+`--shared-prefix both` adds a third row per round: our trainer with `shared_prefix=true` (each
+pair's prompt encoded once, [prompt | chosen | rejected]) beside the plain layout
+(`shared_prefix=false`) and TRL matched, all on the same pairs in the same order. Its headline is
+**pairs per second** (a shared-prefix row computes fewer tokens for the same pairs), and its losses
+must equal the plain row's.
     python bench/bench_training.py --model qwen3-0.6b --steps 10 --ckpt both   # on a GPU
 
 Library names used (imported inside functions, so a moved module is a one-line fix below):
-rewardops.training.load_config (or config.resolve_config), rewardops.training.trainer.{Trainer, load_backbone},
+rewardops.training.load_config, rewardops.training.trainer.{Trainer, load_backbone},
 rewardops.training.data.{PairEncoder, epoch_order}, rewardops.training.metrics.{non_embedding_params,
 peak_flops}, rewardops.data.shards.write_pairs, rewardops.data.schema.{Message, PreferencePair},
 rewardops.backbones.resolve_backbone, rewardops.rendering.ensure_distinct_pad.
@@ -83,6 +92,30 @@ def synth_pairs(n: int, seed: int = 0, max_len: int = 2048, scale: float = 1.0):
         words = lambda k: " ".join(rng.choice(WORDS) for _ in range(k))  # noqa: E731
         out.append(PreferencePair(id=f"b{i}", source="bench", conversation=[Message("user", words(p))],
                                   chosen=words(c), rejected=words(r)))
+    return out
+
+
+def hh_harmless_pairs(n: int):
+    """The first `n` usable pairs of Anthropic hh-rlhf harmless-base test (multi-turn transcripts)."""
+    import gzip
+
+    from rewardops.data.readers import map_hh_rlhf
+    from rewardops.data.schema import Message, PreferencePair
+
+    out = []
+    with gzip.open(SHARED / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz", "rt") as fh:
+        for row, line in enumerate(fh):
+            try:
+                cand = map_hh_rlhf(json.loads(line))
+            except Exception:  # noqa: BLE001 - the 4 rows with an empty chosen transcript
+                continue
+            if not cand.chosen.strip() or not cand.rejected.strip() or cand.chosen == cand.rejected:
+                continue
+            out.append(PreferencePair(id=f"hh-{row}", source="hh-rlhf/harmless-base-test",
+                                      conversation=[Message(r, c) for r, c in cand.conversation],
+                                      chosen=cand.chosen, rejected=cand.rejected))
+            if len(out) == n:
+                break
     return out
 
 
@@ -196,13 +229,19 @@ def _peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
 
 
+OURS = "rewardops (packed, no pad)"
+SHARED_IMPL = "rewardops shared prefix"
+
+
 def summarize(impl: str, steps: list[dict], warmup: int, n_params: int, extra: dict) -> dict:
     timed = steps[warmup:] or steps[-1:]
     real = sum(s["real"] for s in timed)
     wall = sum(s["wall"] for s in timed)
     cpu = sum(s["cpu"] for s in timed)
+    pairs = sum(s.get("pairs", 0) for s in timed)
     computed = sum(s.get("computed", s["real"]) for s in steps)
     row = {"impl": impl, **extra, "tok_s": real / wall, "tok_per_cpu_s": real / max(cpu, 1e-9),
+           "pairs_s": pairs / wall, "pairs_per_cpu_s": pairs / max(cpu, 1e-9),
            "median_step_s": statistics.median(s["wall"] for s in timed), "timed_steps": len(timed),
            "padding_waste": 1 - sum(s["real"] for s in steps) / max(computed, 1),
            "losses": [s["loss"] for s in steps], "peak_mem_gib": _peak_gib(), "params_nonembed": n_params}
@@ -231,10 +270,14 @@ def run_ours(config, steps: int, warmup: int) -> dict:
         m = trainer.train_step()
         _sync()
         rows.append({"wall": time.perf_counter() - w, "cpu": time.process_time() - c,
-                     "real": trainer.state.tokens_seen - before, "loss": float(m["train/loss"])})
+                     "real": trainer.state.tokens_seen - before, "loss": float(m["train/loss"]),
+                     "pairs": int(m["train/pairs"])})
     n = non_embedding_params(trainer.model)
-    out = summarize("rewardops (packed, no pad)", rows, warmup, n,
-                    {"grad_ckpt": config.gradient_checkpointing, "backend": trainer.backend, "dtype": trainer.dtype})
+    impl = SHARED_IMPL if trainer.shared_prefix else OURS
+    out = summarize(impl, rows, warmup, n,
+                    {"grad_ckpt": config.gradient_checkpointing, "backend": trainer.backend, "dtype": trainer.dtype,
+                     "shared_prefix": trainer.shared_prefix,
+                     "counts": {k: v for k, v in trainer.encoder.counts.items() if k.startswith("shared_prefix")}})
     del trainer
     _free()
     return out
@@ -284,7 +327,7 @@ def run_trl(config, ids_in_order: list[tuple[list[int], list[int]]], bs: int, st
 
     def counting(features):
         batch = collate(features)
-        counted.append((int(batch["attention_mask"].sum()), int(batch["input_ids"].numel())))
+        counted.append((int(batch["attention_mask"].sum()), int(batch["input_ids"].numel()), len(features)))
         return batch
 
     trainer.data_collator = counting
@@ -314,6 +357,7 @@ def run_trl(config, ids_in_order: list[tuple[list[int], list[int]]], bs: int, st
     for i, s in enumerate(steps_rows):
         mine = counted[i * accum : (i + 1) * accum]
         s["real"], s["computed"] = sum(m[0] for m in mine), sum(m[1] for m in mine)
+        s["pairs"] = sum(m[2] for m in mine)
         step_losses = losses[i * accum : (i + 1) * accum]
         s["loss"] = sum(step_losses) / len(step_losses) if step_losses else float("nan")
     n = non_embedding_params(model)
@@ -336,7 +380,8 @@ def guarded(fn, *a, **k) -> dict:
 
 
 def bench_model(model_arg: str, pairs, *, bs: int, steps: int, warmup: int, max_length: int, ckpts: list[bool],
-                defaults: bool, workdir: Path, emit=print, rounds: int = 1, micro_pairs: int | None = None) -> list[dict]:
+                defaults: bool, workdir: Path, emit=print, rounds: int = 1, micro_pairs: int | None = None,
+                shared: tuple[bool, ...] = (False,)) -> list[dict]:
     """All rows for one model: ours and TRL matched per checkpointing setting, TRL defaults once."""
     from rewardops.data.shards import write_pairs
 
@@ -361,21 +406,32 @@ def bench_model(model_arg: str, pairs, *, bs: int, steps: int, warmup: int, max_
     rows = []
     for rnd in range(rounds):  # alternate ours / TRL so load drift on a shared machine hits both
         for ckpt in ckpts:
-            cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-{ckpt}-{rnd}"), backbone, bs, steps, max_length, ckpt,
-                             micro_batch_size=micro_pairs)
-            ours = guarded(run_ours, cfg, steps, warmup)
-            ours.update(model=model_arg, ckpt_setting=ckpt, round=rnd)
-            emit(ours)
+            for sp in shared:  # plain layout (the existing headline row) and/or the shared-prefix layout
+                cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-{ckpt}-{rnd}-{sp}"), backbone, bs, steps,
+                                 max_length, ckpt, micro_batch_size=micro_pairs, shared_prefix=sp)
+                row = guarded(run_ours, cfg, steps, warmup)
+                row.update(model=model_arg, ckpt_setting=ckpt, round=rnd)
+                emit(row)
+                rows.append(row)
+            ours = next((r for r in rows[::-1] if r.get("round") == rnd and r.get("ckpt_setting") == ckpt
+                         and r.get("impl") == OURS), rows[-1])
+            plain = ours if ours.get("impl") == OURS else None
+            mine_shared = next((r for r in rows[::-1] if r.get("round") == rnd and r.get("ckpt_setting") == ckpt
+                                and r.get("impl") == SHARED_IMPL), None)
+            if plain is not None and mine_shared is not None and "losses" in plain and "losses" in mine_shared:
+                mine_shared["max_abs_loss_diff_vs_plain"] = max(abs(a - b) for a, b in zip(plain["losses"], mine_shared["losses"]))
+            cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-{ckpt}-{rnd}-trl"), backbone, bs, steps,
+                             max_length, ckpt, micro_batch_size=micro_pairs, shared_prefix=False)
             peer = guarded(run_trl, cfg, ids_in_order, bs, steps, warmup, "matched")
             peer.update(model=model_arg, ckpt_setting=ckpt, round=rnd)
             if "losses" in ours and "losses" in peer:
                 diffs = [abs(a - b) for a, b in zip(ours["losses"], peer["losses"])]
                 peer["max_abs_loss_diff_vs_ours"] = max(diffs) if diffs else None
             emit(peer)
-            rows += [ours, peer]
+            rows.append(peer)
         if defaults:
             cfg = our_config(str(data_dir), str(workdir / f"out-{model_arg}-d-{rnd}"), backbone, bs, steps, max_length, True,
-                             micro_batch_size=micro_pairs)
+                             micro_batch_size=micro_pairs, shared_prefix=False)
             d = guarded(run_trl, cfg, ids_in_order, bs, steps, warmup, "defaults")
             d.update(model=model_arg, ckpt_setting="TRL default (on)", round=rnd)
             emit(d)
@@ -404,9 +460,10 @@ def aggregate(rows: list[dict]) -> list[dict]:
             out.append({**mine[0], "rounds": len(mine)})
             continue
         agg = dict(ok[0])
-        for f in ("tok_s", "tok_per_cpu_s", "median_step_s", "mfu", "peak_mem_gib", "max_abs_loss_diff_vs_ours"):
+        for f in ("tok_s", "tok_per_cpu_s", "pairs_s", "pairs_per_cpu_s", "median_step_s", "mfu", "peak_mem_gib",
+                  "max_abs_loss_diff_vs_ours", "max_abs_loss_diff_vs_plain"):
             if f in agg:
-                agg[f] = _median([r.get(f) for r in ok]) if f != "max_abs_loss_diff_vs_ours" else max(r.get(f) or 0 for r in ok)
+                agg[f] = _median([r.get(f) for r in ok]) if not f.startswith("max_abs") else max(r.get(f) or 0 for r in ok)
         agg["rounds"] = len(ok)
         agg["tok_s_each_round"] = [round(r["tok_s"]) for r in ok]
         out.append(agg)
@@ -425,13 +482,13 @@ def ratios(rows: list[dict]) -> list[dict]:
         mine = [r for r in rows if r.get("model") == m]
         ckpts = []
         for r in mine:
-            if str(r.get("impl", "")).startswith("rewardops") and r["ckpt_setting"] not in ckpts:
+            if r.get("impl") == OURS and r["ckpt_setting"] not in ckpts:
                 ckpts.append(r["ckpt_setting"])
         for ck in ckpts:
             per = {"matched": [], "matched_cpu": [], "defaults": [], "defaults_cpu": []}
             loss = []
             for r in mine:
-                if not (str(r.get("impl", "")).startswith("rewardops") and r["ckpt_setting"] == ck and "tok_s" in r):
+                if not (r.get("impl") == OURS and r["ckpt_setting"] == ck and "tok_s" in r):
                     continue
                 rnd = r.get("round", 0)
                 t = next((x for x in mine if x.get("impl", "").startswith("TRL matched") and x.get("ckpt_setting") == ck
@@ -454,15 +511,52 @@ def ratios(rows: list[dict]) -> list[dict]:
     return out
 
 
+def prefix_ratios(rows: list[dict]) -> list[dict]:
+    """Per model and checkpointing setting, pairs/s ratios of the shared-prefix row, each the median
+    of the per-round ratios: vs our plain layout (the issue's >= 1.4x on hh-rlhf harmless, >= 1.0x on
+    UltraFeedback) and vs TRL matched."""
+    out = []
+    keys = []
+    for r in rows:
+        if r.get("impl") == SHARED_IMPL and (r.get("model"), r.get("ckpt_setting")) not in keys:
+            keys.append((r.get("model"), r.get("ckpt_setting")))
+    for model, ck in keys:
+        per: dict[str, list[float]] = {"plain": [], "plain_cpu": [], "trl": [], "trl_cpu": [], "plain_vs_trl": []}
+        loss = []
+        for r in rows:
+            if not (r.get("impl") == SHARED_IMPL and r.get("model") == model and r.get("ckpt_setting") == ck and "pairs_s" in r):
+                continue
+            same = [x for x in rows if x.get("model") == model and x.get("ckpt_setting") == ck
+                    and x.get("round") == r.get("round") and "pairs_s" in x]
+            plain = next((x for x in same if x.get("impl") == OURS), None)
+            trl = next((x for x in same if str(x.get("impl", "")).startswith("TRL matched")), None)
+            if plain:
+                per["plain"].append(r["pairs_s"] / plain["pairs_s"])
+                per["plain_cpu"].append(r["pairs_per_cpu_s"] / plain["pairs_per_cpu_s"])
+                loss.append(r.get("max_abs_loss_diff_vs_plain"))
+            if trl:
+                per["trl"].append(r["pairs_s"] / trl["pairs_s"])
+                per["trl_cpu"].append(r["pairs_per_cpu_s"] / trl["pairs_per_cpu_s"])
+                if plain:
+                    per["plain_vs_trl"].append(plain["pairs_s"] / trl["pairs_s"])
+        out.append({"model": model, "grad_ckpt": ck,
+                    "shared_vs_plain": _median(per["plain"]), "shared_vs_plain_cpu_s": _median(per["plain_cpu"]),
+                    "shared_vs_trl_matched": _median(per["trl"]), "shared_vs_trl_matched_cpu_s": _median(per["trl_cpu"]),
+                    "plain_vs_trl_matched": _median(per["plain_vs_trl"]),
+                    "shared_vs_plain_each_round": [round(x, 2) for x in per["plain"]],
+                    "max_abs_loss_diff_vs_plain": max((x for x in loss if x is not None), default=None)})
+    return out
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | run | grad ckpt | real tokens/s | tokens/CPU-s | median step s | pad waste | peak GiB | MFU | rounds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | run | grad ckpt | pairs/s | real tokens/s | tokens/CPU-s | median step s | pad waste | peak GiB | MFU | rounds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in aggregate(rows):
         if "error" in r:
-            lines.append(f"| {r.get('model')} | {r.get('impl', '?')} | {r.get('ckpt_setting')} | error: {r['error'][:80]} | | | | | | |")
+            lines.append(f"| {r.get('model')} | {r.get('impl', '?')} | {r.get('ckpt_setting')} | error: {r['error'][:80]} | | | | | | | |")
             continue
         mfu = f"{r['mfu']:.3f}" if "mfu" in r else "–"
-        lines.append(f"| {r['model']} | {r['impl']} | {'on' if r['grad_ckpt'] else 'off'} | {r['tok_s']:,.0f} | "
+        lines.append(f"| {r['model']} | {r['impl']} | {'on' if r['grad_ckpt'] else 'off'} | {r.get('pairs_s', 0):.3f} | {r['tok_s']:,.0f} | "
                      f"{r['tok_per_cpu_s']:,.0f} | {r['median_step_s']:.2f} | {r['padding_waste']:.1%} | "
                      f"{r['peak_mem_gib'] if r['peak_mem_gib'] is not None else '–'} | {mfu} | {r['rounds']} |")
     lines += ["", "| model | grad ckpt | ours / TRL matched (wall) | (CPU-s) | per round (wall) | max loss diff vs matched | ours / TRL defaults (wall) | (CPU-s) |",
@@ -471,6 +565,15 @@ def markdown(rows: list[dict]) -> str:
         f = lambda k, fmt="{:.2f}x": fmt.format(q[k]) if q.get(k) is not None else "–"  # noqa: E731
         lines.append(f"| {q['model']} | {'on' if q['grad_ckpt'] else 'off'} | **{f('ratio_matched')}** | {f('ratio_matched_cpu_s')} | {q['ratio_matched_each_round']} | "
                      f"{f('max_abs_loss_diff', '{:.1e}')} | {f('ratio_defaults')} | {f('ratio_defaults_cpu_s')} |")
+    shared = prefix_ratios(rows)
+    if shared:
+        lines += ["", "| model | grad ckpt | shared prefix / plain (pairs/s, wall) | (CPU-s) | per round | shared / TRL matched | (CPU-s) | plain / TRL matched | max loss diff vs plain |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for q in shared:
+            f = lambda k, fmt="{:.2f}x": fmt.format(q[k]) if q.get(k) is not None else "–"  # noqa: E731
+            lines.append(f"| {q['model']} | {'on' if q['grad_ckpt'] else 'off'} | **{f('shared_vs_plain')}** | {f('shared_vs_plain_cpu_s')} | "
+                         f"{q['shared_vs_plain_each_round']} | {f('shared_vs_trl_matched')} | {f('shared_vs_trl_matched_cpu_s')} | "
+                         f"{f('plain_vs_trl_matched')} | {f('max_abs_loss_diff_vs_plain', '{:.1e}')} |")
     return "\n".join(lines)
 
 
@@ -483,7 +586,7 @@ def device_name(threads: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="tiny-qwen3", help="tiny-qwen3 | smollm2-135m | tiny | qwen3-0.6b | qwen3-1.7b (random-init Qwen3 shapes) | a folder")
-    ap.add_argument("--data", default="synth", choices=["synth", "ultrafeedback"])
+    ap.add_argument("--data", default="synth", choices=["synth", "ultrafeedback", "hh-harmless"])
     ap.add_argument("--pairs", type=int, default=48)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
@@ -493,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--micro-pairs", type=int, default=None,
                     help="pairs per forward (ours: micro_batch_size; TRL matched: per-device batch with accumulation to --bs)")
     ap.add_argument("--no-defaults", action="store_true", help="skip the TRL-defaults row")
+    ap.add_argument("--shared-prefix", default="off", choices=["off", "on", "both"],
+                    help="our trainer's layout: plain (off), [prompt | chosen | rejected] (on), or both rows per round")
     ap.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic lengths (smoke runs)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat every row, alternating ours and TRL")
     ap.add_argument("--threads", type=int, default=2)
@@ -506,12 +611,14 @@ def main(argv: list[str] | None = None) -> int:
 
     device = device_name(args.threads)
     print(f"device: {device}; torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}", flush=True)
-    pairs = synth_pairs(args.pairs, scale=args.scale) if args.data == "synth" else ultrafeedback_pairs(args.pairs)
+    pairs = {"synth": lambda: synth_pairs(args.pairs, scale=args.scale), "ultrafeedback": lambda: ultrafeedback_pairs(args.pairs),
+             "hh-harmless": lambda: hh_harmless_pairs(args.pairs)}[args.data]()
+    shared = {"off": (False,), "on": (True,), "both": (False, True)}[args.shared_prefix]
     ckpts = {"both": [False, True], "on": [True], "off": [False]}[args.ckpt]
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         rows = bench_model(args.model, pairs, bs=args.bs, steps=args.steps, warmup=args.warmup,
-                           max_length=args.max_length, ckpts=ckpts, defaults=not args.no_defaults, workdir=Path(tmp), rounds=args.rounds, micro_pairs=args.micro_pairs,
+                           max_length=args.max_length, ckpts=ckpts, defaults=not args.no_defaults, workdir=Path(tmp), rounds=args.rounds, micro_pairs=args.micro_pairs, shared=shared,
                            emit=lambda r: print(json.dumps(r, default=str), flush=True))
     print()
     print(markdown(rows))
@@ -520,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"device": device, "argv": sys.argv[1:], "load_end": load_end,
-                                                 "rows": rows, "aggregate": aggregate(rows), "ratios": ratios(rows)}, indent=1, default=str))
+                                                 "rows": rows, "aggregate": aggregate(rows), "ratios": ratios(rows),
+                                                 "shared_prefix_ratios": prefix_ratios(rows)}, indent=1, default=str))
     return 0
 
 

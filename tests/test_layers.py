@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # lowest first; an area may import its own modules and any area before it
 LAYERS = [
     {"errors"},
-    {"backbones", "naming", "outputs"},
+    {"backbones", "naming", "outputs", "attention"},
     {"data"},
     {"rendering"},
     {"evaluation"},

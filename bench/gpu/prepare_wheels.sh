@@ -47,3 +47,15 @@ if [ -f "$TOK/tokenizer.json" ]; then
 else
   echo "warning: no Qwen3 tokenizer at $TOK; the GPU steps need bench/gpu/assets/qwen3-tokenizer" >&2
 fi
+# The real-data fixtures the shared-prefix step reads (hh-rlhf harmless, UltraFeedback sample, JudgeBench),
+# to bench/gpu/assets/shared/data (gitignored; never committed), read there through REWARDOPS_SHARED.
+DATA="${REWARDOPS_SHARED:-$REPO/../shared}/data"
+for f in hh-rlhf/harmless-base-test.jsonl.gz ultrafeedback-sample/train_clean.jsonl judgebench/judgebench_gpt-4o.jsonl; do
+  if [ -f "$DATA/$f" ]; then
+    mkdir -p "$HERE/assets/shared/data/$(dirname "$f")"
+    cp "$DATA/$f" "$HERE/assets/shared/data/$f"
+  else
+    echo "warning: no $DATA/$f; the prefix step needs it" >&2
+  fi
+done
+du -sh "$HERE/assets"

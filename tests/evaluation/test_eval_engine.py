@@ -99,3 +99,49 @@ def test_identical_sequences_are_forwarded_once_and_truncation_is_counted(tiny_m
     assert scores["a"][0] == scores["b"][0]
     assert eng.stats.deduplicated == 1 and eng.stats.forwarded_sequences == 3
     assert eng.stats.truncated == 1
+
+
+# -- shared prefix: each prompt encoded once for all of its responses ----------------------------
+
+def best_of_n_items(n_items: int, n: int, seed: int = 0) -> list[EvalItem]:
+    """PPE-shaped items: one prompt, `n` sampled responses of varied length."""
+    rng = random.Random(seed)
+    return [EvalItem(f"bon{k}", "s", ({"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(20, 80)))},),
+                     tuple(" ".join(rng.choices(WORDS, k=rng.randint(1, 40))) for _ in range(n)))
+            for k in range(n_items)]
+
+
+@pytest.mark.parametrize("shape", ["best-of-32", "rm-bench-6", "rmb-bon"])
+def test_shared_prefix_scores_equal_the_padded_path(tiny_model: str, shared_data: Path, shape: str):
+    from rewardops.evaluation.benchmarks import get
+
+    if shape == "best-of-32":
+        items = best_of_n_items(3, 32)
+    elif shape == "rm-bench-6":
+        items = get("rm-bench").load(shared_data / "rm-bench" / "chat_filtered.json").items[:4]
+    else:  # real RMB best-of-N lists (best + losers) on a multi-turn prompt
+        items = [it for it in get("rmb").load(shared_data / "rmb").items if it.meta["kind"] == "bon"][:4]
+        assert all(len(it.responses) >= 3 for it in items)
+    plain = engine(tiny_model, 32, shared_prefix=False)
+    assert not plain.scorer.shared_prefix
+    base = plain.score_items(items)
+    base_flat = np.concatenate([base[it.id] for it in items])
+    assert np.std(base_flat) > 0
+    for bs, chunk in ((32, 8192), (5, 8192), (8, 7)):  # rows split items, chunks split the benchmark
+        eng = engine(tiny_model, bs, chunk=chunk, shared_prefix=True)
+        got = eng.score_items(items)
+        assert np.max(np.abs(np.concatenate([got[it.id] for it in items]) - base_flat)) < 1e-5, (bs, chunk)
+        assert eng.stats.shared_items >= len(items) and eng.stats.shared_tokens > 0
+        assert eng.stats.padded_tokens == eng.stats.real_tokens - eng.stats.shared_tokens  # no padding either
+    assert plain.stats.shared_tokens == 0
+
+
+def test_shared_prefix_is_on_by_default_and_blocks_follow_the_limits(tiny_model: str):
+    eng = engine(tiny_model, 4, max_batch_tokens=200)
+    assert eng.scorer.shared_prefix and eng.scorer.packed_backend == "segments"
+    seqs = [[1, 2, 3, 4, 5, 6, 10 + i] for i in range(9)] + [[7, 8], [9, 8]]
+    blocks = eng.scorer.plan_blocks(seqs, [list(range(9)), [9, 10]])
+    assert blocks == [(6, [0, 1, 2, 3]), (6, [4, 5, 6, 7]), (6, [8]), (0, [9]), (0, [10])]
+    # the token budget splits too: 50 + 3 x 40 fits in 200, a fourth response would not
+    assert eng.scorer.plan_blocks([[1] * 50 + [2 + i] * 40 for i in range(4)], [[0, 1, 2, 3]]) == [
+        (50, [0, 1, 2]), (50, [3])]

@@ -161,7 +161,7 @@ def test_gqa_without_native_support_repeats_kv_heads_like_transformers():
     kernel runs here; the GPU bench runs the real one)."""
     import torch.nn.functional as F
 
-    from rewardops.training import attention
+    from rewardops import attention
 
     torch.manual_seed(0)
     T, Hq, Hkv, D = 7, 4, 2, 8

@@ -1,12 +1,18 @@
-"""Attention over packed rows that never crosses a sequence boundary, and the packed reward forward.
+"""The packed reward forward of training, over the kernels of `rewardops.attention`.
 
 transformers' sdpa / eager / flex paths do not keep packed documents apart when given only
 per-document position ids (measured in ../shared/perf/NOTES.md), so packing registers its own
-attention function with `AttentionInterface`:
+attention function with `AttentionInterface` (`rewardops.attention.packed_attention`). A packed
+row is a `RowLayout` of blocks: a pair in the shared-prefix layout is one block
+`[prompt | chosen | rejected]` in which each response sees the prompt and itself; a pair in the
+plain layout is two blocks of one sequence each. Kernels by backend:
 
-- CUDA: `torch.nn.attention.varlen.varlen_attn` (flash varlen kernel in torch >= 2.10), causal via
-  `window_size=(-1, 0)`, q/k/v as (total_tokens, heads, head_dim) with `cu_seq_lens`.
-- CPU (or CUDA without varlen): causal sdpa per sequence segment; exact, no T x T mask.
+- `varlen` (CUDA, plain layout): `torch.nn.attention.varlen.varlen_attn` (flash varlen kernel in
+  torch >= 2.10), causal via `window_size=(-1, 0)`, with `cu_seq_lens`.
+- `flex` (CUDA, shared-prefix layout): FlexAttention with the layout's block mask, built once per
+  forward and reused by every layer.
+- `segments` (CPU, or CUDA without the above): causal sdpa per prefix, and per response over
+  [prefix; response]; exact, no T x T mask.
 
 A name not known to transformers' mask interface gets no mask built, so the model pays nothing
 for a mask it would not use.
@@ -17,107 +23,63 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-PACKED_ATTENTION = "rewardops_packed"
-_registered = False
+from rewardops.attention import (
+    PACKED_ATTENTION,
+    RowLayout,
+    flex_available,
+    packed_hidden,
+    register_packed_attention,
+    supports_shared_prefix,
+    varlen_available,
+)
+from rewardops.training.errors import ConfigError
 
-
-def _varlen_takes_gqa(fn: Any) -> bool:
-    """torch 2.11's varlen_attn has no `enable_gqa` (2.13's has): repeat K/V heads ourselves then."""
-    import inspect
-
-    try:
-        return "enable_gqa" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _varlen_available() -> bool:
-    try:
-        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
-    except Exception:
-        return False
-    return torch.cuda.is_available()
+__all__ = ["PACKED_ATTENTION", "PackedRewardModel", "packed_rewards", "resolve_backend", "resolve_shared_prefix",
+           "split_model", "use_packed_attention"]
 
 
-def packed_attention(
-    module: torch.nn.Module,
-    query: torch.Tensor,  # (1, Hq, T, D)
-    key: torch.Tensor,  # (1, Hkv, T, D)
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    sliding_window: int | None = None,
-    cu_seq_lens: torch.Tensor | None = None,
-    max_seq_len: int | None = None,
-    packed_backend: str = "segments",
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    if cu_seq_lens is None:
-        raise RuntimeError(
-            f"attention {PACKED_ATTENTION!r} needs cu_seq_lens; call it through rewardops.training.attention.packed_rewards"
-        )
-    if query.shape[0] != 1:
-        raise RuntimeError("packed attention expects one packed row (batch size 1)")
-    gqa = query.shape[1] != key.shape[1]
-    if packed_backend == "varlen":
-        from torch.nn.attention.varlen import varlen_attn
-
-        # The flash kernel takes bf16/fp16 only; under autocast RoPE can hand back fp32.
-        dtype = query.dtype if query.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
-        q, k, v = (t[0].transpose(0, 1).to(dtype) for t in (query, key, value))  # (T, H, D)
-        cu = cu_seq_lens.to(device=q.device, dtype=torch.int32)
-        extra: dict[str, Any] = {}
-        if gqa and _varlen_takes_gqa(varlen_attn):
-            extra["enable_gqa"] = True
-        elif gqa:  # query head i reads K/V head i // group, as transformers' repeat_kv does
-            group = q.shape[1] // k.shape[1]
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        out = varlen_attn(
-            q, k, v, cu, cu, int(max_seq_len), int(max_seq_len),
-            scale=scaling, window_size=(-1, 0), **extra,
-        )
-        return out.unsqueeze(0).to(query.dtype), None
-    bounds = cu_seq_lens.tolist()
-    pieces = []
-    for start, end in zip(bounds[:-1], bounds[1:]):
-        pieces.append(
-            F.scaled_dot_product_attention(
-                query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
-                is_causal=True, scale=scaling, enable_gqa=gqa,
-            )
-        )
-    out = torch.cat(pieces, dim=2)  # (1, Hq, T, D)
-    return out.transpose(1, 2).contiguous(), None
-
-
-def register_packed_attention() -> str:
-    global _registered
-    if not _registered:
-        from transformers import AttentionInterface
-
-        AttentionInterface.register(PACKED_ATTENTION, packed_attention)
-        _registered = True
-    return PACKED_ATTENTION
-
-
-def resolve_backend(requested: str, device: torch.device) -> str:
-    """auto: varlen on CUDA when this torch has it, per-sequence segments otherwise."""
+def resolve_backend(requested: str, device: torch.device, shared_prefix: bool = False) -> str:
+    """auto: on CUDA varlen (plain layout) or flex (shared-prefix layout) when this torch has it;
+    sdpa segments otherwise."""
     if requested == "varlen":
-        if not _varlen_available() or device.type != "cuda":
+        if not varlen_available() or device.type != "cuda":
             raise RuntimeError("attention=varlen needs CUDA and torch.nn.attention.varlen (torch >= 2.10)")
+        if shared_prefix:
+            raise ConfigError("attention=varlen has no shared-prefix layout: set attention=flex (or auto), "
+                              "or shared_prefix=false")
         return "varlen"
+    if requested == "flex":
+        if not flex_available():
+            raise RuntimeError("attention=flex needs torch.nn.attention.flex_attention (torch >= 2.5)")
+        return "flex"
     if requested == "segments":
         return "segments"
-    return "varlen" if device.type == "cuda" and _varlen_available() else "segments"
+    if device.type == "cuda":
+        if shared_prefix and flex_available():
+            return "flex"
+        if not shared_prefix and varlen_available():
+            return "varlen"
+    return "segments"
+
+
+def resolve_shared_prefix(setting: bool | str, model_config: Any, attention: str = "auto") -> bool:
+    """The `shared_prefix` setting for this backbone: auto = on where the backbone supports it
+    (and the requested kernel can express it); true on a backbone that cannot is a ConfigError."""
+    if setting is False:
+        return False
+    reason = supports_shared_prefix(model_config)
+    if setting is True:
+        if reason is not None:
+            raise ConfigError(f"shared_prefix=true: the backbone cannot encode a prompt once ({reason}); "
+                              "set shared_prefix=false (or auto)")
+        return True
+    return reason is None and attention != "varlen"
 
 
 def use_packed_attention(model: torch.nn.Module) -> None:
     """Switch a loaded HF model to the packed attention path (training only; export resets it)."""
-    name = register_packed_attention()
-    model.set_attn_implementation(name)
+    model.set_attn_implementation(register_packed_attention())
 
 
 def split_model(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -148,23 +110,20 @@ class PackedRewardModel(torch.nn.Module):
         position_ids: torch.Tensor,
         cu_seq_lens: torch.Tensor,
         max_seq_len: int,
+        layout: RowLayout | None = None,
     ) -> torch.Tensor:
         base, head = split_model(self.model)
-        out = base(
-            input_ids=input_ids.unsqueeze(0),
-            position_ids=position_ids.unsqueeze(0),
-            cu_seq_lens=cu_seq_lens,
-            max_seq_len=max_seq_len,
-            packed_backend=self.backend,
-            use_cache=False,
-        )
-        hidden = out.last_hidden_state[0]
-        last = cu_seq_lens[1:].to(device=hidden.device, dtype=torch.long) - 1
+        if layout is None:  # the plain layout, from the sequence boundaries
+            bounds = [int(x) for x in cu_seq_lens.tolist()]
+            layout = RowLayout.plain([e - s for s, e in zip(bounds[:-1], bounds[1:])])
+        hidden = packed_hidden(base, input_ids, layout, self.backend, position_ids)
+        last = layout.last_index().to(hidden.device)
         rewards = head(hidden.index_select(0, last)).squeeze(-1).float()
         return rewards.view(-1, 2)
 
 
 def packed_rewards(model: torch.nn.Module, batch: Any, backend: str = "segments") -> torch.Tensor:
-    """Rewards (n_pairs, 2) [chosen, rejected] of a PackedBatch, read at each sequence's last token."""
+    """Rewards (n_pairs, 2) [chosen, rejected] of a PackedBatch, read at each response's last token."""
     use_packed_attention(model)
-    return PackedRewardModel(model, backend)(batch.input_ids, batch.position_ids, batch.cu_seq_lens, batch.max_seq_len)
+    return PackedRewardModel(model, backend)(batch.input_ids, batch.position_ids, batch.cu_seq_lens,
+                                             batch.max_seq_len, batch.layout)

@@ -38,7 +38,7 @@ CATALOG_PATH = Path(os.environ.get("REWARDOPS_CATALOG", PACKAGE_DIR / "catalog.y
 DEEPSPEED_DIR = PACKAGE_DIR / "deepspeed"
 SCHEDULES = ("constant", "linear")
 TRUNCATION = ("truncate", "drop")
-ATTENTION = ("auto", "segments", "varlen")
+ATTENTION = ("auto", "segments", "varlen", "flex")
 
 
 @dataclass
@@ -74,7 +74,11 @@ class TrainConfig:
     # the score head (None = the whole model, as the paper does).
     trainable_layers: int | None = None
     dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
-    attention: str = "auto"  # auto = varlen on CUDA, per-sequence sdpa segments on CPU
+    attention: str = "auto"  # auto: CUDA varlen (plain) / flex (shared prefix); sdpa segments on CPU
+    # Encode each pair's prompt once: [prompt | chosen | rejected], each response seeing the prompt
+    # and itself (rewardops.training.packing). auto = on where the backbone supports it; true on a
+    # backbone that cannot is an error; false = the plain layout. Exact either way.
+    shared_prefix: bool | str = "auto"
     margin_key: str | None = None  # BT with margin: pair.scores[margin_key] (off by default)
     center_rewards_coef: float = 0.0  # TRL-style reward centering (off by default)
     checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
@@ -152,12 +156,16 @@ def _coerce(key: str, value: Any) -> Any:
                 return False
             if key == "resume" and text.lower() == "force":
                 return "force"
+            if key == "shared_prefix" and text.lower() == "auto":
+                return "auto"
             raise ValueError(text)
         if kind.startswith("int"):
             return int(float(text)) if "e" in text.lower() else int(text)
         if kind.startswith("float"):
             return float(text)
     except ValueError as exc:
+        if key == "shared_prefix":
+            raise ConfigError(f"setting shared_prefix={value!r}: use auto, true or false") from exc
         raise ConfigError(f"setting {key}={value!r}: expected {kind}") from exc
     if kind.startswith("dict"):
         return json.loads(text)
@@ -364,6 +372,8 @@ def validate(config: TrainConfig, world_size: int | None = None, check_paths: bo
         problems.append(f"trainable_layers={config.trainable_layers}: use a count >= 0, or none to train everything")
     if config.max_steps is not None and config.max_steps < 1:
         problems.append(f"max_steps={config.max_steps}: must be at least 1")
+    if config.shared_prefix not in (True, False, "auto"):
+        problems.append(f"shared_prefix={config.shared_prefix!r}: use auto, true or false")
     if config.resume not in (True, False, "force"):
         problems.append(f"resume={config.resume!r}: use true, false or force")
     if not config.out:

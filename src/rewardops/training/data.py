@@ -4,6 +4,13 @@ Every sequence is rendered by `rewardops.rendering.render_pair` (the backbone's 
 no added system prompt, one BOS), so training reads a pair exactly the way scoring will.
 Pairs that cannot be used as they are go through a stated policy and are counted per reason;
 the counts are logged with the run's metrics, so nothing is lost silently.
+
+Shared prefix: with `shared_prefix` on, each pair also records how many leading tokens its two
+rendered sequences share (`rewardops.attention.common_prefix`: the chat template's prompt and
+whatever the responses begin with alike), so packing encodes them once. A pair whose sequences
+share no token (e.g. both left-truncated to different starts) keeps the plain layout and is counted
+as `shared_prefix_fallback`; the others as `shared_prefix_pairs`, with the tokens not encoded twice
+in `shared_prefix_tokens_saved`.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rewardops.attention import common_prefix
 from rewardops.data.schema import PreferencePair
 from rewardops.data.shards import shard_paths
 from rewardops.rendering import render_pair
@@ -28,10 +36,12 @@ class EncodedPair:
     chosen: list[int]
     rejected: list[int]
     margin: float = 0.0
+    prefix: int = 0  # leading tokens chosen and rejected share, encoded once (0: the plain layout)
 
     @property
     def tokens(self) -> int:
-        return len(self.chosen) + len(self.rejected)
+        """Tokens the pair takes in a packed row."""
+        return len(self.chosen) + len(self.rejected) - self.prefix
 
 
 class PairSource:
@@ -80,12 +90,14 @@ class PairEncoder:
         truncation: str = "truncate",
         drop_identical: bool = True,
         margin_key: str | None = None,
+        shared_prefix: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.truncation = truncation
         self.drop_identical = drop_identical
         self.margin_key = margin_key
+        self.shared_prefix = shared_prefix
         self.counts: Counter[str] = Counter()
 
     def _cut(self, ids: list[int]) -> list[int]:
@@ -119,7 +131,15 @@ class PairEncoder:
                 raise ValueError(f"pair {pair.id!r} (row {index}) has no scores[{self.margin_key!r}] for the margin term")
             margin = float(pair.scores[self.margin_key])
         self.counts["used"] += 1
-        return EncodedPair(index, chosen, rejected, margin)
+        prefix = 0
+        if self.shared_prefix:
+            prefix = common_prefix([chosen, rejected])
+            if prefix:
+                self.counts["shared_prefix_pairs"] += 1
+                self.counts["shared_prefix_tokens_saved"] += prefix
+            else:
+                self.counts["shared_prefix_fallback"] += 1
+        return EncodedPair(index, chosen, rejected, margin, prefix)
 
     def encode_many(self, indices: list[int], pairs: list[PreferencePair]) -> list[EncodedPair]:
         out = []

@@ -1,8 +1,12 @@
 """Padding-free packing: pairs into token-budget micro-batches, one row each, no pad tokens.
 
-A micro-batch is one row of concatenated sequences [chosen_0, rejected_0, chosen_1, ...] with
-per-sequence position ids and cumulative sequence lengths (`cu_seq_lens`). The attention path
-in `rewardops.training.attention` uses `cu_seq_lens` so no token attends across a boundary.
+A micro-batch is one row of blocks (`rewardops.attention.RowLayout`). A pair with a shared
+tokenised prefix (`EncodedPair.prefix`, set by the encoder when `shared_prefix` is on) is one block
+`[prompt | chosen | rejected]`: the prompt is encoded once, each response sees the prompt and
+itself, and its positions continue from the prompt's end, so its reward (read at its last token)
+is exactly the one of `[prompt | response]` alone. Any other pair is the plain layout, two blocks
+[chosen], [rejected] with positions restarting at 0. `cu_seq_lens` holds the block boundaries;
+the attention path in `rewardops.training.attention` keeps every block apart.
 
 Planning a global batch: every rank sees the same global batch (the same pair order), splits it
 into balanced bins under the token budget (longest pair first into the lightest bin), makes the
@@ -18,17 +22,19 @@ from dataclasses import dataclass
 
 import torch
 
+from rewardops.attention import Block, RowLayout
 from rewardops.training.data import EncodedPair
 
 
 @dataclass
 class PackedBatch:
     input_ids: torch.Tensor  # (T,) int64
-    position_ids: torch.Tensor  # (T,) int64, restarting at 0 for every sequence
-    cu_seq_lens: torch.Tensor  # (n_sequences + 1,) int32
-    max_seq_len: int
+    position_ids: torch.Tensor  # (T,) int64: 0 at every block start; responses continue after the prefix
+    cu_seq_lens: torch.Tensor  # (n_blocks + 1,) int32
+    max_seq_len: int  # longest block
     margins: torch.Tensor  # (n_pairs,) float32
     n_pairs: int
+    layout: RowLayout | None = None  # None: the plain layout of `cu_seq_lens`
 
     @property
     def tokens(self) -> int:
@@ -42,22 +48,33 @@ class PackedBatch:
             self.max_seq_len,
             self.margins.to(device, non_blocking=True),
             self.n_pairs,
+            self.layout,  # plain Python layout; the kernels move what they need
         )
 
 
 def pack(pairs: list[EncodedPair]) -> PackedBatch:
-    """One padding-free row holding every chosen and rejected sequence of `pairs`."""
-    seqs = [s for p in pairs for s in (p.chosen, p.rejected)]
-    lengths = [len(s) for s in seqs]
-    if any(n == 0 for n in lengths):
+    """One padding-free row holding every pair of `pairs`: `[prompt | chosen | rejected]` where the
+    pair has a shared prefix, `[chosen] [rejected]` otherwise."""
+    if any(not p.chosen or not p.rejected for p in pairs):
         raise ValueError("cannot pack an empty sequence")
-    ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
-    pos = torch.cat([torch.arange(n, dtype=torch.long) for n in lengths]) if seqs else torch.zeros(0, dtype=torch.long)
-    cu = torch.zeros(len(seqs) + 1, dtype=torch.int32)
-    if seqs:
-        cu[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.int32), 0)
+    blocks: list[Block] = []
+    ids: list[int] = []
+    for p in pairs:
+        n = p.prefix
+        if n and (p.chosen[:n] != p.rejected[:n] or n >= min(len(p.chosen), len(p.rejected))):
+            raise ValueError(f"pair {p.index}: prefix {n} is not a shared prefix leaving both responses a token")
+        if n:
+            blocks.append(Block(n, (len(p.chosen) - n, len(p.rejected) - n)))
+            ids += p.chosen
+            ids += p.rejected[n:]
+        else:
+            blocks += [Block(0, (len(p.chosen),)), Block(0, (len(p.rejected),))]
+            ids += p.chosen
+            ids += p.rejected
+    layout = RowLayout(blocks)
     margins = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
-    return PackedBatch(ids, pos, cu, max(lengths, default=0), margins, len(pairs))
+    return PackedBatch(torch.tensor(ids, dtype=torch.long), layout.positions(), layout.cu_seq_lens(),
+                       layout.max_block, margins, len(pairs), layout)
 
 
 def _balanced_bins(pairs: list[EncodedPair], n_bins: int) -> list[list[EncodedPair]]:

@@ -1,6 +1,7 @@
 """The Bradley-Terry training loop, whole, in one place (in the spirit of a torchtune recipe).
 
     config -> validate -> distributed init -> backbone (+ distinct pad) -> packed attention
+       (shared-prefix layout where the backbone supports it: each prompt encoded once per pair)
     -> DeepSpeed engine (deepspeed=true) or DDP / single process -> resume -> for each step:
        global batch (same pairs on every rank) -> encode -> token-budget micro-batches
        -> forward/backward with accumulation -> optimizer + LR schedule -> metrics -> checkpoint
@@ -27,7 +28,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rewardops.training.attention import PackedRewardModel, resolve_backend, use_packed_attention
+from rewardops.training.attention import (
+    PackedRewardModel, resolve_backend, resolve_shared_prefix, use_packed_attention,
+)
 from rewardops.training.checkpoint import (
     CheckpointStore, Parts, harden_deepspeed, open_store, resume_checkpoint, run_fingerprint, save_checkpoint,
     trim_metrics,
@@ -246,8 +249,9 @@ class Trainer:
         random.seed(config.seed)
         np.random.seed(config.seed)
         self.dtype = resolve_dtype(config, self.env.device)
-        self.backend = resolve_backend(config.attention, self.env.device)
         self.tokenizer, self.model = load_backbone(config)
+        self.shared_prefix = resolve_shared_prefix(config.shared_prefix, self.model.config, config.attention)
+        self.backend = resolve_backend(config.attention, self.env.device, self.shared_prefix)
         use_packed_attention(self.model)
         if config.trainable_layers is not None:
             freeze_lower_layers(self.model, config.trainable_layers)
@@ -256,7 +260,8 @@ class Trainer:
         self.n_params = non_embedding_params(self.model)
         self.source = PairSource(config.data)
         self.encoder = PairEncoder(
-            self.tokenizer, config.max_length, config.truncation, config.drop_identical, config.margin_key
+            self.tokenizer, config.max_length, config.truncation, config.drop_identical, config.margin_key,
+            shared_prefix=self.shared_prefix,
         )
         require_usable_pairs(self.source, self.encoder, config)
         self.total_steps = total_steps(config, len(self.source))
@@ -338,7 +343,8 @@ class Trainer:
             sync = self.wrapped.no_sync()
         with sync:
             with self._autocast():
-                rewards = self.wrapped(batch.input_ids, batch.position_ids, batch.cu_seq_lens, batch.max_seq_len)
+                rewards = self.wrapped(batch.input_ids, batch.position_ids, batch.cu_seq_lens, batch.max_seq_len,
+                                       batch.layout)
             loss_sum, stats = bradley_terry_loss(rewards, batch.margins if c.margin_key else None, c.center_rewards_coef)
             scale = env.world / max(n_global, 1)
             if not micro:  # a rank with nothing to do still joins the collectives, contributing zero
@@ -392,6 +398,7 @@ class Trainer:
         })
         peak = peak_flops(env.device)
         metrics.update({f"perf/{k}": v for k, v in throughput_metrics(global_tokens, global_tokens, seconds, env.world, self.n_params, peak).items()})
+        metrics["perf/pairs_per_s"] = global_stats.pairs / max(seconds, 1e-9)  # the shared-prefix layout's gain shows here
         metrics.update({f"data/{k}": float(v) for k, v in self.encoder.counts.items()})
         return metrics
 
@@ -404,7 +411,8 @@ class Trainer:
         n = len(source) if not limit else min(limit, len(source))
         indices = list(range(n))
         raw = source.take(indices)
-        encoder = PairEncoder(self.tokenizer, self.config.max_length, self.config.truncation, drop_identical=False)
+        encoder = PairEncoder(self.tokenizer, self.config.max_length, self.config.truncation, drop_identical=False,
+                              shared_prefix=self.shared_prefix)
         encoded = encoder.encode_many(indices, raw)
         category = {i: (p.task_category or "unknown") for i, p in zip(indices, raw)}
         module = self.engine.module if self.engine is not None else self.module
@@ -414,7 +422,7 @@ class Trainer:
         for micro in plan_micro_batches(encoded, self.config.micro_batch_tokens, 1)[0]:
             batch = pack(micro).to(self.env.device)
             with self._autocast():
-                r = module(batch.input_ids, batch.position_ids, batch.cu_seq_lens, batch.max_seq_len)
+                r = module(batch.input_ids, batch.position_ids, batch.cu_seq_lens, batch.max_seq_len, batch.layout)
             diff = (r[:, 0] - r[:, 1]).float().cpu()
             for p, d in zip(micro, diff.tolist()):
                 per_cat.setdefault(category[p.index], []).append(1.0 if d > 0 else 0.5 if d == 0 else 0.0)
@@ -560,6 +568,7 @@ def fit_tracked(trainer: Trainer) -> TrainResult:
                 "resolved.launcher": trainer.env.launch.launcher,
                 "resolved.dtype": trainer.dtype,
                 "resolved.attention_backend": trainer.backend,
+                "resolved.shared_prefix": trainer.shared_prefix,
                 "resolved.total_steps": trainer.total_steps,
                 "resolved.train_pairs": len(trainer.source),
                 "resolved.non_embedding_params": trainer.n_params,
