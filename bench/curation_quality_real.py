@@ -19,7 +19,9 @@ simulated annotator or judge reads any truth here:
    RMs must reverse a pair with confidence `recycle_confidence`; gold is protected) and NO judges
    (the best RM decides the uncertain band: no LLM judge runs at this scale on 2 shared CPU cores);
 5. the decision is the library's `stage2.decide` on `stage2.replay_outcomes` (every gold pair as
-   labelled and flipped, the cross-fitted gold RM, the mean of the two fold best RMs): the published
+   labelled and flipped, scored by the gold RM of its fold and by the two pool-half best RMs
+   selected and calibrated on the gold minus its fold, averaged; no replayed gold pair was used to
+   train, select or calibrate a model that scores it): the published
    set is kept + recycled when it filters, the whole pool as labelled when it keeps all;
 6. cleanlab's `find_label_issues` runs on the same calibrated best-RM probabilities.
 
@@ -321,8 +323,8 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"original labels; {meta['noise']:.0%} of the remaining pool flipped on purpose (per seed). "
         "Stage 2 = the library's `Stage2Filter` (gold RM must agree; best RM decides the uncertain band, no LLM judges), "
         f"band {meta['band']}, recycling gate recycle_confidence {meta['recycle_confidence']}; the decision is the "
-        "library's `stage2.decide`: every gold pair replayed as labelled and flipped, scored by the gold RM cross-fitted "
-        f"in {meta['folds']} folds, Bayesian bootstrap over gold pairs; filter iff the upper bound of noise(kept+recycled) / "
+        "library's `stage2.decide`: every gold pair replayed as labelled and flipped, scored by the gold RM and the best RMs of its "
+        f"fold ({meta['folds']} folds; neither trained, selected nor calibrated on it), Bayesian bootstrap over gold pairs; filter iff the upper bound of noise(kept+recycled) / "
         f"noise(pool) at one-sided z {meta['z']} is below 1, else keep every pair. Noise cells: **estimated [interval] / "
         "actual** (the actual from the flips; the interval is the central one whose upper end is the decision's bound).",
         "",
