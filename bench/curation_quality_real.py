@@ -19,7 +19,9 @@ simulated annotator or judge reads any truth here:
    RMs must reverse a pair with confidence `recycle_confidence`; gold is protected) and NO judges
    (the best RM decides the uncertain band: no LLM judge runs at this scale on 2 shared CPU cores);
 5. the decision is the library's `stage2.decide` on `stage2.replay_outcomes` (every gold pair as
-   labelled and flipped, the cross-fitted gold RM, the mean of the two fold best RMs): the published
+   labelled and flipped, scored by the gold RM of its fold and by the two pool-half best RMs
+   selected and calibrated on the gold minus its fold, averaged; no replayed gold pair was used to
+   train, select or calibrate a model that scores it): the published
    set is kept + recycled when it filters, the whole pool as labelled when it keeps all;
 6. cleanlab's `find_label_issues` runs on the same calibrated best-RM probabilities.
 
@@ -133,6 +135,16 @@ def cleanlab_issues(pairs, probs, seed: int) -> set[str]:
     return {pr.id for pr, m in zip(pairs, mask) if m}
 
 
+class MeanScorer:
+    """The mean probability of a few scorers (the pool-half best RMs)."""
+
+    def __init__(self, members) -> None:
+        self.members, self.name = list(members), "mean(" + ",".join(m.name for m in members) + ")"
+
+    def score_pairs(self, pairs):
+        return np.mean([m.score_pairs(pairs) for m in self.members], axis=0).tolist()
+
+
 class Table:
     def __init__(self, probs: dict[str, float], name: str) -> None:
         self.probs, self.name = probs, name
@@ -196,36 +208,47 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
 
     t0 = time.time()
     fit = make_fit(kind, args, work)
-    # best RM: 2-fold cross-fit on the noisy pool, selected and calibrated on gold
+    # best RM: 2-fold cross-fit on the noisy pool, selected and calibrated on gold (what scores the pool)
     rng = random.Random(args.seed + 1)
     order = list(range(len(pool)))
     rng.shuffle(order)
     folds = [set(order[: len(order) // 2]), set(order[len(order) // 2:])]
+    pool_halves = [[pool[i] for i in range(len(pool)) if i not in folds[k]] for k in range(2)]
     best_probs: dict[str, float] = {}
-    gold_best: dict[str, list[float]] = {}
     temps, gold_acc = [], []
     for k in range(2):
-        train = [pool[i] for i in range(len(pool)) if i not in folds[k]]
         held = [pool[i] for i in sorted(folds[k])]
-        scorer = fit(train, gold)
+        scorer = fit(pool_halves[k], gold)
         g = scorer.score_pairs(gold)
         t = fit_temperature(g)
         temps.append(t)
         gold_acc.append(float(np.mean(np.asarray(g) > 0.5)))
         for p, v in zip(held, CalibratedScorer(scorer, t).score_pairs(held)):
             best_probs[p.id] = v
-        for p, v in zip(gold, CalibratedScorer(scorer, t).score_pairs(gold)):
-            gold_best.setdefault(p.id, []).append(v)
-    # the best RM on gold pairs (the replay): the mean of the two fold RMs (neither trained on gold)
-    best_table = {**best_probs, **{i: float(np.mean(v)) for i, v in gold_best.items()}}
-    # gold RM as the library trains it (rms.train_gold_rm): cross-fitted in round(1/fraction) folds,
-    # the temperature fitted on the out-of-fold probabilities, the final RM trained on all gold
+    # the gold folds, as the library cuts them (rms.crossfit_folds), shared by both RMs of the replay
     gfolds = crossfit_folds(gold, args.calibration_fraction, args.seed)
     fold_of = {p.id: k for k, f in enumerate(gfolds) for p in f}
+    # the best RM on gold pairs (the replay): per gold fold, the same two pool-half RMs selected and
+    # calibrated on the gold MINUS that fold, their mean scoring the fold (no gold pair is scored by a
+    # model that was selected or calibrated on it; paper §3.3's best RM, cross-fitted for the decision)
+    best_by_fold = []
+    for gk in range(len(gfolds)):
+        rest = [p for p in gold if fold_of[p.id] != gk]
+        members = []
+        for k in range(2):
+            scorer = fit(pool_halves[k], rest)
+            members.append(CalibratedScorer(scorer, fit_temperature(scorer.score_pairs(rest))))
+        best_by_fold.append(MeanScorer(members))
+    best_crossfit = CrossFitScorer(best_by_fold, fold_of, f"{kind}-best-crossfit")
+    # gold RM as the library trains it (rms.train_gold_rm): cross-fitted over the same folds, each fold
+    # RM calibrated on the out-of-fold probabilities of the OTHER folds; the final RM on all gold,
+    # calibrated on every out-of-fold probability
     fold_models = [fit([p for p in gold if fold_of[p.id] != k], []) for k in range(len(gfolds))]
-    crossfit = CrossFitScorer(fold_models, fold_of, f"{kind}-gold-crossfit")
-    raw_oof = crossfit.score_pairs(gold)
+    raw_oof = CrossFitScorer(fold_models, fold_of, f"{kind}-gold-crossfit").score_pairs(gold)
     t_gold = fit_temperature(raw_oof)
+    t_fold = [fit_temperature([v for p, v in zip(gold, raw_oof) if fold_of[p.id] != k]) for k in range(len(gfolds))]
+    crossfit = CrossFitScorer([CalibratedScorer(m, t) for m, t in zip(fold_models, t_fold)], fold_of,
+                              f"{kind}-gold-crossfit")
     gold_full = CalibratedScorer(fit(gold, []), t_gold)
     config = Stage2Config(band=args.band, recycle_confidence=args.recycle_confidence)
     protected = ({p.id for p in gold}, {unordered_key(p) for p in gold})
@@ -234,8 +257,9 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
     sets: dict[str, list] = {"kept": [], "discarded": [], "recycled": [], "no_verdict": []}
     for name, pair in flt.process_batch([p for p in pool], counters):
         sets[name].append(pair)
-    # the decision (the library's merge): every gold pair replayed both ways with the cross-fitted gold RM
-    replay = Stage2Filter(Table(best_table, f"{kind}-best"), CalibratedScorer(crossfit, t_gold), config, judges=None)
+    # the decision (the library's merge): every gold pair replayed both ways, scored by the best RMs and
+    # the gold RM of its own fold (none of them selected, calibrated or trained on it)
+    replay = Stage2Filter(best_crossfit, crossfit, config, judges=None)
     outcomes = replay_outcomes(replay, gold)
     decision = decide({k: len(v) for k, v in sets.items()}, outcomes, args.rm_skill_z, seed=args.seed)
     published = (sets["kept"] + sets["recycled"]) if decision["filter"] else list(pool)
@@ -248,7 +272,9 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
     res = {
         "rm": kind, "pool": len(pool), "gold": len(gold), "seconds": round(time.time() - t0, 1),
         "best_rm_gold_accuracy_by_fold": gold_acc, "best_rm_temperature_by_fold": temps,
-        "gold_rm_temperature": t_gold, "gold_rm_crossfit_folds": len(gfolds),
+        "gold_rm_temperature": t_gold, "gold_rm_temperature_by_fold": t_fold, "gold_rm_crossfit_folds": len(gfolds),
+        "replay_best_rm_temperatures_by_fold": [[m.temperature for m in b.members] for b in best_by_fold],
+        "replay_best_rm_accuracy_on_gold": accuracy(best_crossfit.score_pairs(gold)),
         "gold_rm_out_of_fold_accuracy": accuracy(raw_oof),
         "best_rm_accuracy_on_pool_truth": float(np.mean([(best_probs[p.id] > 0.5) == p.truth_chosen_better for p in pool])),
         "counts": {k: len(v) for k, v in sets.items()},
@@ -297,8 +323,8 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"original labels; {meta['noise']:.0%} of the remaining pool flipped on purpose (per seed). "
         "Stage 2 = the library's `Stage2Filter` (gold RM must agree; best RM decides the uncertain band, no LLM judges), "
         f"band {meta['band']}, recycling gate recycle_confidence {meta['recycle_confidence']}; the decision is the "
-        "library's `stage2.decide`: every gold pair replayed as labelled and flipped, scored by the gold RM cross-fitted "
-        f"in {meta['folds']} folds, Bayesian bootstrap over gold pairs; filter iff the upper bound of noise(kept+recycled) / "
+        "library's `stage2.decide`: every gold pair replayed as labelled and flipped, scored by the gold RM and the best RMs of its "
+        f"fold ({meta['folds']} folds; neither trained, selected nor calibrated on it), Bayesian bootstrap over gold pairs; filter iff the upper bound of noise(kept+recycled) / "
         f"noise(pool) at one-sided z {meta['z']} is below 1, else keep every pair. Noise cells: **estimated [interval] / "
         "actual** (the actual from the flips; the interval is the central one whose upper end is the decision's bound).",
         "",

@@ -237,9 +237,11 @@ def test_cross_fitted_gold_rm_scores_each_gold_pair_with_a_model_that_never_saw_
     write_pairs(list(generate_world(80, noise=0.0, seed=4)), tmp_path / "gold")
     full, crossfit, pairs = train_gold_rm(CurationSettings(), tmp_path / "gold", tmp_path / "rm")
     assert len(pairs) == 80 and crossfit is not None and full.record["crossfit_folds"] == 4
-    folds = crossfit.scorer.fold_of
+    folds = crossfit.fold_of
     assert set(folds) == {p.id for p in pairs} and set(folds.values()) == {0, 1, 2, 3}
     for k in range(4):  # fold k's model trained on every gold pair except fold k's
         trained = {q.id for q in read_pairs(tmp_path / "rm" / "folds" / f"fold-{k}" / "train")}
         assert trained == {i for i, f in folds.items() if f != k}
-    assert full.record["calibration_pairs"] == 80 and full.temperature == crossfit.temperature
+    assert full.record["calibration_pairs"] == 80
+    # each fold RM is calibrated on the other folds' out-of-fold probabilities (not on its own pairs)
+    assert full.record["crossfit_fold_temperatures"] == [m.temperature for m in crossfit.models]

@@ -279,3 +279,69 @@ def test_merge_filters_only_when_the_gold_replay_shows_it_helps(tmp_path: Path):
     assert len(kept_all) == coin["sets"]["stage2_kept"] > clear["sets"]["stage2_kept"]
     # on the world, each set's estimated noise sits next to its true noise in the report
     assert clear["stage2"]["decision"]["noise"]["pool"]["true"] == clear["stage2"]["true_noise"]["pool"] > 0
+
+
+class _Memoriser:
+    """A STAND-IN reward model (not a real one) with no skill at all except on the pairs it has seen:
+    trained, selected or calibrated on. It gives a seen pair 0.99 as labelled and 0.01 flipped, and
+    every unseen pair 0.6 whichever way round it is shown. The worst case of an RM whose checkpoint
+    selection or calibration saw the gold pairs the replay scores: any such leak shows up as skill."""
+
+    name = "memoriser"
+
+    def __init__(self, seen: list) -> None:
+        self.seen = {(json.dumps([[m.role, m.content] for m in p.conversation]), p.chosen, p.rejected) for p in seen}
+
+    def score_pairs(self, pairs):
+        def p(q):
+            convo = json.dumps([[m.role, m.content] for m in q.conversation])
+            return 0.99 if (convo, q.chosen, q.rejected) in self.seen else (
+                0.01 if (convo, q.rejected, q.chosen) in self.seen else 0.6)
+        return [p(q) for q in pairs]
+
+
+class _MemoriserTrainer:
+    last_history: list = []
+
+    def train(self, silver_dir, gold_dir, out_dir):
+        seen = list(read_pairs(silver_dir)) + (list(read_pairs(gold_dir)) if gold_dir is not None else [])
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return _Memoriser(seen)
+
+
+def test_the_gold_replay_never_scores_a_gold_pair_with_a_model_selected_or_calibrated_on_it(tmp_path: Path,
+                                                                                               monkeypatch):
+    """With an RM that knows only what it saw, a leak-free replay shows no skill (each gold pair lands
+    alike as labelled and flipped) and stage 2 keeps everything; the same RM selected and calibrated on
+    all the gold (the published best RM) would make the replay claim perfect skill and filter."""
+    from rewardops.curation import builders
+    from rewardops.curation.rms import train_rm
+    from rewardops.curation.stage2 import Stage2Filter, decide, replay_outcomes
+    from rewardops.curation.steps import final_models, latest_iteration, stage1, stage2_config
+
+    write_pairs(list(generate_world(120, noise=0.25, seed=6)), tmp_path / "in")
+    settings = CurationSettings.parse({**SMALL, "gold_n": 16, "silver_n": 30, "stage2_judges": False,
+                                       "keep_all_if_rms_untrusted": True, "noise_gold_n": 0})
+    seed_split(tmp_path / "in", tmp_path / "seed", settings)
+    stage1(tmp_path / "seed", tmp_path / "s1", settings)
+    monkeypatch.setattr(builders, "build_rm_trainer", lambda *a, **k: _MemoriserTrainer())
+    final_models(tmp_path / "s1", tmp_path / "rms", settings)
+    replay = json.loads((tmp_path / "rms" / "replay.json").read_text())
+    latest = latest_iteration(tmp_path / "s1")
+    gold = list(read_pairs(latest / "gold"))
+    assert replay["pairs"] == len(gold) >= 16 and "neither trained, selected nor calibrated" in replay["source"]
+    assert all(o["right"] == o["wrong"] for o in replay["outcomes"])  # no skill shown: nothing leaked
+    counts = {"kept": 60, "discarded": 40, "no_verdict": 0, "recycled": 0}
+    assert not decide(counts, replay["outcomes"], z=settings.rm_skill_z)["filter"]
+    # each fold's best RM was selected and calibrated on the gold minus its fold
+    for k in range(4):
+        record = json.loads((tmp_path / "rms" / "best_rm" / "folds" / f"fold-{k}" / "rm.json").read_text())
+        assert record["selected_on"].endswith(f"gold_rm/folds/fold-{k}/train")
+    # the control: the best RM selected and calibrated on ALL gold replays as if it had skill
+    from rewardops.curation.rms import train_gold_rm
+
+    _, crossfit, pairs = train_gold_rm(settings, latest / "gold", tmp_path / "g")
+    leaky = train_rm(settings, latest / "silver", latest / "gold", tmp_path / "leaky")
+    leaked = replay_outcomes(Stage2Filter(leaky, crossfit, stage2_config(settings)), pairs)
+    assert all(o["right"] == ["kept"] and o["wrong"] != ["kept"] for o in leaked)
+    assert decide(counts, leaked, z=settings.rm_skill_z)["filter"]

@@ -13,8 +13,18 @@ listed chosen is the human-preferred response).
   own fold, so every gold pair gets a probability from a model that never trained on it. The
   temperature is fitted on those out-of-fold probabilities (a model is not calibrated on its own
   training data) and applied to the final gold RM, trained on every gold pair (paper §3.3: the gold
-  RM is trained on all of D_gold). The cross-fitted scorer (`CrossFitScorer`) is what stage 2's
-  decision replays gold through (`stage2.replay_outcomes`).
+  RM is trained on all of D_gold). Each fold's RM is calibrated on the out-of-fold probabilities of
+  the OTHER folds, so no gold pair's label enters the temperature of the model that scores it.
+- `train_best_rm_crossfit(settings, silver, gold_rm_dir, fold_of, out)`: the best RM once per gold
+  fold, its checkpoint selected and its temperature fitted on the gold MINUS that fold (the gold
+  RM's own folds, `folds/fold-K/train`).
+
+Stage 2's decision replays every gold pair through the two cross-fitted scorers (`CrossFitScorer`,
+`stage2.replay_outcomes`): no gold pair is scored by a model that trained, was selected or was
+calibrated on it. Selecting a checkpoint or fitting a temperature on the pairs the replay then
+scores makes the replay optimistic (it credits the RM with the skill it was picked for), and the
+decision could filter where filtering makes the data worse. The published RMs (`best_rm/`,
+`gold_rm/`) still use all the gold.
 """
 
 from __future__ import annotations
@@ -197,9 +207,9 @@ class CrossFitScorer:
 
 
 def train_gold_rm(settings: Any, gold: Path, out: Path,
-                  embedder: Embedder | None = None) -> tuple[CalibratedScorer, CalibratedScorer | None, list]:
+                  embedder: Embedder | None = None) -> tuple[CalibratedScorer, CrossFitScorer | None, list]:
     """The gold RM on all human-verified pairs, calibrated on cross-fitted probabilities; returns it,
-    the calibrated cross-fitted scorer (None when a fold would train on nothing) and the gold pairs.
+    the cross-fitted scorer of calibrated fold RMs (None when a fold would train on nothing) and the gold pairs.
     `out` gets rm.json, the weights, train/ (every gold pair) and folds/fold-K/ (each fold's RM)."""
     from rewardops.curation.builders import build_rm_trainer
     from rewardops.data.shards import read_pairs, write_pairs
@@ -218,17 +228,31 @@ def train_gold_rm(settings: Any, gold: Path, out: Path,
             write_pairs([p for p in pairs if p.id not in ids], out / "folds" / f"fold-{k}" / "train")
             models.append(build_rm_trainer(settings, embedder).train(out / "folds" / f"fold-{k}" / "train", None,
                                                                          out / "folds" / f"fold-{k}"))
-        scorer = CrossFitScorer(models, fold_of, f"crossfit({len(folds)} folds)")
-        raw_oof = scorer.score_pairs(pairs)
+        raw_oof = CrossFitScorer(models, fold_of, f"crossfit({len(folds)} folds)").score_pairs(pairs)
+        # fold k's temperature from the other folds' out-of-fold probabilities: no pair calibrates its own scorer
+        fold_t = [fit_temperature([v for p, v in zip(pairs, raw_oof) if fold_of[p.id] != k]) for k in range(len(folds))]
+        scorer = CrossFitScorer([CalibratedScorer(m, t) for m, t in zip(models, fold_t)], fold_of,
+                                f"gold-crossfit({len(folds)} folds)")
     temperature = fit_temperature(raw_oof)
     write_pairs(pairs, out / "train")
     trained = build_rm_trainer(settings, embedder).train(out / "train", None, out)
     record = _write_rm_json(out, trained, rm_kind(settings), temperature, {
         "trained_on": str(out / "train"), "selected_on": None, "calibration_pairs": len(raw_oof),
         "calibrated_on": "out-of-fold probabilities of every gold pair", "crossfit_folds": len(folds),
+        "crossfit_fold_temperatures": [m.temperature for m in scorer.models] if scorer else None,
         "gold_accuracy": accuracy(raw_oof),
     })
     full = CalibratedScorer(trained, temperature, record)
-    crossfit = CalibratedScorer(scorer, temperature, {"gold_accuracy": accuracy(raw_oof)}) if scorer else None
-    return full, crossfit, pairs
+    return full, scorer, pairs
 
+
+def train_best_rm_crossfit(settings: Any, silver: Path, gold_rm_dir: Path, fold_of: dict[str, int], out: Path,
+                           embedder: Embedder | None = None) -> CrossFitScorer:
+    """The best RM for the gold replay: per fold k of the gold RM (`gold_rm_dir/folds/fold-k/train` =
+    the gold minus fold k), an RM trained on `silver`, checkpoint selected and temperature fitted on
+    that gold minus fold k (`train_rm`), scoring fold k's pairs only. `out/fold-k` gets each one."""
+    models = []
+    for k in range(max(fold_of.values()) + 1):
+        rest = Path(gold_rm_dir) / "folds" / f"fold-{k}" / "train"
+        models.append(train_rm(settings, silver, rest, Path(out) / f"fold-{k}", embedder))
+    return CrossFitScorer(models, fold_of, f"best-crossfit({len(models)} folds)")

@@ -19,8 +19,8 @@ truth on the pairs, the counters also hold each set's true label noise (`truth_w
 
 Whether to filter at all is decided from every gold pair (`replay_outcomes`, `decide`): each gold
 pair goes through this same rule as labelled (a right label) and flipped (a wrong one: the same
-question asked the other way), scored by RMs that never trained on it (the gold RM cross-fitted,
-`rms.train_gold_rm`). How often right and wrong gold pairs land in each set, with the share of the
+question asked the other way), scored by RMs that were never trained, selected or calibrated on it
+(the gold RM and the best RM of its cross-fitting fold, `rms.train_gold_rm`, `rms.train_best_rm_crossfit`). How often right and wrong gold pairs land in each set, with the share of the
 pool that stage 2 kept, gives each set's label noise (kept, recycled, discarded, no_verdict, and the
 pool's), with bootstrap intervals over the gold pairs. The merge filters only when kept + recycled
 is estimated cleaner than the pool at the configured confidence; otherwise it keeps every pool pair
@@ -228,8 +228,9 @@ REPLAY_SETS = ("kept", "discarded", "no_verdict", "recycled")
 
 def replay_outcomes(flt: Stage2Filter, pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
     """Every gold pair through `flt`'s rule as labelled ("right") and flipped ("wrong"): the sets each
-    lands in (a discarded pair may also be recycled). `flt` must score gold pairs with RMs that did not
-    train on them (the cross-fitted gold RM). Recycling gates apply as for a pool pair (nothing is
+    lands in (a discarded pair may also be recycled). `flt` must score gold pairs with RMs that were not
+    trained, selected or calibrated on them (the cross-fitted best and gold RMs): otherwise the replay
+    credits them with the skill they were picked for. Recycling gates apply as for a pool pair (nothing is
     protected here: the question is what the rule does to a pair like this)."""
     from dataclasses import replace
 

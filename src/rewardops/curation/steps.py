@@ -25,8 +25,9 @@ step finds it).
 - `final_models`: state -> `best_rm/` (final silver, selected and calibrated on final gold),
   `gold_rm/` (`train_gold_rm`: every gold pair, calibrated on cross-fitted probabilities) and
   `replay.json` (every gold pair run through the stage-2 rule as labelled and flipped, scored by the
-  cross-fitted gold RM: what each set's noise and the filter-or-keep-all decision are estimated
-  from). Trained once, for every shard. `gold_rm` is the same for imported gold
+  gold RM and the best RM of its cross-fitting fold, `best_rm/folds/fold-K` selected and calibrated
+  on the gold minus fold K, so neither was trained, selected or calibrated on it: what each set's
+  noise and the filter-or-keep-all decision are estimated from). Trained once, for every shard. `gold_rm` is the same for imported gold
   (`rewardops curate gold-rm`).
 - `stage2_shard`: one pool shard through the consistency filter (inputs' manifests verified first);
   `stage2` runs every shard (each its own atomic folder, so a rerun resumes).
@@ -418,7 +419,7 @@ def gold_rm(gold: str | Path, out: str | Path, settings: CurationSettings) -> di
 
 def final_models(state: str | Path, out: str | Path, settings: CurationSettings) -> dict[str, Any]:
     """The best RM, the gold RM and the gold replay stage 2 needs, trained once."""
-    from rewardops.curation.rms import train_gold_rm, train_rm
+    from rewardops.curation.rms import train_best_rm_crossfit, train_gold_rm, train_rm
 
     state = Path(state)
     verify_output(state, STATE_KIND)
@@ -431,10 +432,16 @@ def final_models(state: str | Path, out: str | Path, settings: CurationSettings)
     with atomic_output(out, inputs=[state], kind=MODELS_KIND) as tmp:
         best = train_rm(settings, latest / "silver", latest / "gold", tmp / "best_rm", embedder)
         gold, crossfit, pairs = train_gold_rm(settings, latest / "gold", tmp / "gold_rm", embedder)
-        # every gold pair is replayed with the gold RM that did not train on it (cross-fitted)
-        replay = gold_replay(settings, make_filter(settings, best, crossfit, latest / "gold", embedder), pairs,
-                             "every gold pair, scored by the cross-fitted gold RM") if crossfit is not None else \
-            {"pairs": 0, "source": "too few gold pairs to cross-fit the gold RM", "outcomes": []}
+        if crossfit is None:
+            replay = {"pairs": 0, "source": "too few gold pairs to cross-fit the gold RM", "outcomes": []}
+        else:
+            # every gold pair is replayed by models that never saw it: the gold RM of its fold (trained
+            # without it) and the best RM of its fold (checkpoint selected and calibrated without it)
+            best_crossfit = train_best_rm_crossfit(settings, latest / "silver", tmp / "gold_rm", crossfit.fold_of,
+                                                   tmp / "best_rm" / "folds", embedder)
+            replay = gold_replay(settings, make_filter(settings, best_crossfit, crossfit, latest / "gold", embedder),
+                                 pairs, "every gold pair, scored by the best RM and the gold RM of its cross-fitting "
+                                 "fold (neither trained, selected nor calibrated on it)")
         write_json_atomic(tmp / "replay.json", replay)
         info = {"from": latest.name, "best_rm": best.name, "gold_rm": gold.name, "best_rm_temperature": best.temperature,
                 "gold_rm_temperature": gold.temperature, "replay_pairs": replay["pairs"]}
