@@ -29,3 +29,36 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+# Every credential variable the code (or a library it drives: boto3/DVC, MLflow, Label Studio, the
+# LLM judge client, KFP, huggingface_hub, psql) reads, each set to its own marker for the one small
+# demo run the session makes; test_no_secrets_in_outputs.py looks for the markers in what it left.
+DEMO_SECRET_VARS = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "LABEL_STUDIO_API_KEY", "REWARDOPS_LABELSTUDIO_TOKEN",
+    "REWARDOPS_LLM_API_KEY", "OPENAI_API_KEY", "KFP_TOKEN", "PGPASSWORD", "HF_TOKEN",
+)
+DEMO_SECRETS = {var: f"SeCrEt-{i:02d}-9c4e-MaRkEr" for i, var in enumerate(DEMO_SECRET_VARS)}
+
+
+@pytest.fixture(scope="session")
+def checkout(tmp_path_factory) -> tuple[Path, str]:
+    """A folder laid out like the repository after `make demo` (a small one), and the demo's output.
+    The demo runs with DEMO_SECRETS in its environment (none of them is needed offline: the store is
+    sqlite, the judges and annotators simulated, the DVC remote a folder)."""
+    import shutil
+    import subprocess
+
+    from test_readme import SMALL_DEMO, plain_env  # tests/ is on the path (pytest pythonpath)
+
+    home = tmp_path_factory.mktemp("readme")
+    (home / ".venv").symlink_to(REPO / ".venv")
+    shutil.copy(REPO / "params.yaml", home / "params.yaml")
+    (home / "runs").mkdir()
+    done = subprocess.run([".venv/bin/rewardops", "run", "demo", "--local", "--workdir", "demo-out", *SMALL_DEMO],
+                          cwd=home, env={**plain_env(), **DEMO_SECRETS}, capture_output=True, text=True,
+                          timeout=1800)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    return home, output

@@ -1,7 +1,8 @@
 """README.md's shell blocks run as written, from a plain shell (no `.venv/bin` on PATH, nothing
 activated), in a folder laid out like a checkout after `make demo`: `.venv` (a link to this
 checkout's), `params.yaml`, and `demo-out/` from a small demo run (the same pipeline and
-summary as `make demo`, on 240 pairs with simulated judges so that it takes minutes).
+summary as `make demo`, on 240 pairs with simulated judges so that it takes minutes). The demo
+run is the session fixture `checkout` in conftest.py, shared with test_no_secrets_in_outputs.py.
 
 A block is skipped only when the line before it says `<!-- readme-test: skip (why) -->`; the
 test checks that only the blocks that need something a shell cannot give are skipped (the setup
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -57,20 +57,6 @@ def plain_env() -> dict[str, str]:
                         "REWARDOPS_PIPELINE_RUN_ID")}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep) if ".venv" not in p)
     return env  # PYTHONPATH stays when set (a worktree testing its own sources); CI has none
-
-
-@pytest.fixture(scope="session")
-def checkout(tmp_path_factory) -> tuple[Path, str]:
-    """A folder laid out like the repository after `make demo` (a small one), and the demo's output."""
-    home = tmp_path_factory.mktemp("readme")
-    (home / ".venv").symlink_to(REPO / ".venv")
-    shutil.copy(REPO / "params.yaml", home / "params.yaml")
-    (home / "runs").mkdir()
-    done = subprocess.run([".venv/bin/rewardops", "run", "demo", "--local", "--workdir", "demo-out", *SMALL_DEMO],
-                          cwd=home, env=plain_env(), capture_output=True, text=True, timeout=1800)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
-    return home, output
 
 
 def test_the_demo_tells_its_story_in_its_last_lines(checkout):

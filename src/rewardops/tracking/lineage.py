@@ -376,15 +376,20 @@ def dvc_get_command(version: DataVersion) -> str:
     return f"dvc get {version.registry} {version.path} --rev {version.rev} -o {Path(version.path).name or 'data'}"
 
 
-def dataset_entity(version: DataVersion) -> Any:
+def dataset_entity(version: DataVersion | FolderVersion) -> Any:
     """The MLflow dataset entity of a run's input: source = the DVC location (registry, rev, path,
     md5 and the `dvc get` command), digest = the md5, and the same as its profile, which MLflow's
-    UI shows in the dataset drawer next to the digest."""
+    UI shows in the dataset drawer next to the digest; for a plain folder, its path and manifest digest."""
     from mlflow.entities import Dataset
 
     base = mlflow_dataset(version)._to_mlflow_entity()
-    profile = {"dvc get": dvc_get_command(version), "registry": version.registry, "rev": version.rev,
-               "path": version.path, "md5": version.md5, **({"rows": version.rows} if version.rows is not None else {})}
+    if isinstance(version, FolderVersion):
+        profile: dict[str, Any] = {"path": version.path, "manifest_digest": version.digest}
+    else:
+        profile = {"dvc get": dvc_get_command(version), "registry": version.registry, "rev": version.rev,
+                   "path": version.path, "md5": version.md5}
+    if version.rows is not None:
+        profile["rows"] = version.rows
     return Dataset(name=base.name, digest=base.digest, source_type=base.source_type, source=base.source,
                    schema=base.schema, profile=json.dumps(profile))
 

@@ -379,9 +379,12 @@ class MlflowTracker:
         plain dataset folder (`FolderVersion`; source: its path, digest: its manifest digest)."""
         from mlflow.entities import DatasetInput, InputTag
 
-        from rewardops.tracking.lineage import dataset_entity, dvc_get_command
+        from rewardops.tracking.lineage import DataVersion, dataset_entity, dvc_get_command
 
-        self.set_tags({**version.tags(), "rewardops.data.get": dvc_get_command(version)})
+        run_tags = version.tags()
+        if isinstance(version, DataVersion):  # a plain folder has no `dvc get`: its path tag says where it is
+            run_tags["rewardops.data.get"] = dvc_get_command(version)
+        self.set_tags(run_tags)
         entity = dataset_entity(version)
         tags = [InputTag("mlflow.data.context", context)]
         future = _background(self._client.log_inputs, self._run_id, datasets=[DatasetInput(entity, tags)])
