@@ -379,10 +379,14 @@ class MlflowTracker:
         plain dataset folder (`FolderVersion`; source: its path, digest: its manifest digest)."""
         from mlflow.entities import DatasetInput, InputTag
 
-        from rewardops.tracking.lineage import dataset_entity, dvc_get_command
+        from rewardops.tracking.lineage import DataVersion, dataset_entity, dvc_get_command, mlflow_dataset
 
-        self.set_tags({**version.tags(), "rewardops.data.get": dvc_get_command(version)})
-        entity = dataset_entity(version)
+        if isinstance(version, DataVersion):  # only a DVC version can be brought back with `dvc get`
+            self.set_tags({**version.tags(), "rewardops.data.get": dvc_get_command(version)})
+            entity = dataset_entity(version)
+        else:
+            self.set_tags(version.tags())
+            entity = mlflow_dataset(version)._to_mlflow_entity()
         tags = [InputTag("mlflow.data.context", context)]
         future = _background(self._client.log_inputs, self._run_id, datasets=[DatasetInput(entity, tags)])
         self._track(_Pending({"kind": "input", "dataset": version.as_dict(), "context": context}, [future]))
