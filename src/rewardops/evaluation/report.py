@@ -230,6 +230,15 @@ def markdown_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines + [""] + [f"- {md_escape(n)}" for n in _notes(summary)]) + "\n"
 
 
+def _figure_title(stem: str) -> str:
+    """The heading of a plot file in the reports: `subsets_world` -> "World by subset"."""
+    name = stem[len("subsets_"):] if stem.startswith("subsets_") else None
+    if name in (*ALL_NAMES, WORLD.name):
+        return f"{get(name).title} by subset"
+    return {"benchmarks": "Score per benchmark", "best_of_n": "PPE Correctness: best of N",
+            "rm_bench_difficulty": "RM-Bench by difficulty"}.get(stem, stem.replace("_", " "))
+
+
 def embedded_reports(out: Path, summary: dict[str, Any], title: str | None = None) -> tuple[str, str]:
     """(Markdown, HTML) of the summary table with every PNG under `out/plots` embedded as a data
     URI: single files a KFP UI (Output[Markdown] / Output[HTML]) shows without the folder. Every
@@ -241,7 +250,7 @@ def embedded_reports(out: Path, summary: dict[str, Any], title: str | None = Non
     images = []
     for png in sorted((out / "plots").glob("*.png")):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        images.append((png.stem.replace("_", " "), f"data:image/png;base64,{data}"))
+        images.append((_figure_title(png.stem), f"data:image/png;base64,{data}"))
     md = f"# {md_escape(heading)}\n\nScores in percent.\n\n{table}\n" + "".join(
         f"## {md_escape(t)}\n\n![{md_escape(t)}]({uri})\n\n" for t, uri in images)
     header, row = table_rows(summary)
@@ -340,7 +349,7 @@ def plot_subsets(name: str, result: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylim(0, 105)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{get(name).title} by subset")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes, never over a bar
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
