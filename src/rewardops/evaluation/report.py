@@ -525,11 +525,17 @@ def ablation_markdown(rows: list[dict[str, Any]], title: str = "Data ablation") 
     return "\n".join(lines + ["", ABLATION_NOTE, ""])
 
 
-def ablation_html(rows: list[dict[str, Any]], title: str = "Data ablation") -> str:
+def ablation_html(rows: list[dict[str, Any]], title: str = "Data ablation", decision: str = "") -> str:
+    """The table as one HTML page (the KFP UI's view), styled like the evaluation report; `decision`
+    is stage 2's decision, printed under the table."""
     import html
 
     header, cells = ablation_lines(rows)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
-    return (f"<html><body><h3>{html.escape(title)}</h3><table border='1' cellpadding='4'><tr>{head}</tr>{body}"
-            f"</table><p>{html.escape(ABLATION_NOTE)}</p></body></html>")
+    said = f"<p><b>Stage 2 decision:</b> {html.escape(decision)}</p>" if decision else ""
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+            "<style>body{font-family:sans-serif;max-width:70em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+            f"</style></head><body><h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>"
+            f"{said}<p>{html.escape(ABLATION_NOTE)}</p></body></html>")
