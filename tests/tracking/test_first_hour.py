@@ -156,3 +156,19 @@ def test_the_ablation_arms_do_not_stand_in_for_their_size(tmp_path):
     assert found[size].run_id == "own" and found[size].score == 60.0
     assert found[size].report == str(tmp_path / "own" / "summary.md")
     assert [r.task for r in recorder.of("train", ablation=True)] == ["train-2"]
+
+
+def test_a_rerun_points_its_suite_at_the_ablation_runs_the_cached_table_names(tmp_path):
+    """A rerun serves the ablation from the cache, so its arm runs belong to the earlier suite: the
+    new suite points at them (parent tags, like the sizes) and `compare` shows the table again."""
+    import json
+    from types import SimpleNamespace
+
+    from rewardops.pipelines.local_run import TaskRecord, TaskRecorder, ablation_runs
+
+    (tmp_path / "table").write_text(json.dumps({"rows": [], "mlflow_runs": {"a-uncurated": "r1", "c-curated+recycled": "r3"}}))
+    recorder = TaskRecorder()
+    recorder.records.append(TaskRecord("ablation-table", "comp-ablation-table", {},
+                                       {"table": SimpleNamespace(path=str(tmp_path / "table"), metadata={})}, True,
+                                       "ablation table"))
+    assert ablation_runs(recorder) == {"a-uncurated": "r1", "c-curated+recycled": "r3"}

@@ -236,6 +236,19 @@ def size_results(recorder: TaskRecorder) -> dict[str, SizeResult]:
     return found
 
 
+def ablation_runs(recorder: TaskRecorder) -> dict[str, str]:
+    """This run's data-ablation runs, {arm name: MLflow run id}, from the ablation table it wrote
+    (a cached table included)."""
+    found: dict[str, str] = {}
+    for rec in recorder.of("ablation-table"):
+        path = Path(getattr(rec.outputs.get("table"), "path", "") or "")
+        try:
+            found.update({str(k): str(v) for k, v in (json.loads(path.read_text()).get("mlflow_runs") or {}).items() if v})
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def curation_counts(recorder: TaskRecorder) -> dict[str, float]:
     """The merge step's flat metrics (sets, stage-2 counts, estimated and true noise)."""
     for rec in recorder.of("merge-shards"):
@@ -295,11 +308,16 @@ class Suite:
             ended.append(run.info.run_id)
         return ended
 
-    def finish(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any, note: str = "") -> None:
+    def finish(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any, note: str = "",
+               arms: dict[str, str] | None = None) -> None:
         """Summary metrics (eval first, percent), the per-size run pointers, the dataset; FINISHED
-        (the pipeline ran: a summary MLflow refuses is a warning, not a failed run)."""
+        (the pipeline ran: a summary MLflow refuses is a warning, not a failed run). `arms`: the
+        data ablation's runs by arm name, pointed at like the sizes (a cached ablation's runs
+        belong to an earlier suite; `rewardops compare` finds them through these pointers)."""
         try:
             self._record(sizes, counts, version)
+            for name, run_id in (arms or {}).items():
+                self.client.set_tag(self.run_id, SUITE_RUN_TAG + re.sub(r"[^\w\-. :/]", "_", name), run_id)  # no "+" in keys
             if note:  # the run's Description in MLflow's UI: the same story the command printed
                 self.client.set_tag(self.run_id, "mlflow.note.content", note)
         except Exception as exc:  # noqa: BLE001
