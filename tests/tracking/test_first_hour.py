@@ -86,7 +86,7 @@ def test_the_summary_tells_counts_noise_scores_decisions_and_where_to_look(tmp_p
     assert "kept 36, discarded 93, recycled (label flipped) 1, no verdict 27 of 157 pool pairs" in text
     assert "estimated from the gold replay: pool 10.0%, kept 5.0%, discarded 40.0%, recycled 20.0%" in text
     assert "true label noise (known on the generated world): pool 10.0%, kept 2.0%, discarded 50.0%, recycled 10.0%" in text
-    assert "stage 2 decision: filtered" in text
+    assert "label noise: not estimated" not in text
     assert "demo-tiny-qwen3: score 62.5 (world 62.5)" in text
     assert "registry: rewardops-rm-demo-tiny-qwen3 v2 stays candidate (62.50 <= champion v1 62.50 + 0.0)" in text
     assert ".venv/bin/rewardops ui --tracking-uri sqlite:///$PWD/demo-out/mlflow.db" in text

@@ -388,10 +388,7 @@ def summary_lines(sizes: dict[str, SizeResult], counts: dict[str, float], *, tra
                 f"{p} {_pct(counts.get(f'estimated_noise/{p}'))}" for p in parts))
         else:
             lines.append("  label noise: not estimated (no gold pairs to replay)")
-        if "filtered" in counts:
-            lines.append("  stage 2 decision: " + ("filtered (kept + recycled shown cleaner than the pool)"
-                                                   if counts["filtered"] else "kept every pool pair as labelled "
-                                                   "(filtering not shown to help; the reason is printed above)"))
+
         if any(k.startswith("true_noise/") for k in counts):
             lines.append("  true label noise (known on the generated world): " + ", ".join(
                 f"{p} {_pct(counts.get(f'true_noise/{p}'))}" for p in parts))
