@@ -67,7 +67,7 @@ def test_the_demo_tells_its_story_in_its_last_lines(checkout):
     tail = "\n".join(lines[-30:])
     for size in ("demo-tiny-qwen3", "demo-tiny-llama"):
         assert re.search(rf"{size}: score \d+\.\d \(world \d+\.\d\)", tail), tail
-        assert re.search(rf"registry: rewardops-rm-{size} v\d+ (now champion|stays candidate) \(", tail), tail
+        assert re.search(rf"registry: rewardops-rm-{size} v\d+ (now champion|stays candidate|is the champion) \(", tail), tail
         assert re.search(rf"report \({size}\): demo-out/kfp/\S+/summary\.md", tail), tail
     assert re.search(r"stage 2 \(paper §3\.3\): kept \d+, discarded \d+, recycled \(label flipped\) \d+, no verdict \d+", tail)
     assert "true label noise (known on the generated world): pool " in tail

@@ -119,7 +119,7 @@ def test_arm_runs_are_named_by_arm_and_compare_rebuilds_the_same_table(tmp_path:
     assert any(f.path == "ablation/ablation.md" for f in client.list_artifacts(parent, "ablation"))
 
     table = load_suite(client, "ablation-test")
-    assert sorted(table.rows) == ["a-uncurated", "b-curated", "c-curated+recycled", "d-true-labels"]
+    assert list(table.rows) == ["a-uncurated", "b-curated", "c-curated+recycled", "d-true-labels"]  # arm order
     rebuilt = ablation_rows(table)
     expected = ablation_markdown(rows).splitlines()
     got = ablation_markdown(rebuilt).splitlines()
@@ -127,6 +127,11 @@ def test_arm_runs_are_named_by_arm_and_compare_rebuilds_the_same_table(tmp_path:
     assert [line.split("|")[1:7] for line in got[2:8]] == [line.split("|")[1:7] for line in expected[2:8]]
     paths = write_outputs(tmp_path / "cmp", table)
     assert "b-curated" in paths["md"].read_text() and "(b) curated" in paths["ablation"].read_text()
+    from rewardops.evaluation.report import ablation_html
+
+    page = ablation_html(rows, title="Data ablation of demo-tiny-qwen3", decision="filter: ratio 0.43")
+    assert "<h1>Data ablation of demo-tiny-qwen3</h1>" in page and "Stage 2 decision:</b> filter: ratio 0.43" in page
+    assert "<td>+15.0 ± " in page  # the paired difference (b) - (a) in points
 
 
 def test_the_demo_trains_one_size_on_four_arms_and_the_ablation_pipeline_on_three(compiled):

@@ -70,7 +70,7 @@ def test_the_summary_tells_counts_noise_scores_decisions_and_where_to_look(tmp_p
 
     monkeypatch.chdir(tmp_path)
     counts = {"curated": 160, "gold": 27, "silver": 118, "stage2_kept": 15, "counts/kept": 36, "counts/discarded": 93,
-              "counts/recycled": 1, "counts/no_verdict": 27, "estimated_noise/estimated": 1,
+              "counts/recycled": 1, "counts/no_verdict": 27, "filtered": 1,
               "estimated_noise/pool": 0.1, "estimated_noise/kept": 0.05, "estimated_noise/discarded": 0.4,
               "estimated_noise/recycled": 0.2, "true_noise/pool": 0.1, "true_noise/kept": 0.02,
               "true_noise/discarded": 0.5, "true_noise/recycled": 0.1}
@@ -86,6 +86,7 @@ def test_the_summary_tells_counts_noise_scores_decisions_and_where_to_look(tmp_p
     assert "kept 36, discarded 93, recycled (label flipped) 1, no verdict 27 of 157 pool pairs" in text
     assert "estimated from the gold replay: pool 10.0%, kept 5.0%, discarded 40.0%, recycled 20.0%" in text
     assert "true label noise (known on the generated world): pool 10.0%, kept 2.0%, discarded 50.0%, recycled 10.0%" in text
+    assert "label noise: not estimated" not in text
     assert "demo-tiny-qwen3: score 62.5 (world 62.5)" in text
     assert "registry: rewardops-rm-demo-tiny-qwen3 v2 stays candidate (62.50 <= champion v1 62.50 + 0.0)" in text
     assert ".venv/bin/rewardops ui --tracking-uri sqlite:///$PWD/demo-out/mlflow.db" in text
@@ -125,3 +126,49 @@ def test_subset_bars_show_n_and_the_chance_line(tmp_path):
         "a-very-long-subset-name-that-needs-room\n(n=2)", "math\n(n=4)"]
     assert any(list(line.get_ydata()) == [50, 50] for line in ax.get_lines())  # the chance line
     assert ax.get_ylabel() == "accuracy (%)"
+
+
+def test_the_ablation_arms_do_not_stand_in_for_their_size(tmp_path):
+    """The data ablation trains the same size four times; the size's score, report and registry
+    decision come from the size's own tasks, not from the last arm that ran (the merged demo printed
+    arm (a)'s score as demo-tiny-qwen3's and the suite parent pointed at that arm's run)."""
+    from types import SimpleNamespace
+
+    from rewardops.pipelines.local_run import TaskRecord, TaskRecorder, size_results
+
+    def art(path, **meta):
+        return SimpleNamespace(metadata=meta, path=str(tmp_path / path))
+
+    size = "demo-tiny-qwen3"
+    recorder = TaskRecorder()
+    recorder.records += [
+        TaskRecord("train", "comp-train", {}, {"model": art("t", size=size, mlflow_run_id="own")}, True,
+                   "train (in process)"),
+        TaskRecord("evaluate", "comp-evaluate", {}, {"report": art("own", size=size, score=60.0)}, True,
+                   "evaluate on the benchmarks"),
+        TaskRecord("train-2", "comp-train-2", {}, {"model": art("t2", size=size, mlflow_run_id="arm-a")}, True,
+                   "ablation (a) uncurated: train"),
+        TaskRecord("evaluate-2", "comp-evaluate-2", {}, {"report": art("arm", size=size, score=51.0)}, True,
+                   "ablation (a) uncurated: evaluate"),
+    ]
+    found = size_results(recorder)
+    assert list(found) == [size]
+    assert found[size].run_id == "own" and found[size].score == 60.0
+    assert found[size].report == str(tmp_path / "own" / "summary.md")
+    assert [r.task for r in recorder.of("train", ablation=True)] == ["train-2"]
+
+
+def test_a_rerun_points_its_suite_at_the_ablation_runs_the_cached_table_names(tmp_path):
+    """A rerun serves the ablation from the cache, so its arm runs belong to the earlier suite: the
+    new suite points at them (parent tags, like the sizes) and `compare` shows the table again."""
+    import json
+    from types import SimpleNamespace
+
+    from rewardops.pipelines.local_run import TaskRecord, TaskRecorder, ablation_runs
+
+    (tmp_path / "table").write_text(json.dumps({"rows": [], "mlflow_runs": {"a-uncurated": "r1", "c-curated+recycled": "r3"}}))
+    recorder = TaskRecorder()
+    recorder.records.append(TaskRecord("ablation-table", "comp-ablation-table", {},
+                                       {"table": SimpleNamespace(path=str(tmp_path / "table"), metadata={})}, True,
+                                       "ablation table"))
+    assert ablation_runs(recorder) == {"a-uncurated": "r1", "c-curated+recycled": "r3"}

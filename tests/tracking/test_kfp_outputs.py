@@ -64,6 +64,7 @@ def test_embedded_reports_carry_the_plots(tmp_path: Path) -> None:
     encoded = base64.b64encode(png).decode()
     assert f"data:image/png;base64,{encoded}" in md and f"src='data:image/png;base64,{encoded}'" in html
     assert "<table>" in html and "70.7" in html
+    assert "## World by subset" in md and "<h2>Score per benchmark</h2>" in html  # headings a person reads
 
 
 def test_model_card_gets_the_evaluation_table() -> None:

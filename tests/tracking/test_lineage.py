@@ -118,4 +118,5 @@ def test_a_plain_dataset_folder_is_the_runs_dataset_input(tmp_path: Path, clean_
     assert source["path"] == str((tmp_path / "plain").resolve()) and source["rows"] == 4
     assert source["manifest_digest"] == folder_version(tmp_path / "plain").digest == run.data.tags["rewardops.data.manifest_digest"]
     assert run.data.tags["rewardops.data.path"] == str((tmp_path / "plain").resolve())
+    assert "rewardops.data.get" not in run.data.tags  # no DVC registry: no `dvc get` line to offer
     assert client.get_run(runs["loose"]).inputs.dataset_inputs == []

@@ -230,6 +230,15 @@ def markdown_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines + [""] + [f"- {md_escape(n)}" for n in _notes(summary)]) + "\n"
 
 
+def _figure_title(stem: str) -> str:
+    """The heading of a plot file in the reports: `subsets_world` -> "World by subset"."""
+    name = stem[len("subsets_"):] if stem.startswith("subsets_") else None
+    if name in (*ALL_NAMES, WORLD.name):
+        return f"{get(name).title} by subset"
+    return {"benchmarks": "Score per benchmark", "best_of_n": "PPE Correctness: best of N",
+            "rm_bench_difficulty": "RM-Bench by difficulty"}.get(stem, stem.replace("_", " "))
+
+
 def embedded_reports(out: Path, summary: dict[str, Any], title: str | None = None) -> tuple[str, str]:
     """(Markdown, HTML) of the summary table with every PNG under `out/plots` embedded as a data
     URI: single files a KFP UI (Output[Markdown] / Output[HTML]) shows without the folder. Every
@@ -241,7 +250,7 @@ def embedded_reports(out: Path, summary: dict[str, Any], title: str | None = Non
     images = []
     for png in sorted((out / "plots").glob("*.png")):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        images.append((png.stem.replace("_", " "), f"data:image/png;base64,{data}"))
+        images.append((_figure_title(png.stem), f"data:image/png;base64,{data}"))
     md = f"# {md_escape(heading)}\n\nScores in percent.\n\n{table}\n" + "".join(
         f"## {md_escape(t)}\n\n![{md_escape(t)}]({uri})\n\n" for t, uri in images)
     header, row = table_rows(summary)
@@ -340,7 +349,7 @@ def plot_subsets(name: str, result: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylim(0, 105)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{get(name).title} by subset")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes, never over a bar
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -516,11 +525,17 @@ def ablation_markdown(rows: list[dict[str, Any]], title: str = "Data ablation") 
     return "\n".join(lines + ["", ABLATION_NOTE, ""])
 
 
-def ablation_html(rows: list[dict[str, Any]], title: str = "Data ablation") -> str:
+def ablation_html(rows: list[dict[str, Any]], title: str = "Data ablation", decision: str = "") -> str:
+    """The table as one HTML page (the KFP UI's view), styled like the evaluation report; `decision`
+    is stage 2's decision, printed under the table."""
     import html
 
     header, cells = ablation_lines(rows)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
-    return (f"<html><body><h3>{html.escape(title)}</h3><table border='1' cellpadding='4'><tr>{head}</tr>{body}"
-            f"</table><p>{html.escape(ABLATION_NOTE)}</p></body></html>")
+    said = f"<p><b>Stage 2 decision:</b> {html.escape(decision)}</p>" if decision else ""
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+            "<style>body{font-family:sans-serif;max-width:70em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+            f"</style></head><body><h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>"
+            f"{said}<p>{html.escape(ABLATION_NOTE)}</p></body></html>")

@@ -439,7 +439,8 @@ def run_cmd(
 
 def finish_suite(pipeline: str, suite: Any, recorder: Any, workdir: Path) -> list[str]:
     """Version the demo's subsets, close the MLflow suite with its summary; the run's story."""
-    from rewardops.pipelines.local_run import curated_version, curation_counts, size_results, summary_lines
+    from rewardops.pipelines.local_run import (ablation_runs, curated_version, curation_counts, size_results,
+                                               summary_lines)
 
     sizes, counts, version = size_results(recorder), curation_counts(recorder), curated_version(recorder)
     registry = rev = None
@@ -448,7 +449,7 @@ def finish_suite(pipeline: str, suite: Any, recorder: Any, workdir: Path) -> lis
         registry, rev = workdir / "data-registry", versions.get("rev")
     lines = summary_lines(sizes, counts, tracking_uri=suite.client.tracking_uri, workdir=workdir,
                           suite=suite.name, registry=registry, data_rev=version.rev if version else rev)
-    suite.finish(sizes, counts, version, note="```\n" + "\n".join(lines) + "\n```")
+    suite.finish(sizes, counts, version, note="```\n" + "\n".join(lines) + "\n```", arms=ablation_runs(recorder))
     return lines
 
 

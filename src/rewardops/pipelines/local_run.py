@@ -144,6 +144,7 @@ class TaskRecord:
     arguments: dict[str, Any]
     outputs: dict[str, Any]
     ok: bool
+    display: str = ""  # the task's display name (`set_display_name`), e.g. "ablation (a) uncurated: train"
 
 
 @dataclass
@@ -169,7 +170,8 @@ class TaskRecorder:
                 store = kwargs.get("io_store")
                 arguments = OrchestratorUtils.make_task_arguments(task_inputs_spec=spec.inputs, io_store=store) if store else {}
                 records.append(TaskRecord(kwargs.get("task_name", args[0] if args else "?"), spec.component_ref.name,
-                                          dict(arguments), dict(outputs or {}), str(status).endswith("SUCCESS")))
+                                          dict(arguments), dict(outputs or {}), str(status).endswith("SUCCESS"),
+                                          str(getattr(getattr(spec, "task_info", None), "name", "") or "")))
             except Exception:  # noqa: BLE001 - the summary is best effort; the run is not
                 pass
             return outputs, status
@@ -180,8 +182,11 @@ class TaskRecorder:
     def __exit__(self, *exc: object) -> None:
         self._module.execute_single_task = self._original
 
-    def of(self, component_prefix: str) -> list[TaskRecord]:
-        return [r for r in self.records if r.component.startswith(f"comp-{component_prefix}")]
+    def of(self, component_prefix: str, ablation: bool | None = None) -> list[TaskRecord]:
+        """The records of one component; `ablation=False`/`True`: only those outside/inside the
+        data ablation (its tasks are displayed as "ablation ...": `pipelines.ablation.ablate`)."""
+        return [r for r in self.records if r.component.startswith(f"comp-{component_prefix}")
+                and (ablation is None or r.display.startswith("ablation") == ablation)]
 
 
 def _meta(value: Any) -> dict[str, Any]:
@@ -205,14 +210,14 @@ class SizeResult:
 def size_results(recorder: TaskRecorder) -> dict[str, SizeResult]:
     """Per size: the training run, the evaluation scores (percent) and the registry decision."""
     found: dict[str, SizeResult] = {}
-    for rec in recorder.of("train"):
+    for rec in recorder.of("train", ablation=False):  # the ablation's arms train the same size: not the size's result
         meta = _meta(rec.outputs.get("model"))
         size = str(meta.get("size") or "")
         if size:
             found[size] = SizeResult(size, run_id=str(meta.get("mlflow_run_id") or ""),
                                      model=str(meta.get("registered_model") or ""),
                                      version=int(meta.get("registered_version") or 0))
-    for rec in recorder.of("evaluate"):
+    for rec in recorder.of("evaluate", ablation=False):  # the ablation's arms train the same size: not the size's result
         report = rec.outputs.get("report")
         meta = _meta(report)
         size = str(meta.get("size") or _meta(rec.arguments.get("model")).get("size") or "")
@@ -221,13 +226,26 @@ def size_results(recorder: TaskRecorder) -> dict[str, SizeResult]:
             item.score = meta.get("score")
             item.scores = {k: float(v) for k, v in (meta.get("scores_percent") or {}).items()}
             item.report = str(Path(getattr(report, "path", "")) / "summary.md") if report is not None else ""
-    for rec in recorder.of("register"):
+    for rec in recorder.of("register", ablation=False):  # the ablation's arms train the same size: not the size's result
         size = str(_meta(rec.arguments.get("model")).get("size") or "")
         if size:
             item = found.setdefault(size, SizeResult(size))
             item.decision = str(rec.outputs.get("Output") or "")
             promoted = _meta(rec.outputs.get("metrics")).get("promoted")
             item.promoted = None if promoted is None else bool(promoted)
+    return found
+
+
+def ablation_runs(recorder: TaskRecorder) -> dict[str, str]:
+    """This run's data-ablation runs, {arm name: MLflow run id}, from the ablation table it wrote
+    (a cached table included)."""
+    found: dict[str, str] = {}
+    for rec in recorder.of("ablation-table"):
+        path = Path(getattr(rec.outputs.get("table"), "path", "") or "")
+        try:
+            found.update({str(k): str(v) for k, v in (json.loads(path.read_text()).get("mlflow_runs") or {}).items() if v})
+        except (OSError, ValueError):
+            continue
     return found
 
 
@@ -290,11 +308,16 @@ class Suite:
             ended.append(run.info.run_id)
         return ended
 
-    def finish(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any, note: str = "") -> None:
+    def finish(self, sizes: dict[str, SizeResult], counts: dict[str, float], version: Any, note: str = "",
+               arms: dict[str, str] | None = None) -> None:
         """Summary metrics (eval first, percent), the per-size run pointers, the dataset; FINISHED
-        (the pipeline ran: a summary MLflow refuses is a warning, not a failed run)."""
+        (the pipeline ran: a summary MLflow refuses is a warning, not a failed run). `arms`: the
+        data ablation's runs by arm name, pointed at like the sizes (a cached ablation's runs
+        belong to an earlier suite; `rewardops compare` finds them through these pointers)."""
         try:
             self._record(sizes, counts, version)
+            for name, run_id in (arms or {}).items():
+                self.client.set_tag(self.run_id, SUITE_RUN_TAG + re.sub(r"[^\w\-. :/]", "_", name), run_id)  # no "+" in keys
             if note:  # the run's Description in MLflow's UI: the same story the command printed
                 self.client.set_tag(self.run_id, "mlflow.note.content", note)
         except Exception as exc:  # noqa: BLE001
@@ -360,11 +383,12 @@ def summary_lines(sizes: dict[str, SizeResult], counts: dict[str, float], *, tra
                          recycled=int(counts.get("counts/recycled", 0)), nv=int(counts.get("counts/no_verdict", 0)),
                          total=int(sum(counts.get(f"counts/{k}", 0) for k in ("kept", "discarded", "recycled", "no_verdict")))))
         parts = ("pool", "kept", "discarded", "recycled")
-        if counts.get("estimated_noise/estimated"):
+        if any(k.startswith("estimated_noise/") for k in counts):
             lines.append("  label noise estimated from the gold replay: " + ", ".join(
                 f"{p} {_pct(counts.get(f'estimated_noise/{p}'))}" for p in parts))
         else:
-            lines.append("  label noise: not estimated (too few held-out gold pairs, or stage 2 did not separate them)")
+            lines.append("  label noise: not estimated (no gold pairs to replay)")
+
         if any(k.startswith("true_noise/") for k in counts):
             lines.append("  true label noise (known on the generated world): " + ", ".join(
                 f"{p} {_pct(counts.get(f'true_noise/{p}'))}" for p in parts))
@@ -378,6 +402,8 @@ def summary_lines(sizes: dict[str, SizeResult], counts: dict[str, float], *, tra
             lines.append(f"  {item.size}: score {score}" + (f" ({benches})" if benches else ""))
             model = f"{item.model} v{item.version}" if item.model else "not registered"
             verdict = {True: "now champion", False: "stays candidate"}.get(item.promoted, "no decision")
+            if "already the champion" in item.decision:  # a rerun that reused the champion's own training
+                verdict = "is the champion"
             lines.append(f"    registry: {model} {verdict} ({item.decision or 'no promotion step ran'})")
     home = Path.cwd()
 

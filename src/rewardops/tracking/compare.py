@@ -146,6 +146,9 @@ def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteT
                                     if k.startswith("ablation/")}
     if not table.rows:
         raise LookupError(f"suite {suite!r} (run {parent_id}) has no child runs with eval/ metrics yet")
+    # the sizes first (newest first, as found), then the ablation's arms in their order (a, b, c, d)
+    order = [k for k in table.rows if k not in table.ablation] + sorted(table.ablation)
+    table.rows = {k: table.rows[k] for k in order}
     return table
 
 
@@ -247,7 +250,7 @@ def plot_png(path: Path, a: SuiteTable, b: SuiteTable | None = None) -> None:
         bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
         image = ax.imshow(grid, cmap="RdYlGn", aspect="auto", vmin=-bound or -1, vmax=bound or 1)
     fig.colorbar(image, ax=ax, label="score (percent)" if b is None else "change (percentage points)")
-    ax.set_ylabel("size")
+    ax.set_ylabel("size, then the ablation's arms" if a.ablation else "size")
     ax.set_xticks(range(len(cols)), [t for _, t in cols], rotation=30, ha="right")
     ax.set_yticks(range(len(sizes)), sizes)
     for i, size in enumerate(sizes):

@@ -85,7 +85,9 @@ def ablation_table(
     note = facts.get("stage2_decision", "")
     md = ablation_markdown(rows) + (f"\nStage 2: {note}\n" if note else "")
     Path(summary.path).write_text(md, encoding="utf-8")
-    Path(summary_html.path).write_text(ablation_html(rows), encoding="utf-8")
+    sizes = sorted({str(m.metadata.get("size")) for m, _ in arm_outputs.values() if m.metadata.get("size")})
+    title = "Data ablation" + (f" of {', '.join(sizes)}" if sizes else "") + ": what curation buys"
+    Path(summary_html.path).write_text(ablation_html(rows, title=title, decision=note), encoding="utf-8")
     run_ids = {arm: m.metadata.get("mlflow_run_id") or "" for arm, (m, _) in arm_outputs.items()}
     try:  # the table stands without MLflow; the runs are named and annotated when it answers
         tagged, problem = tag_arm_runs(rows, run_ids), ""

@@ -45,7 +45,21 @@ def evaluate(
         sources=dict(item.split("=", 1) for item in sources), world_n=world_n, max_length=max_length,
         mlflow_run_id=model.metadata.get("mlflow_run_id") or None, show_progress=False,
     )
-    outcome = run_eval(config)
+    import logging
+
+    class _OneLineForMissing(logging.Filter):  # the runner's "skipping <bench>" lines: one line below instead
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith("skipping ")
+
+    quiet = _OneLineForMissing()
+    logging.getLogger("rewardops.evaluation").addFilter(quiet)
+    try:
+        outcome = run_eval(config)
+    finally:
+        logging.getLogger("rewardops.evaluation").removeFilter(quiet)
+    if outcome.missing:
+        print(f"[evaluate] not scored, no files given: {', '.join(outcome.missing)}; add them with "
+              f"sources (eval_sources=NAME=PATH; the preprocess step says where each comes from)", flush=True)
     found = outcome.summary
     percent = {k: 100 * v for k, v in (found.get("scores") or {}).items() if v is not None}
     if found.get("score_percent") is None:
