@@ -70,5 +70,5 @@ def test_the_pipeline_offers_label_studio_steps_behind_an_option(tmp_path):
     assert {"labelstudio-open", "labelstudio-collect", "labelstudio-open-2", "labelstudio-collect-2"} <= set(tasks)
     assert not any(name.startswith("stage1-iteration") for name in tasks)
     assert tasks["labelstudio-collect"]["retryPolicy"]["maxRetryCount"] > 0
-    assert tasks["labelstudio-open-2"]["dependentTasks"] == ["labelstudio-collect"]  # iteration 2 follows 1
+    assert tasks["labelstudio-open-2"]["dependentTasks"] == ["assemble-pool", "labelstudio-collect"]  # 2 follows 1
     assert tasks["labelstudio-collect"]["dependentTasks"] == ["assemble-pool", "labelstudio-open"]
