@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_SECRETS
+from support.demo_secrets import DEMO_SECRETS
 
 pytestmark = pytest.mark.slow  # shares test_readme.py's small demo (several minutes on 2 cores)
 

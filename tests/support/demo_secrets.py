@@ -1,0 +1,11 @@
+"""Secret markers for the one small demo the test session runs (tests/conftest.py `checkout`)."""
+
+# Every credential variable the code (or a library it drives: boto3/DVC, MLflow, Label Studio, the
+# LLM judge client, KFP, huggingface_hub, psql) reads, each set to its own marker for the one small
+# demo run the session makes; test_no_secrets_in_outputs.py looks for the markers in what it left.
+DEMO_SECRET_VARS = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "LABEL_STUDIO_API_KEY", "REWARDOPS_LABELSTUDIO_TOKEN",
+    "REWARDOPS_LLM_API_KEY", "OPENAI_API_KEY", "KFP_TOKEN", "PGPASSWORD", "HF_TOKEN",
+)
+DEMO_SECRETS = {var: f"SeCrEt-{i:02d}-9c4e-MaRkEr" for i, var in enumerate(DEMO_SECRET_VARS)}
