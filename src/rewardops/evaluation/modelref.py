@@ -77,12 +77,16 @@ def _registered_version(uri: str) -> tuple[str, str, dict[str, str], str | None]
     m = re.match(r"models:/([^/@]+)(?:/(\w+)|@([\w-]+))/?$", uri)
     if not m:
         return None
+    mv = _model_version(*m.groups())
+    return m.group(1), str(mv.version), dict(mv.tags or {}), mv.run_id
+
+
+def _model_version(name: str, version: str | None, alias: str | None):  # noqa: ANN202 - mlflow ModelVersion
+    """The registered version `name`/`version`, or the one `alias` points at now."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    name, version, alias = m.groups()
-    mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    return name, str(mv.version), dict(mv.tags or {}), mv.run_id
+    return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
 
 
 def fetch_verified(uri: str, dst: str | Path | None = None) -> tuple[Path, str | None]:
@@ -146,12 +150,7 @@ def _run_id_of(uri: str) -> str | None:
     m = re.match(r"models:/([^/@]+)(?:/(\w+)|@(\w+))", uri)
     if not m:
         return None
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    name, version, alias = m.groups()
-    mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    return mv.run_id
+    return _model_version(*m.groups()).run_id
 
 
 def resolve_model(spec: str | Path, download_dir: Path | None = None) -> ModelRef:
