@@ -1,8 +1,9 @@
 """The `rewardops` command line.
 
-Each area of the library owns its commands in `rewardops/<area>/commands.py`: the data, training
-and evaluation areas expose a module-level Typer `app` whose commands are merged in here; the others
-expose `register(app)`. This file only assembles them, so areas never edit each other's CLI code.
+Each area of the library owns its commands in `rewardops/<area>/commands.py`, as module-level Typer
+apps: the area's `app` holds its top-level commands (`rewardops train`) and mounts its command
+groups (`curate_app` as `rewardops curate`). This file merges every area's `app` into the root the
+same way, so areas never edit each other's CLI code.
 
 It is also the one place errors are reported: a `RewardOpsError` (bad input, a setting that cannot
 work, a service that refuses) becomes one `error:` line plus a `hint:` line and exit code 2; any
@@ -27,9 +28,7 @@ from rich.markup import escape
 from rewardops.data.commands import CliServices
 from rewardops.errors import RewardOpsError
 
-MERGED_AREAS = ("data", "training", "evaluation")  # module-level `app`, merged into the root
-REGISTERED_AREAS = ("curation", "tracking", "pipelines")  # `register(app)`
-AREAS = MERGED_AREAS + REGISTERED_AREAS
+AREAS = ("data", "training", "evaluation", "curation", "tracking", "pipelines")  # each: `commands.app`
 
 
 def report_error(exc: RewardOpsError) -> None:
@@ -73,16 +72,16 @@ app = typer.Typer(
 )
 
 
-def _register_areas() -> None:
-    for area in AREAS:  # in this order in `rewardops --help`
-        module = importlib.import_module(f"rewardops.{area}.commands")
-        if area in MERGED_AREAS:
-            app.registered_commands.extend(module.app.registered_commands)
-        else:
-            module.register(app)
+def _mount_areas() -> None:
+    """Every area's commands, then its groups, on the root: `rewardops --help` lists the commands of
+    every area in `AREAS` order, then the groups in the same order."""
+    for area in AREAS:
+        area_app = importlib.import_module(f"rewardops.{area}.commands").app
+        app.registered_commands.extend(area_app.registered_commands)
+        app.registered_groups.extend(area_app.registered_groups)
 
 
-_register_areas()
+_mount_areas()
 
 
 def main() -> None:

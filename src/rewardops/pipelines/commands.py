@@ -31,7 +31,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rewardops.errors import ConfigError, RewardOpsError
 
+app = typer.Typer()  # `rewardops run|submit` (shortcuts of `pipelines run|submit`); mounts `pipelines`
 pipelines_app = typer.Typer(help="Kubeflow Pipelines: compile, run locally, submit to a cluster.", no_args_is_help=True)
+app.add_typer(pipelines_app, name="pipelines")
 
 
 class PipelineParamError(ConfigError):
@@ -354,6 +356,7 @@ def _sizes(value: str | None) -> list[str]:
     return [s.strip() for s in value.split(",") if s.strip()] if value else []
 
 
+@pipelines_app.command("list")
 def list_cmd() -> None:
     """The pipelines and what they do."""
     pipelines = load_pipelines()
@@ -361,6 +364,7 @@ def list_cmd() -> None:
         typer.echo(f"{name:16s} {entry.description}")
 
 
+@pipelines_app.command("compile")
 def compile_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for the IR YAML files.")],
     name: Annotated[Optional[list[str]], typer.Option("--name", help="Only these pipelines (repeatable).")] = None,
@@ -374,6 +378,7 @@ def compile_cmd(
         raise RewardOpsError(str(exc.args[0])) from None
 
 
+@pipelines_app.command("plan")
 def plan_cmd(
     pairs: Annotated[int, typer.Option("--pairs", min=1, help="Pool size in pairs (the paper's: 40000000).")],
     settings: Annotated[str, typer.Option("--settings", help="Curation settings (profile, JSON/YAML or file).")] = "",
@@ -392,6 +397,8 @@ def plan_cmd(
                                          neural_embedder=s.embedder != "hashed")))
 
 
+@app.command("run")
+@pipelines_app.command("run")
 def run_cmd(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name (rewardops pipelines list).")],
     local: Annotated[bool, typer.Option("--local", help="Run on this machine with kfp.local (required: cluster runs use submit).")] = False,
@@ -483,6 +490,8 @@ def _version_demo_subsets(workdir: Path, recorder: Any, run_name: str) -> dict[s
     return versions
 
 
+@app.command("submit")
+@pipelines_app.command("submit")
 def submit_cmd(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name (rewardops pipelines list).")],
     host: Annotated[str, typer.Option("--host", help="KFP API endpoint, e.g. http://localhost:8888 or https://kubeflow.example.com/pipeline.")],
@@ -512,14 +521,3 @@ def submit_cmd(
         raise RewardOpsError(f"could not start {pipeline} on {host}: {type(exc).__name__}: {str(exc)[:500]}") from None
     typer.echo(f"started run {result.run_id} of {pipeline} (data version {params['data_version']})")
     typer.echo(f"  {host.rstrip('/')}/#/runs/details/{result.run_id}")
-
-
-def register(app: typer.Typer) -> None:
-    pipelines_app.command("list")(list_cmd)
-    pipelines_app.command("compile")(compile_cmd)
-    pipelines_app.command("plan")(plan_cmd)
-    pipelines_app.command("run")(run_cmd)
-    pipelines_app.command("submit")(submit_cmd)
-    app.add_typer(pipelines_app, name="pipelines")
-    app.command("run")(run_cmd)
-    app.command("submit")(submit_cmd)

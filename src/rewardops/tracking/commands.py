@@ -17,8 +17,11 @@ console = Console(stderr=True)
 out_console = Console()
 wide_console = Console(width=None if Console().is_terminal else 160)  # tables stay readable in CI logs
 
+app = typer.Typer()  # `rewardops ui|serve|compare` (help lists them in definition order); mounts the groups
 data_app = typer.Typer(help="Versioned data: the DVC S3 remote and the pipeline's source stage.", no_args_is_help=True)
 registry_app = typer.Typer(help="The MLflow model registry: aliases candidate / champion.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(registry_app, name="registry")
 
 
 # ------------------------------------------------------------------------------------ data
@@ -289,34 +292,6 @@ def registry_register(
     out_console.print(f"{name} v{version} registered, alias {alias}")
 
 
-# ------------------------------------------------------------------------------------ compare
-
-
-def compare(
-    suite: Annotated[Optional[str], typer.Argument(help="Suite name (or parent run id); default: the newest suite.")] = None,
-    other: Annotated[Optional[str], typer.Argument(help="A second suite to set side by side.")] = None,
-    experiment: Annotated[Optional[str], typer.Option("--experiment", help="Default: search all experiments.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for compare.md/.csv/.png.")] = Path("compare"),
-    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
-) -> None:
-    """Table 1 of the paper for a suite: one row per size, the benchmarks it has (the seven, or
-    those present, the world included) and the registry score, in percent, from MLflow."""
-    from rewardops.tracking.compare import latest_suite, load_suite, rich_table, write_outputs
-
-    client = _client(tracking_uri)
-    try:
-        suite = suite or latest_suite(client, experiment)
-        a = load_suite(client, suite, experiment)
-        b = load_suite(client, other, experiment) if other else None
-    except LookupError as exc:
-        raise RewardOpsError(str(exc)) from None
-    wide_console.print(rich_table(a, b))
-    paths = write_outputs(out, a, b)
-    if "ablation" in paths:  # the suite ran the data ablation: the same table the run printed
-        wide_console.print(paths["ablation"].read_text(encoding="utf-8"))
-    console.print("written: " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
-
-
 # ------------------------------------------------------------------------------------ ui, serve
 
 
@@ -337,6 +312,7 @@ TrackingUriOpt = Annotated[Optional[str], typer.Option(
     "--tracking-uri", "--backend-store-uri", help="The MLflow store (default: MLFLOW_TRACKING_URI, else ./mlruns.db).")]
 
 
+@app.command("ui")
 def ui(
     tracking_uri: TrackingUriOpt = None,
     host: Annotated[str, typer.Option("--host", "-h")] = "127.0.0.1",
@@ -365,6 +341,7 @@ def ui_link(tracking_uri: str, host: str, port: int) -> str:
     return base + f"#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
 
 
+@app.command("serve")
 def serve(
     model: Annotated[str, typer.Argument(help="models:/NAME@ALIAS or models:/NAME/VERSION, e.g. models:/rewardops-rm-demo-tiny-qwen3@champion.")],
     tracking_uri: TrackingUriOpt = None,
@@ -378,9 +355,30 @@ def serve(
                  env={"MLFLOW_TRACKING_URI": uri})
 
 
-def register(app: typer.Typer) -> None:
-    app.command("ui")(ui)
-    app.command("serve")(serve)
-    app.add_typer(data_app, name="data")
-    app.add_typer(registry_app, name="registry")
-    app.command("compare")(compare)
+# ------------------------------------------------------------------------------------ compare
+
+
+@app.command("compare")
+def compare(
+    suite: Annotated[Optional[str], typer.Argument(help="Suite name (or parent run id); default: the newest suite.")] = None,
+    other: Annotated[Optional[str], typer.Argument(help="A second suite to set side by side.")] = None,
+    experiment: Annotated[Optional[str], typer.Option("--experiment", help="Default: search all experiments.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for compare.md/.csv/.png.")] = Path("compare"),
+    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri")] = None,
+) -> None:
+    """Table 1 of the paper for a suite: one row per size, the benchmarks it has (the seven, or
+    those present, the world included) and the registry score, in percent, from MLflow."""
+    from rewardops.tracking.compare import latest_suite, load_suite, rich_table, write_outputs
+
+    client = _client(tracking_uri)
+    try:
+        suite = suite or latest_suite(client, experiment)
+        a = load_suite(client, suite, experiment)
+        b = load_suite(client, other, experiment) if other else None
+    except LookupError as exc:
+        raise RewardOpsError(str(exc)) from None
+    wide_console.print(rich_table(a, b))
+    paths = write_outputs(out, a, b)
+    if "ablation" in paths:  # the suite ran the data ablation: the same table the run printed
+        wide_console.print(paths["ablation"].read_text(encoding="utf-8"))
+    console.print("written: " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
