@@ -83,7 +83,7 @@ def test_no_secret_marker_in_mlflow_kfp_outputs_reports_or_logs(checkout):
     home, output = checkout
     out = home / "demo-out"
     files = _files(out)
-    # the scan covers what the issue names: the store, KFP outputs, reports and model cards, the registry
+    # the scan covers the places a credential could reach: the store, KFP outputs, reports and model cards, the registry
     assert "mlflow.db" in files
     assert any(name.startswith("kfp/") for name in files), sorted(files)[:20]
     assert any(name.endswith("summary.md") for name in files)

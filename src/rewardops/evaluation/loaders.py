@@ -2,7 +2,7 @@
 
 A parser turns one raw record into an `EvalItem` or raises `MalformedRecord`; `collect` runs it
 over every record, logs each bad one with its file and row, and keeps it in the quarantine list
-that the results show. Formats (spec peers.md §4):
+that the results show. Formats (as each benchmark publishes its records):
 
 - RewardBench v1 (`allenai/reward-bench`, split `filtered`): prompt, chosen, rejected, subset, id
 - RewardBench 2 (`allenai/reward-bench-2`, split `test`): id, prompt, chosen[], rejected[],
