@@ -154,3 +154,41 @@ def test_resume_and_run_iteration_are_the_api_and_iterations_record_what_left_th
     r2 = loop.run_iteration(again, 2)
     ids2 = {p.id for name in ("added_gold", "added_silver") for p in read_pairs(tmp_path / "s1" / "iter-02" / name)}
     assert not ids2 & left and r2.pool_left == r1.pool_left - (r2.retrieved - r2.no_verdict)
+
+
+class PacedJudges:
+    """The ensemble behind a judge that needs `per_pair` seconds a pair (as a local LLM judge does
+    on CPU); records the size of every call."""
+
+    def __init__(self, inner, per_pair):
+        self.inner, self.per_pair, self.calls = inner, per_pair, []
+
+    name = property(lambda self: self.inner.name)
+    stats = property(lambda self: self.inner.stats, lambda self, v: setattr(self.inner, "stats", v))
+
+    def judge(self, items):
+        import time
+
+        self.calls.append(len(items))
+        time.sleep(self.per_pair * len(items))
+        return self.inner.judge(items)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_judge_calls_are_sized_by_the_judges_pace_so_progress_shows_while_they_work(tmp_path, embedder, monkeypatch):
+    from rewardops.curation import stage1
+
+    monkeypatch.setattr(stage1, "JUDGE_CHUNK_S", 0.2)
+    write_pairs(toy_pairs(10, noise=0.0, seed=1, prefix="g"), tmp_path / "gold")
+    write_pairs(toy_pairs(30, noise=0.3, seed=2, prefix="s"), tmp_path / "silver")
+    write_pairs(toy_pairs(120, noise=0.3, seed=3, prefix="u"), tmp_path / "pool")
+    judges = PacedJudges(JudgeEnsemble([SimulatedJudge(error_rate=0.1, seed=1, name="sim-a")], n_samples=1), 0.02)
+    loop = Stage1Loop(HashedBTTrainer(dim=1 << 10, epochs=2), embedder, SimulatedAnnotator(error_rate=0.0),
+                      judges, Stage1Config(iterations=1, human_per_iteration=2))
+    (report,) = loop.run(tmp_path / "gold", tmp_path / "silver", tmp_path / "pool", tmp_path / "s1", progress=False)
+    assert sum(judges.calls) == report.added_silver + report.no_verdict > stage1.JUDGE_FIRST_CHUNK
+    # the first call measures the pace (0.02 s a pair); later calls take about 0.2 s: at most 10 pairs, not 64
+    assert judges.calls[0] == stage1.JUDGE_FIRST_CHUNK and len(judges.calls) > 2
+    assert all(1 <= n <= 10 for n in judges.calls[1:]) and max(judges.calls[1:-1] or [5]) > stage1.JUDGE_FIRST_CHUNK

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,10 @@ from rewardops.data.shards import read_pairs, shard_paths, write_pairs
 from rewardops.errors import ConfigError, NotFoundError, ServiceError
 
 MOVED = "moved.json"
-JUDGE_CHUNK = 64  # pairs per judge call, so a long batch logs progress
+JUDGE_CHUNK = 64  # most pairs per judge call
+JUDGE_CHUNK_S = 15.0  # a judge call is sized to take about this long (a local 135M judge needs seconds per
+# pair on CPU), so the progress ticker has something to report at least twice a minute
+JUDGE_FIRST_CHUNK = 4  # the first call, which measures the judges' pace
 
 @dataclass
 class Stage1Config:
@@ -294,8 +298,10 @@ class Stage1Loop:
         self.judges.stats = type(self.judges.stats)()
         added_silver, no_verdict = [], []
         ticker = Ticker(f"iteration {it}: judging ({self.judges.name})", len(to_judges))
-        for start in range(0, len(to_judges), JUDGE_CHUNK):
-            chunk = to_judges[start:start + JUDGE_CHUNK]
+        start, size = 0, JUDGE_FIRST_CHUNK
+        while start < len(to_judges):
+            chunk = to_judges[start:start + size]
+            began = time.monotonic()
             examples = retriever.examples(chunk)
             for pair, v in zip(chunk, self.judges.judge(list(zip(chunk, examples)))):
                 if v.agrees is None:
@@ -304,6 +310,9 @@ class Stage1Loop:
                 else:
                     added_silver.append(_with_llm_label(pair, v.agrees, self.judges.name, it))
             ticker.add(len(chunk))
+            start += len(chunk)
+            per_pair = (time.monotonic() - began) / len(chunk)
+            size = max(1, min(JUDGE_CHUNK, int(JUDGE_CHUNK_S / max(per_pair, 1e-6))))
         ticker.finish(f"{len(added_silver)} labelled, {len(no_verdict)} no verdict")
         if not sum(self.judges.stats.valid_votes.values()):
             raise NoVerdictError(
