@@ -261,7 +261,8 @@ def run_rm(kind: str, gold: list, pool: list, args, work: Path) -> dict:
     # the gold RM of its own fold (none of them selected, calibrated or trained on it)
     replay = Stage2Filter(best_crossfit, crossfit, config, judges=None)
     outcomes = replay_outcomes(replay, gold)
-    decision = decide({k: len(v) for k, v in sets.items()}, outcomes, args.rm_skill_z, seed=args.seed)
+    decision = decide({k: len(v) for k, v in sets.items()}, outcomes, args.rm_skill_z, seed=args.seed,
+                      counters=counters)
     published = (sets["kept"] + sets["recycled"]) if decision["filter"] else list(pool)
     wrong = {p.id for p in pool if not p.truth_chosen_better}
     discarded_ids = {p.id for p in sets["discarded"]}

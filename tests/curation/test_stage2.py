@@ -245,3 +245,83 @@ def test_cross_fitted_gold_rm_scores_each_gold_pair_with_a_model_that_never_saw_
     assert full.record["calibration_pairs"] == 80
     # each fold RM is calibrated on the other folds' out-of-fold probabilities (not on its own pairs)
     assert full.record["crossfit_fold_temperatures"] == [m.temperature for m in crossfit.models]
+
+
+def test_each_pool_pair_is_also_decided_as_if_its_label_were_the_other_way_round():
+    """The mirror a pool pair's counter records is what the rule decides for the flipped pair
+    (antisymmetric RMs, a judged verdict reversing with the label); stage 1's pairs are not counted."""
+    pairs = toy_pairs(24, noise=0.0)
+    grid = [0.02, 0.15, 0.35, 0.45, 0.55, 0.65, 0.85, 0.98]
+    pb = {p.id: grid[i % 8] for i, p in enumerate(pairs)}
+    pg = {p.id: grid[(3 * i + 1) % 8] for i, p in enumerate(pairs)}
+
+    class Symmetric(TableScorer):  # a BT model: the flipped pair gets 1 - p
+        def score_pairs(self, batch):
+            return [self.table[x.id] if x.label_source != "flipped" else 1 - self.table[x.id] for x in batch]
+
+    for judges in (None, JudgeEnsemble([SimulatedJudge(error_rate=0.0)], n_samples=1)):
+        def run(batch, protected=None):
+            f = Stage2Filter(Symmetric(pb), Symmetric(pg), Stage2Config(band=0.1, recycle_confidence=0.9), judges=judges,
+                             protected=protected)
+            c = Counter()
+            out = [(name, q) for name, q in f.process_batch(batch, c) if name != "recycled"]
+            return out, c
+
+        labelled, counters = run([p.copy() for p in pairs])
+        flipped, _ = run([p.flipped() for p in pairs])
+        flipped_set = {q.id: (name, q) for name, q in flipped}  # judged pairs come last: match by id
+
+        def judged(q):
+            return any(step.startswith("stage2:judges") for step in q.lineage)
+
+        def mirror(q):  # no judge is called for the mirror: a pair only its flip sends to them gets the best RM's side
+            name, f = flipped_set[q.id]
+            if judged(f) and not judged(q):
+                return "kept" if 1 - pb[q.id] > 0.5 else "discarded"
+            return name
+
+        expected = Counter(f"mirror:{a}>{mirror(q)}" for a, q in labelled)
+        assert {k: v for k, v in counters.items() if k.startswith("mirror:")} == expected
+        assert sum(expected.values()) == 24 and len(expected) > 2
+        _, some_protected = run([p.copy() for p in pairs], protected=({pairs[0].id, pairs[1].id}, set()))
+        assert sum(v for k, v in some_protected.items() if k.startswith("mirror:")) == 22
+
+
+def _mirror(n: int, kept_as_labelled: float, kept_if_flipped: float) -> dict[str, int]:
+    a, b = round(n * kept_as_labelled), round(n * kept_if_flipped)
+    return {"mirror:kept>discarded": a, "mirror:discarded>kept": b, "mirror:discarded>discarded": n - a - b}
+
+
+def test_the_pool_shows_modest_skill_the_gold_alone_cannot():
+    """200 gold pairs keep right labels 0.27 and wrong ones 0.23 of the time: not enough to bound
+    the ratio below 1. The 3,000-pair pool keeps 0.31 as labelled and 0.26 flipped: that is enough
+    (0.05 difference, SE about 0.01), and the gold agrees in direction: filter."""
+    from rewardops.curation.stage2 import decide
+
+    # right labels kept for the first 54 pairs, wrong ones for the last 46 (no pair kept both ways)
+    outcomes = [{"id": str(i), "right": ["kept" if i < 54 else "discarded"], "wrong": ["kept" if i >= 154 else "discarded"]}
+                for i in range(200)]
+    counts = {"kept": 930, "discarded": 2070, "no_verdict": 0, "recycled": 0}
+    gold_only = decide(counts, outcomes, z=1.645)
+    assert not gold_only["filter"]
+    d = decide(counts, outcomes, z=1.645, counters=_mirror(3000, 0.31, 0.26))
+    assert d["filter"] and d["pool_mirror"]["shows_skill"] and d["pool_mirror"]["lower_bound"] > 0
+    assert "3000 pool pairs" in d["why"] and "pool mirror test" in d["method"]
+
+
+def test_gold_that_looks_skilled_by_chance_does_not_filter_a_pool_that_shows_none():
+    """The gold replay bounds the ratio below 1 (0.60 vs 0.45 kept), but on the pool the rule keeps
+    pairs as labelled no more often than flipped: keep every pair and say so; and a pool that
+    shows skill while the gold says the opposite direction keeps all too."""
+    from rewardops.curation.stage2 import decide
+
+    outcomes = _outcomes(200, 0.60, 0.30)
+    counts = {"kept": 210, "discarded": 190, "no_verdict": 0, "recycled": 0}  # 0.75 * 0.6 + 0.25 * 0.3 kept
+    assert decide(counts, outcomes, z=1.645)["filter"]  # the gold alone would filter
+    flat = {"mirror:kept>discarded": 110, "mirror:discarded>kept": 106, "mirror:kept>kept": 100,
+            "mirror:discarded>discarded": 84}  # kept 0.525 as labelled, 0.515 flipped
+    d = decide(counts, outcomes, z=1.645, counters=flat)
+    assert not d["filter"] and not d["pool_mirror"]["shows_skill"]
+    assert d["why"].startswith("keep every pool pair as labelled") and "400 pool pairs" in d["why"]
+    backwards = decide(counts, _outcomes(200, 0.30, 0.40), z=1.645, counters=_mirror(3000, 0.31, 0.26))
+    assert backwards["pool_mirror"]["shows_skill"] and not backwards["filter"]

@@ -161,8 +161,11 @@ def test_the_demo_trains_one_size_on_four_arms_and_the_ablation_pipeline_on_thre
         if task["componentRef"]["name"].startswith("comp-train"):
             ds = task["inputs"]["artifacts"]["dataset"]
             fed[name] = ds.get("taskOutputArtifact", {}).get("outputArtifactKey") or ds.get("componentInputArtifact")
-    fed = {v.replace("pipelinechannel--merge-shards-curated", "curated") for v in fed.values()}
-    assert {"curated", "curated_recycled", "true_labels", "uncurated"} <= fed
+    by_data = {v.replace("pipelinechannel--merge-shards-curated", "curated"): name for name, v in fed.items()}
+    assert {"curated", "curated_recycled", "true_labels", "uncurated"} <= set(by_data)
+    # arm (c) is handed arm (b)'s model: when stage 2 recycled nothing it is the same training
+    same_as = t[by_data["curated_recycled"]]["inputs"]["artifacts"]["same_as"]["taskOutputArtifact"]
+    assert same_as == {"producerTask": by_data["curated"], "outputArtifactKey": "model"}
     t3 = tasks(ablation)
     assert set(t3["ablation-table"]["inputs"]["artifacts"]) == {"arms", *(f"{k}_{a}" for k in ("model", "report") for a in "abc")}
     assert t3["ablation-arms"]["inputs"]["parameters"]["with_truth"]["runtimeValue"]["constant"] is False
@@ -218,3 +221,80 @@ def test_the_ablation_runs_under_kfp_local_and_the_run_prints_its_table(tmp_path
     client = MlflowClient(tracking_uri=uri)
     names = {r.info.run_name for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
     assert {"a-uncurated", "b-curated", "c-curated+recycled", "d-true-labels"} <= names
+
+
+def test_an_arm_on_the_same_pairs_and_settings_reuses_the_earlier_arms_model(tmp_path: Path):
+    """Arm (c) when stage 2 recycled nothing: the same pairs as arm (b) (written by another step,
+    other shard size and lineage), so the same training key, and the train step takes (b)'s model;
+    one flipped label or one other setting is another training."""
+    from types import SimpleNamespace
+
+    from rewardops import training
+    from rewardops.pipelines.steps import reuse_model, training_key
+
+    pairs = list(generate_world(40, noise=0.25, seed=3))
+    write_pairs(pairs, tmp_path / "b", shard_size=7)
+    same = [p.copy() for p in pairs]
+    for p in same:
+        p.lineage.append("ablation:arm-c")
+    write_pairs(same, tmp_path / "c", shard_size=100)
+    write_pairs([pairs[0].flipped(), *pairs[1:]], tmp_path / "flipped")
+
+    def key(data: str, **more) -> str:
+        return training_key(training.load_config("demo-tiny-qwen3", {"data": str(tmp_path / data),
+                                                                     "out": str(tmp_path / f"out-{data}"), **more}))
+
+    assert key("b") == key("c")
+    assert key("flipped") != key("b") and key("c", lr=1e-4) != key("b") and key("c", max_steps=3) != key("b")
+
+    trained_b = SimpleNamespace(path=str(tmp_path / "model-b"), metadata={"training_key": key("b"), "mlflow_run_id": "r1",
+                                                                          "steps": 4})
+    (tmp_path / "model-b" / "export").mkdir(parents=True)
+    (tmp_path / "model-b" / "export" / "config.json").write_text("{}")
+    arm_c = SimpleNamespace(path=str(tmp_path / "model-c"), metadata={})
+    assert reuse_model(arm_c, trained_b, key("c"))
+    assert (tmp_path / "model-c" / "export" / "config.json").read_text() == "{}"
+    assert arm_c.metadata["mlflow_run_id"] == "r1" and arm_c.metadata["reused_from"] == "r1"
+    other = SimpleNamespace(path=str(tmp_path / "model-f"), metadata={})
+    assert not reuse_model(other, trained_b, key("flipped")) and not (tmp_path / "model-f").exists()
+    assert not reuse_model(other, None, key("c"))
+
+
+def test_an_arm_that_is_another_arms_run_is_its_own_row_in_compare(tmp_path: Path, monkeypatch):
+    """Real MLflow (SQLite): arms (b) and (c) share one training run (nothing recycled); the run
+    is named (b) and says it is also (c); compare rebuilds four rows, (c) equal to (b)."""
+    from mlflow.tracking import MlflowClient
+
+    from rewardops.evaluation.report import SAME_RUN_TAG
+    from rewardops.tracking.compare import ablation_rows, load_suite
+    from rewardops.tracking.mlflow_tracker import start_tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("REWARDOPS_SUITE", "same-run-test")
+    monkeypatch.setenv("REWARDOPS_MLFLOW_ARTIFACTS", str(tmp_path / "art"))
+    correct = {"a": [1] * 55 + [0] * 45, "b": [1] * 70 + [0] * 30, "d": [1] * 80 + [0] * 20}
+    run_ids = {}
+    for arm, c in correct.items():
+        with start_tracker("rewardops-training", "demo-tiny-qwen3", tags={"rewardops.size": "demo-tiny-qwen3"},
+                           lineage=False) as tracker:
+            tracker.log_metrics({"eval/world": 100 * sum(c) / len(c)})
+            run_ids[arm] = tracker.run_id
+    run_ids["c"] = run_ids["b"]
+    correct["c"] = correct["b"]
+    reports = {arm: _report(tmp_path / arm, c, 50.0) for arm, c in correct.items()}
+    facts = {arm: {"name": n, "label": lbl, "pairs": p, "true_noise": t, "estimated_noise": e}
+             for arm, n, lbl, p, t, e in (("a", "a-uncurated", "uncurated", 1000, 0.25, 0.22),
+                                          ("b", "b-curated", "curated", 680, 0.12, 0.07),
+                                          ("c", "c-curated+recycled", "curated+recycled", 680, 0.12, 0.07),
+                                          ("d", "d-true-labels", "true labels", 1000, 0.0, 0.0))}
+    rows = table_rows(facts, reports)
+    tagged = tag_arm_runs(rows, run_ids)
+    assert tagged["c-curated+recycled"] == tagged["b-curated"] == run_ids["b"]
+    run = MlflowClient(tracking_uri=uri).get_run(run_ids["b"])
+    assert run.info.run_name == "b-curated" and run.data.tags[SAME_RUN_TAG] == "c-curated+recycled"
+    table = load_suite(MlflowClient(tracking_uri=uri), "same-run-test")
+    assert list(table.rows) == ["a-uncurated", "b-curated", "c-curated+recycled", "d-true-labels"]
+    rebuilt = {r["arm"]: r for r in ablation_rows(table)}
+    assert rebuilt["c"]["world"] == rebuilt["b"]["world"] and rebuilt["c"]["pairs"] == 680
+    assert rebuilt["c"]["world_vs_a"] == rebuilt["b"]["world_vs_a"]

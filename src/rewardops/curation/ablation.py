@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rewardops.evaluation.report import ABLATION_ARMS as ARMS, arm_name
+from rewardops.evaluation.report import ABLATION_ARMS as ARMS, SAME_RUN_TAG, arm_name
 
 
 def _noise(pairs: list[Any]) -> float | None:
@@ -100,7 +100,8 @@ def arm_metrics(row: Mapping[str, Any]) -> dict[str, float]:
 
 def tag_arm_runs(rows: list[dict[str, Any]], run_ids: Mapping[str, str]) -> dict[str, str]:
     """Name each arm's training run by arm and log its `ablation/*` metrics; the table goes to the
-    suite parent run as `ablation/ablation.md`. Returns {arm name: run id} of the runs tagged."""
+    suite parent run as `ablation/ablation.md`. An arm whose model is an earlier arm's (arm (c) when
+    stage 2 recycled nothing) is named on that run's `SAME_RUN_TAG`. Returns {arm name: run id}."""
     from mlflow.tracking import MlflowClient
 
     from rewardops.evaluation.report import ablation_markdown
@@ -111,6 +112,11 @@ def tag_arm_runs(rows: list[dict[str, Any]], run_ids: Mapping[str, str]) -> dict
     for row in rows:
         run_id = run_ids.get(row["arm"])
         if not run_id:
+            continue
+        if run_id in tagged.values():  # an arm that reused an earlier arm's model (same pairs, same settings)
+            tagged[row["name"]] = run_id
+            first = next(name for name, rid in tagged.items() if rid == run_id)
+            client.set_tag(run_id, SAME_RUN_TAG, ",".join(n for n, rid in tagged.items() if rid == run_id and n != first))
             continue
         client.set_tag(run_id, "mlflow.runName", row["name"])
         client.set_tag(run_id, "rewardops.arm", row["name"])

@@ -23,8 +23,12 @@ question asked the other way), scored by RMs that were never trained, selected o
 (the gold RM and the best RM of its cross-fitting fold, `rms.train_gold_rm`, `rms.train_best_rm_crossfit`). How often right and wrong gold pairs land in each set, with the share of the
 pool that stage 2 kept, gives each set's label noise (kept, recycled, discarded, no_verdict, and the
 pool's), with bootstrap intervals over the gold pairs. The merge filters only when kept + recycled
-is estimated cleaner than the pool at the configured confidence; otherwise it keeps every pool pair
+is shown cleaner than the pool at the configured confidence; otherwise it keeps every pool pair
 as labelled and says why, with the numbers (curation never makes the data worse than the pool).
+"Shown" uses the pool itself where it can (`mirror_test`): each pool pair is also decided as if its
+label were the other way round, and the rule must keep pairs as labelled more often than flipped
+(a paired test over the whole pool, far more pairs than the gold), with the gold replay agreeing in
+direction (and, when anything is recycled, its bound on kept + recycled below the pool's noise).
 Runs per shard with crash-safe resume (`shardrun`), so a pipeline can fan out over shards.
 """
 
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,7 @@ from rewardops.data.shards import count_pairs
 from rewardops.errors import ConfigError
 
 OUTPUTS = ("kept", "discarded", "no_verdict", "recycled")
+MIRROR = "mirror:"  # counters `mirror:<set as labelled>><set if flipped>` (`Stage2Filter._mirror`, `mirror_test`)
 
 
 @dataclass
@@ -142,6 +147,8 @@ class Stage2Filter:
         if to_judge:
             decided.extend(self._judge(to_judge, counters))
         for name, pair in decided:
+            if pair.id not in self.protected_ids:  # a stage-1 gold or silver pair trained the RMs: no evidence
+                counters[f"{MIRROR}{name}>{self._mirror(pair, name)}"] += 1
             pair.lineage.append(f"stage2:{name}")
             if pair.truth_chosen_better is not None:
                 counters[f"truth_known:{name}"] += 1
@@ -155,6 +162,23 @@ class Stage2Filter:
                         counters["truth_known:recycled"] += 1
                         counters["truth_wrong:recycled"] += int(not flipped.truth_chosen_better)
                     yield "recycled", flipped
+
+    def _mirror(self, pair: PreferencePair, name: str) -> str:
+        """The set the rule would put this pair in had its label been the other way round: both RMs
+        are antisymmetric (p -> 1 - p) and a judged pair's verdict reverses with it. A pair that only
+        the flipped orientation would send to the judges gets the best RM's side (no judge is called
+        for the mirror). What `decide`'s pool test counts."""
+        cfg = self.config
+        pb, pg = 1.0 - pair.scores["stage2_best_rm_p"], 1.0 - pair.scores["stage2_gold_rm_p"]
+        if pg <= cfg.gold_threshold:
+            return "discarded"
+        if pb > 0.5 + cfg.band:
+            return "kept"
+        if pb < 0.5 - cfg.band and not cfg.judge_disagreements:
+            return "discarded"
+        if any(step.startswith("stage2:judges") for step in pair.lineage):
+            return {"kept": "discarded", "discarded": "kept"}.get(name, name)
+        return "kept" if pb > 0.5 else "discarded"
 
     def _judge(self, pairs: list[PreferencePair], counters: Counter) -> list[tuple[str, PreferencePair]]:
         assert self.judges is not None
@@ -226,6 +250,31 @@ def unordered_key(pair: PreferencePair) -> str:
 REPLAY_SETS = ("kept", "discarded", "no_verdict", "recycled")
 
 
+def mirror_test(counters: Mapping[str, int], z: float) -> dict[str, Any] | None:
+    """The pool's own evidence that the rule keeps right labels more often than wrong ones.
+
+    Every pool pair not used to train the RMs is decided as labelled and, for free, as if its label
+    were the other way round (`Stage2Filter._mirror`; counters `mirror:<set>><mirror set>`). Over
+    the pool, P(kept as labelled) - P(kept flipped) = (1 - 2 pi) (K_right - K_wrong), where pi is
+    the pool's noise and K_right / K_wrong the rates at which the rule keeps a pair carrying its
+    right / wrong label. When labels are right more often than wrong (pi < 0.5) its sign is the
+    sign of K_right - K_wrong, which is exactly when the kept set is cleaner than the pool
+    (noise(kept) / pi = K_wrong / (pi K_wrong + (1 - pi) K_right) < 1). A paired test over
+    thousands of pool pairs, where the gold replay has a few hundred. None without mirror counters."""
+    pairs = {k[len(MIRROR):]: int(v) for k, v in counters.items() if k.startswith(MIRROR)}
+    n = sum(pairs.values())
+    if not n:
+        return None
+    kept_only = sum(v for k, v in pairs.items() if k.split(">")[0] == "kept" and k.split(">")[1] != "kept")
+    mirror_only = sum(v for k, v in pairs.items() if k.split(">")[0] != "kept" and k.split(">")[1] == "kept")
+    diff = (kept_only - mirror_only) / n
+    se = max(((kept_only + mirror_only) / n - diff * diff) / n, 0.0) ** 0.5
+    return {"pairs": n, "kept_as_labelled": round((kept_only + pairs.get("kept>kept", 0)) / n, 4),
+            "kept_if_flipped": round((mirror_only + pairs.get("kept>kept", 0)) / n, 4),
+            "difference": round(diff, 4), "se": round(se, 5), "lower_bound": round(diff - z * se, 4),
+            "shows_skill": bool(diff - z * se > 0)}
+
+
 def replay_outcomes(flt: Stage2Filter, pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
     """Every gold pair through `flt`'s rule as labelled ("right") and flipped ("wrong"): the sets each
     lands in (a discarded pair may also be recycled). `flt` must score gold pairs with RMs that were not
@@ -281,7 +330,7 @@ def _ratio(pi: Any, r: Any, w: Any) -> Any:
 
 
 def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float, draws: int = 2000,
-           seed: int = 0, enforce: bool = True) -> dict[str, Any]:
+           seed: int = 0, enforce: bool = True, counters: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Filter, or keep all: each set's estimated noise with an interval, and the verdict with its why.
 
     `counts`: stage 2's outputs over the pool (kept, discarded, no_verdict, recycled). `outcomes`:
@@ -290,7 +339,10 @@ def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float,
     uninformative pseudo-pair (both orientations land alike) so a handful of perfectly separated
     gold pairs cannot claim certainty. Stage 2 filters iff the one-sided upper bound (at
     confidence Phi(z)) of noise(kept + recycled) / noise(pool) is below 1 (a ratio, because the pool's
-    own estimate can be near 0 while the rule still clearly keeps right labels over wrong ones). `enforce=False` (settings
+    own estimate can be near 0 while the rule still clearly keeps right labels over wrong ones). With
+    the filter's `counters` holding mirror counts, the test is `mirror_test`'s instead (the pool's
+    paired evidence), with the gold replay keeping right labels more often than wrong ones and, when
+    anything was recycled, the bound above as well. `enforce=False` (settings
     `keep_all_if_rms_untrusted: false`) filters anyway, the paper's rule as is, and says so."""
     from statistics import NormalDist
 
@@ -336,7 +388,14 @@ def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float,
     k = REPLAY_SETS.index("kept")
     rates = {"right_kept": round(float(r_mean[k]), 4), "wrong_kept": round(float(w_mean[k]), 4),
              "right_recycled": round(float(r_mean[-1]), 4), "wrong_recycled": round(float(w_mean[-1]), 4)}
-    cleaner = bool(np.isfinite(upper) and upper < 1 and counts.get("kept", 0) + counts.get("recycled", 0) > 0)
+    published = counts.get("kept", 0) + counts.get("recycled", 0) > 0
+    mirror = mirror_test(counters or {}, z)
+    if mirror is None:  # no pool evidence (an older filter run): the gold replay's bound alone
+        cleaner = bool(np.isfinite(upper) and upper < 1 and published)
+    else:  # the pool's paired test, the gold agreeing in direction; recycling also needs the gold's bound
+        cleaner = bool(published and mirror["shows_skill"] and r_mean[k] > w_mean[k]
+                       and (not counts.get("recycled", 0) or (np.isfinite(upper) and upper < 1)))
+        base["method"] += "; pool mirror test (each pool pair decided as labelled and flipped)"
     kr, pool = sets["kept+recycled"], sets["pool"]
     numbers = (f"estimated noise kept+recycled {_fmt(kr['estimate'])} (interval {_fmt_iv(kr['interval'])}) vs pool "
                f"{_fmt(pool['estimate'])} (interval {_fmt_iv(pool['interval'])}); their ratio {ratio:.2f}, upper bound "
@@ -345,6 +404,11 @@ def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float,
     if not np.isfinite(upper):
         numbers = (f"the rule keeps wrong gold labels about as often as right ones (right kept {rates['right_kept']:.2f}, "
                    f"wrong kept {rates['wrong_kept']:.2f}, {n} gold pairs): the pool's noise is not identifiable")
+    if mirror is not None:
+        numbers = (f"on {mirror['pairs']} pool pairs the rule keeps {mirror['kept_as_labelled']:.3f} as labelled and "
+                   f"{mirror['kept_if_flipped']:.3f} flipped (difference {mirror['difference']:+.3f} ± {mirror['se']:.3f}, "
+                   f"lower bound {mirror['lower_bound']:+.3f} at {confidence:.0%} confidence; filtering needs > 0 and the "
+                   f"gold agreeing); gold replay: {numbers}")
     if cleaner:
         verdict, why = True, f"filter: kept+recycled is cleaner than the pool: {numbers}"
     elif enforce:
@@ -353,7 +417,8 @@ def decide(counts: dict[str, int], outcomes: Sequence[dict[str, Any]], z: float,
         verdict, why = True, f"filter anyway (keep_all_if_rms_untrusted: false, the paper's rule as is): {numbers}"
     return {**base, "filter": verdict, "estimated": True, "shown_cleaner": cleaner, "why": why, "noise": sets,
             "ratio": round(ratio, 4) if np.isfinite(ratio) else None,
-            "ratio_upper_bound": round(upper, 4) if np.isfinite(upper) else None, "replay_rates": rates}
+            "ratio_upper_bound": round(upper, 4) if np.isfinite(upper) else None, "replay_rates": rates,
+            "pool_mirror": mirror}
 
 
 def _fmt(x: float | None) -> str:

@@ -534,7 +534,7 @@ def stage2_report(parts: Sequence[Path], models: Path, settings: CurationSetting
         truth["pool"] = round(sum(counters[f"truth_wrong:{n}"] for n in ("kept", "discarded", "no_verdict")) / known, 4)
     counts = {name: int(outputs.get(name, 0)) for name in STAGE2_SETS}
     decision = decide(counts, replay.get("outcomes", []), settings.rm_skill_z, seed=settings.seed,
-                      enforce=settings.keep_all_if_rms_untrusted)
+                      enforce=settings.keep_all_if_rms_untrusted, counters=counters)
     if truth:  # estimated next to actual, set by set
         for name, est in (decision.get("noise") or {}).items():
             est["true"] = truth.get(name)

@@ -201,6 +201,21 @@ def read_pairs(path: str | Path, batch_size: int = 4_096) -> Iterator[Preference
             yield PreferencePair.from_row(row)
 
 
+def pairs_digest(path: str | Path) -> str:
+    """sha256 of what a trainer reads from a dataset (each pair's id, conversation, chosen and
+    rejected, in order), independent of the shard layout and the lineage: two folders with the same
+    digest give the same training."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for batch in iter_batches(path, columns=["id", "conversation", "chosen", "rejected"]):
+        for row in batch.to_pylist():
+            digest.update(json.dumps(row, sort_keys=True, default=str).encode())
+            digest.update(b"\n")
+    return digest.hexdigest()
+
+
 def count_pairs(path: str | Path) -> int:
     total = 0
     for s in shard_paths(path):

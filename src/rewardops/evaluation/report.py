@@ -450,6 +450,11 @@ def log_to_mlflow(run_id: str, out: Path, summary: dict[str, Any], results: dict
 ABLATION_ARMS: dict[str, str] = {"a": "uncurated", "b": "curated", "c": "curated+recycled", "d": "true labels"}
 
 
+# on an arm's MLflow run: the later arms (comma-separated names) whose model is this run's, e.g. arm
+# (c) when stage 2 recycled nothing (the same pairs as arm (b), not trained twice)
+SAME_RUN_TAG = "rewardops.arm.same_run"
+
+
 def arm_name(arm: str) -> str:
     """The arm's run and row name, e.g. `a-uncurated` (the `rewardops.arm` tag of its MLflow run)."""
     return f"{arm}-{ABLATION_ARMS[arm].replace(' ', '-')}"

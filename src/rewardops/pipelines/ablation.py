@@ -39,10 +39,13 @@ def ablate(pool: Any, merged: Any, data_version: Any, item: Any, local: bool, wi
         data["d"] = arms.outputs["true_labels"]
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     inputs: dict[str, Any] = {}
+    models: dict[str, Any] = {}
     for arm, dataset in data.items():
         if local:
+            # arm (c) is arm (b) when stage 2 recycled nothing: the train step then takes (b)'s model
+            same_as = {"same_as": models["b"]} if arm == "c" else {}
             trained = sized(train(dataset=dataset, size=item.size, data_version=data_version, profile=profile,
-                                  max_steps=max_steps, overrides=overrides, run_id=run_id), "train-cpu")
+                                  max_steps=max_steps, overrides=overrides, run_id=run_id, **same_as), "train-cpu")
         else:
             trained = retry(sized(train_launcher(dataset=dataset, size=item.size, nodes=item.nodes,
                                                  gpus_per_node=item.gpus_per_node, data_version=data_version,
@@ -54,7 +57,7 @@ def ablate(pool: Any, merged: Any, data_version: Any, item: Any, local: bool, wi
         scored.set_display_name(f"ablation ({arm}) {ARMS[arm]}: evaluate")
         if not local:
             retry(with_gpu(scored))
-        inputs[f"model_{arm}"] = trained.outputs["model"]
+        models[arm] = inputs[f"model_{arm}"] = trained.outputs["model"]
         inputs[f"report_{arm}"] = scored.outputs["report"]
     table = sized(ablation_table(arms=arms.outputs["arms"], data_version=data_version, **inputs), "light")
     table.set_display_name("ablation table")

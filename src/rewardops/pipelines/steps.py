@@ -94,3 +94,34 @@ def report_totals(report: Any) -> dict[str, int]:
 def write_json(path: str | Path, value: Any) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+# Settings that say where a training reads, writes and reports, not what it computes.
+_WHERE = ("data", "out", "checkpoint_dir", "run_tags")
+
+
+def training_key(config: Any) -> str:
+    """What decides a training's result: every setting but where it reads and writes, and the pairs
+    it reads (`rewardops.data.shards.pairs_digest`, independent of shard layout and lineage)."""
+    import hashlib
+
+    from rewardops.data.shards import pairs_digest
+
+    settings = {k: v for k, v in config.to_dict().items() if k not in _WHERE}
+    text = json.dumps(settings, sort_keys=True, default=str) + pairs_digest(config.data)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def reuse_model(model: ArtifactLike, same_as: ArtifactLike | None, key: str) -> bool:
+    """The model of `same_as` (a training of the same run) as this step's model when its
+    `training_key` is `key`: the folder copied, its metadata (MLflow run included) carried over and
+    `reused_from` set. False (nothing done) when there is none or the key differs: train."""
+    import shutil
+
+    if same_as is None or not same_as.metadata.get("training_key") or same_as.metadata["training_key"] != key:
+        return False
+    shutil.copytree(same_as.path, model.path, dirs_exist_ok=True, symlinks=True)
+    model.metadata.update({**same_as.metadata, "reused_from": same_as.metadata.get("mlflow_run_id") or same_as.path})
+    print(f"same training set and settings as {model.metadata['reused_from']}: its model, not trained again",
+          flush=True)
+    return True

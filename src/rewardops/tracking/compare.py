@@ -119,6 +119,7 @@ def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteT
     table = SuiteTable(suite=suite, parent_run_id=parent_id)
     wanted = {*ALL_NAMES, AVERAGE}
     # a size whose training the suite reused from an earlier run (a cached pipeline step) is that run
+    from rewardops.evaluation.report import SAME_RUN_TAG
     from rewardops.tracking.mlflow_tracker import SUITE_RUN_TAG
 
     parent = client.get_run(parent_id)
@@ -144,6 +145,10 @@ def load_suite(client: Any, suite: str, experiment: str | None = None) -> SuiteT
         if run.data.tags.get("rewardops.arm"):
             table.ablation[size] = {k.removeprefix("ablation/"): float(v) for k, v in run.data.metrics.items()
                                     if k.startswith("ablation/")}
+            for same in filter(None, run.data.tags.get(SAME_RUN_TAG, "").split(",")):  # arms this run also was
+                table.rows.setdefault(same, dict(values))
+                table.run_ids.setdefault(same, run.info.run_id)
+                table.ablation.setdefault(same, dict(table.ablation[size]))
     if not table.rows:
         raise LookupError(f"suite {suite!r} (run {parent_id}) has no child runs with eval/ metrics yet")
     # the sizes first (newest first, as found), then the ablation's arms in their order (a, b, c, d)

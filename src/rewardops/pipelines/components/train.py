@@ -17,14 +17,17 @@ def train(
     profile: str = "final",
     max_steps: int = 0,
     run_id: str = "",
+    same_as: Input[Model] = None,
 ):
     """`rewardops.training.run` for `size` on the Dataset, `overrides` (any TrainConfig setting, e.g.
     {"lr": 1e-5}) applied over the catalog; the Model folder holds checkpoints and the exported
-    Hugging Face model. Multi-node sizes go through `train_launcher` instead."""
+    Hugging Face model. `same_as`: a model of this run that may have been trained on the same pairs
+    with the same settings (the ablation's arm (c) when stage 2 recycled nothing is arm (b)): then
+    its model is this step's, not trained twice. Multi-node sizes go through `train_launcher` instead."""
     import os
 
     from rewardops import training
-    from rewardops.pipelines.steps import begin_step, log_metrics
+    from rewardops.pipelines.steps import begin_step, log_metrics, reuse_model, training_key
 
     training.config.refuse_cluster_settings(overrides)  # endpoints are the cluster's, before any request
     begin_step(f"train-{size}", data_version, run_id=run_id)
@@ -34,13 +37,17 @@ def train(
     if run_id:
         overrides["run_tags"] = {**overrides.get("run_tags", {}), "rewardops.pipeline.run_id": run_id}
     config = training.load_config(size, overrides, profile=profile)
+    key = training_key(config)
+    if reuse_model(model, same_as, key):
+        log_metrics(metrics, {"steps": model.metadata.get("steps", 0), "reused": 1})
+        return
     result = training.run(config, progress=True)  # one line per step at least every 30 s
     last = result.history[-1] if result.history else {}
     model.metadata.update({
         "size": size, "backbone": config.backbone, "data_version": data_version, "steps": result.steps,
         "export_dir": os.path.relpath(result.export_dir, model.path) if result.export_dir else "",
         "mlflow_run_id": result.run_id or "", "registered_model": config.model_name,
-        "registered_version": result.registered_version or 0, **result.launch,
+        "registered_version": result.registered_version or 0, "training_key": key, **result.launch,
     })
     log_metrics(metrics, {"steps": result.steps, **{k.replace("/", "_"): v for k, v in last.items()},
                           **({"eval_accuracy": result.eval["accuracy"]} if result.eval else {})})
