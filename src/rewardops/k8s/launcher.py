@@ -64,6 +64,7 @@ from rewardops.k8s.trainjob import (
     TrainJobRequest,
     build_trainjob,
     chart_policy,
+    confine_output_root,
     request_for_size,
 )
 from rewardops.errors import ServiceError
@@ -630,11 +631,13 @@ def launch_size(
     `overrides` are TrainConfig settings; `nodes` > 0 / `gpus_per_node` >= 0 reshape the job (the
     suite's plan). The model goes to `<output_root>/<size>/<version tag>`. Namespace, S3 Secret,
     runtimes, accelerator and MLflow come from `env` (default: os.environ, which the chart's client
-    ConfigMap fills). Every bad input raises `TrainJobConfigError` before any request is sent."""
+    ConfigMap fills); `output_root` must lie under its storage root (`confine_output_root`) when the
+    chart sets one. Every bad input raises `TrainJobConfigError` before any request is sent."""
     from rewardops.training.config import refuse_cluster_settings
 
     refuse_cluster_settings(overrides)  # endpoints are the cluster's, refused before any request
     env = os.environ if env is None else env
+    output_root = confine_output_root(output_root, env)  # the cluster's storage root, before any write
     overrides = dict(overrides or {})
     if nodes > 0:
         overrides["nodes"] = nodes

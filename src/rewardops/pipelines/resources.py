@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from kfp.dsl import PipelineTask
 
-from rewardops.k8s.trainjob import DEFAULT_MLFLOW_AUTH_SECRET, DEFAULT_S3_SECRET
+from rewardops.k8s.trainjob import DEFAULT_MLFLOW_AUTH_SECRET, DEFAULT_S3_SECRET, STORAGE_ROOT_ENV
 
 SIZES = {
     "light": ("500m", "1", "1Gi", "2Gi"),
@@ -119,6 +119,7 @@ CLIENT_KEYS = (
     "REWARDOPS_TORCH_RUNTIME", "REWARDOPS_JUDGE_BASE_URL", "REWARDOPS_JUDGE_MODEL",
     "REWARDOPS_ACCELERATOR", "REWARDOPS_GPUS_PER_NODE", "REWARDOPS_GPU_NODE_SELECTOR", "REWARDOPS_GPU_TOLERATIONS",
     "REWARDOPS_MLFLOW_AUTH_SECRET", "REWARDOPS_PIPELINE_SERVICE_ACCOUNT", "REWARDOPS_TRAINING_IMAGE",
+    STORAGE_ROOT_ENV,
 )
 # ConfigMap key -> env var in the pod: the chart names the judge server REWARDOPS_JUDGE_*, the
 # curation library's OpenAI-compatible client reads REWARDOPS_LLM_*.
