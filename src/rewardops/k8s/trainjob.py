@@ -49,6 +49,12 @@ TRAINER_JOBS = {"deepspeed": ("node", "launcher"), "torch": ("node",)}
 # The client Secrets the chart names (its client ConfigMap; defaults: the chart's values.yaml).
 S3_SECRET_ENV, DEFAULT_S3_SECRET = "REWARDOPS_S3_SECRET", "rewardops-s3"
 MLFLOW_AUTH_SECRET_ENV, DEFAULT_MLFLOW_AUTH_SECRET = "REWARDOPS_MLFLOW_AUTH_SECRET", "rewardops-mlflow-client"
+# The TrainJob launcher's own API credentials: the token Secret of the chart's launcher service
+# account (`<release>-trainjob-launcher`; this name for release `rewardops`), mounted into the
+# launch step only, at LAUNCHER_TOKEN_DIR (token, ca.crt, namespace). Every other step keeps only
+# the pipeline service account, which holds no TrainJob or pod-log rights.
+LAUNCHER_TOKEN_SECRET = "rewardops-trainjob-launcher-token"
+LAUNCHER_TOKEN_DIR = "/var/run/secrets/rewardops/trainjob-launcher"
 MPI_HOSTFILE = "/etc/mpi/hostfile"
 # Labels that identify a TrainJob across retries and reruns (see k8s/launcher.py: re-attach).
 RUN_ID_LABEL = "rewardops.io/pipeline-run-id"
