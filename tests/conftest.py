@@ -31,16 +31,20 @@ def repo_root() -> Path:
     return REPO
 
 
-from support.demo_secrets import DEMO_SECRETS  # noqa: E402 - the markers the session's one demo runs with
+from support.demo_secrets import DEMO_DVC_REMOTE, DEMO_GIT_REMOTE, DEMO_SECRETS  # noqa: E402 - the demo's markers
 
 
 @pytest.fixture(scope="session")
 def checkout(tmp_path_factory) -> tuple[Path, str]:
     """A folder laid out like the repository after `make demo` (a small one), and the demo's output.
     The demo runs with DEMO_SECRETS in its environment (none of them is needed offline: the store is
-    sqlite, the judges and annotators simulated, the DVC remote a folder)."""
+    sqlite, the judges and annotators simulated, the DVC remote a folder). Its data registry is made
+    first, as a team's would be: a git `origin` and a second DVC remote (`--local`, not the default)
+    whose URLs carry a token (DEMO_GIT_REMOTE, DEMO_DVC_REMOTE); nothing fetches from or pushes to
+    them offline."""
     import shutil
     import subprocess
+    import sys
 
     from test_readme import SMALL_DEMO, plain_env  # tests/ is on the path (pytest pythonpath)
 
@@ -48,6 +52,13 @@ def checkout(tmp_path_factory) -> tuple[Path, str]:
     (home / ".venv").symlink_to(REPO / ".venv")
     shutil.copy(REPO / "params.yaml", home / "params.yaml")
     (home / "runs").mkdir()
+    from rewardops.tracking.data_registry import init_registry
+
+    registry = home / "demo-out" / "data-registry"
+    init_registry(registry, home / "demo-out" / "dvc-remote")
+    for argv in (["git", "remote", "add", "origin", DEMO_GIT_REMOTE],
+                 [sys.executable, "-m", "dvc", "remote", "add", "--local", "hosted", DEMO_DVC_REMOTE]):
+        subprocess.run(argv, cwd=registry, check=True, capture_output=True)
     done = subprocess.run([".venv/bin/rewardops", "run", "demo", "--local", "--workdir", "demo-out", *SMALL_DEMO],
                           cwd=home, env={**plain_env(), **DEMO_SECRETS}, capture_output=True, text=True,
                           timeout=1800)

@@ -5,10 +5,11 @@ tags, dataset inputs, run descriptions, registered models and versions: tags and
 every artifact), every file under demo-out/ (KFP outputs, reports, model cards, the DVC data
 registry and its git history and config) and the demo's stdout/stderr.
 
-Not planted: a userinfo token in a git/DVC remote URL. The demo makes its own registry with a
-folder as DVC remote and no git remote, and a registry with a hosted remote would need the network
-(`data get --model` fetches from it); tests/tracking/test_lineage_secrets.py plants one on the
-lineage route instead.
+The demo's data registry also has a git `origin` and a second DVC remote whose URLs carry a token
+(`https://user:TOKEN@host/...`, DEMO_GIT_REMOTE / DEMO_DVC_REMOTE), planted before the run as a
+team's registry would have them; those markers may appear only where they were planted (the
+registry's own `.git/config` and `.dvc/config.local`), nowhere the demo wrote. The DVC remote the
+demo pushes to stays its folder (a hosted one would need the network).
 """
 
 from __future__ import annotations
@@ -18,16 +19,22 @@ from pathlib import Path
 
 import pytest
 
-from support.demo_secrets import DEMO_SECRETS
+from support.demo_secrets import DEMO_GIT_REMOTE, DEMO_REMOTE_PLANTED, DEMO_REMOTE_TOKENS, DEMO_SECRETS
 
 pytestmark = pytest.mark.slow  # shares test_readme.py's small demo (several minutes on 2 cores)
 
 
+MARKERS = {**DEMO_SECRETS, **DEMO_REMOTE_TOKENS}
+
+
 def _leaks(places: dict[str, str | bytes]) -> dict[str, str]:
-    """{place: "VAR near ..."} for every marker found."""
+    """{place: "VAR near ..."} for every marker found (a remote's token counts outside the places it
+    was planted in)."""
     found = {}
     for where, text in places.items():
-        for var, marker in DEMO_SECRETS.items():
+        for var, marker in MARKERS.items():
+            if var in DEMO_REMOTE_TOKENS and where in DEMO_REMOTE_PLANTED:
+                continue
             needle = marker.encode() if isinstance(text, bytes) else marker
             at = text.find(needle)
             if at >= 0:
@@ -88,6 +95,14 @@ def test_no_secret_marker_in_mlflow_kfp_outputs_reports_or_logs(checkout):
     assert any(name.startswith("kfp/") for name in files), sorted(files)[:20]
     assert any(name.endswith("summary.md") for name in files)
     assert any(name.endswith(".dvc") for name in files) and any("git config" in name for name in files)
+    # the remotes' tokens are really there, where they were planted, and the lineage route reads that origin
+    for planted in DEMO_REMOTE_PLANTED:
+        assert any(token.encode() in files[planted] for token in DEMO_REMOTE_TOKENS.values()), planted
+    from rewardops.tracking.lineage import data_version
+
+    version = data_version(out / "data-registry" / "curated")
+    assert version is not None and version.registry == "https://git.example.invalid/team/data-registry.git", version
+    assert DEMO_GIT_REMOTE not in repr(version.as_dict())
     mlflow_places = _mlflow_texts(out / "mlflow.db")
     assert any(" inputs" in where and "dvc" in text for where, text in mlflow_places.items())  # lineage was logged
     leaks = {**_leaks({"demo stdout/stderr": output}), **_leaks(mlflow_places), **_leaks(files)}

@@ -55,6 +55,7 @@ def test_expected_objects_are_rendered(rendered: tuple[str, list[dict]]) -> None
     kinds = {name_of(d) for d in docs}
     for expected in ("Deployment/rewardops-mlflow", "Service/rewardops-mlflow", "Role/rewardops-launcher",
                      "RoleBinding/rewardops-launcher", "ServiceAccount/rewardops-pipeline",
+                     "ServiceAccount/rewardops-trainjob-launcher", "Secret/rewardops-trainjob-launcher-token",
                      "ClusterTrainingRuntime/rewardops-deepspeed", "ClusterTrainingRuntime/rewardops-torch",
                      "NetworkPolicy/rewardops-mlflow", "NetworkPolicy/rewardops-training",
                      "NetworkPolicy/rewardops-default-deny", "NetworkPolicy/rewardops-dns",
@@ -73,7 +74,9 @@ def test_expected_objects_are_rendered(rendered: tuple[str, list[dict]]) -> None
 
 def test_no_secret_objects_and_every_secret_is_a_reference(rendered: tuple[str, list[dict]]) -> None:
     label, docs = rendered
-    assert not [d for d in docs if d["kind"] == "Secret"], "the chart must reference Secrets, never create them"
+    assert all(d["type"] == "kubernetes.io/service-account-token" and not {"data", "stringData"} & set(d)
+               for d in docs if d["kind"] == "Secret"), \
+        "the chart must reference Secrets, never create them (a service-account token Secret, empty, is filled by Kubernetes)"
     for doc in docs:
         for env in _all_env(doc):
             name = env["name"]
@@ -120,7 +123,7 @@ def test_production_mlflow_reads_its_dsn_from_a_secret() -> None:
     assert "mlflow.example.com" in env["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"].split(",")
 
 
-def test_launcher_role_is_limited_to_its_calls_and_bound_to_the_pipeline_account_only() -> None:
+def test_launcher_role_is_limited_to_its_calls_and_bound_to_the_launcher_account_only() -> None:
     """What the grants are (test_rbac_calls.py derives them from the launcher's recorded calls)."""
     docs = render()
     role = _by_name(docs, "Role/rewardops-launcher")
@@ -134,8 +137,9 @@ def test_launcher_role_is_limited_to_its_calls_and_bound_to_the_pipeline_account
     assert not any("*" in verbs for verbs in grants.values())
     binding = _by_name(docs, "RoleBinding/rewardops-launcher")
     subjects = {(s["name"], s["namespace"]) for s in binding["subjects"]}
-    # Only the chart's dedicated pipeline account, in the release namespace and KFP's namespace.
-    assert subjects == {("rewardops-pipeline", NAMESPACE), ("rewardops-pipeline", "kubeflow")}
+    # Only the chart's dedicated launcher account (its token mounted by the launch step alone), in the
+    # release namespace and KFP's namespace; never the pipeline account every step runs as.
+    assert subjects == {("rewardops-trainjob-launcher", NAMESPACE), ("rewardops-trainjob-launcher", "kubeflow")}
     accounts = {(d["metadata"]["name"], d["metadata"].get("namespace", NAMESPACE)) for d in docs
                 if d["kind"] == "ServiceAccount"}
     assert subjects <= accounts, "the chart creates every account it binds"

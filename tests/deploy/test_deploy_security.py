@@ -81,7 +81,9 @@ def test_client_policy_is_bucket_scoped() -> None:
         assert resource in readme, resource
 
 
-def test_every_role_binding_names_only_our_pipeline_account(docs) -> None:
+def test_every_role_binding_names_only_our_dedicated_accounts(docs) -> None:
+    """KFP's runner role goes to the pipeline account, the launcher's roles to the launcher account
+    (whose token only the launch step mounts); nothing else is bound."""
     label, rendered = docs
     accounts = {(d["metadata"]["name"], d["metadata"].get("namespace", NAMESPACE))
                 for d in rendered if d["kind"] == "ServiceAccount"}
@@ -97,7 +99,9 @@ def test_every_role_binding_names_only_our_pipeline_account(docs) -> None:
             assert {r for rule in role["rules"] for r in rule["resources"]} == {"clustertrainingruntimes", "nodes"}
         for subject in binding["subjects"]:
             assert subject["kind"] == "ServiceAccount", subject
-            assert subject["name"] == "rewardops-pipeline", f"{label} {name_of(binding)}: {subject}"
+            expected = "rewardops-pipeline" if binding["metadata"]["name"] == "rewardops-pipeline-kfp" \
+                else "rewardops-trainjob-launcher"
+            assert subject["name"] == expected, f"{label} {name_of(binding)}: {subject}"
             assert (subject["name"], subject["namespace"]) in accounts
 
 
@@ -149,7 +153,9 @@ def _strings(node, path=""):
 
 def test_no_secret_value_is_inlined(docs) -> None:
     label, rendered = docs
-    assert not [d for d in rendered if d["kind"] == "Secret"]
+    # the only Secrets rendered are service-account token Secrets, which Kubernetes fills in
+    assert all(d["type"] == "kubernetes.io/service-account-token" and not {"data", "stringData"} & set(d)
+               for d in rendered if d["kind"] == "Secret")
     for doc in rendered:
         for path, value in _strings(doc):
             match = URL_WITH_PASSWORD.search(value)
@@ -300,3 +306,42 @@ def test_other_modes_render_valid_objects(sets: tuple[str, ...]) -> None:
     docs = render(set_values=sets)
     errors = [e for doc in docs for e in object_errors(doc)]
     assert not errors, "\n".join(errors)
+
+
+TRAINJOB_RIGHTS = {("trainer.kubeflow.org", "trainjobs"), ("", "pods"), ("", "pods/log")}
+
+
+def _rights_of(docs: list[dict], account: str) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) the chart grants `account` through its Role/ClusterRole bindings."""
+    roles = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ("Role", "ClusterRole")}
+    rights = set()
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if not any(s["name"] == account for s in binding["subjects"]):
+            continue
+        role = roles.get((binding["roleRef"]["kind"], binding["roleRef"]["name"]))
+        for rule in (role or {}).get("rules", []):
+            rights |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return rights
+
+
+def test_trainjob_and_pod_log_rights_belong_to_the_launcher_account_alone() -> None:
+    """The pipeline service account (every step, and KFP's own launcher, runs as it) gets no
+    TrainJob, pod or pod-log right from the chart; the dedicated launcher account does, and its
+    token is a Secret of type service-account-token in every namespace pipeline pods run in."""
+    docs = render()
+    pipeline, launcher = _rights_of(docs, "rewardops-pipeline"), _rights_of(docs, "rewardops-trainjob-launcher")
+    assert not {(g, r) for g, r, _ in pipeline} & TRAINJOB_RIGHTS, pipeline
+    assert {("trainer.kubeflow.org", "trainjobs", v) for v in ("create", "get", "list", "delete")} <= launcher
+    assert {("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get")} <= launcher
+    namespaces = {NAMESPACE, "kubeflow"}
+    accounts = {d["metadata"]["namespace"]: d for d in docs if name_of(d) == "ServiceAccount/rewardops-trainjob-launcher"}
+    assert set(accounts) == namespaces and all(a["automountServiceAccountToken"] is False for a in accounts.values())
+    tokens = {d["metadata"]["namespace"]: d for d in docs if name_of(d) == "Secret/rewardops-trainjob-launcher-token"}
+    assert set(tokens) == namespaces
+    for token in tokens.values():
+        assert token["type"] == "kubernetes.io/service-account-token"
+        assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == "rewardops-trainjob-launcher"
+        assert "data" not in token and "stringData" not in token  # Kubernetes fills it in
+    from rewardops.k8s.trainjob import LAUNCHER_TOKEN_SECRET
+
+    assert LAUNCHER_TOKEN_SECRET == "rewardops-trainjob-launcher-token"  # what the compiled pipeline mounts

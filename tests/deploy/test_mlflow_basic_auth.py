@@ -177,3 +177,52 @@ def test_helm_test_pod_script(server, tmp_path: Path) -> None:
         assert not client.list_objects_v2(Bucket="rewardops-dvc").get("Contents")  # cleaned up after itself
     finally:
         s3.stop()
+
+
+def test_read_user_cannot_tag_or_alias_a_model_version(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry reader (the chart's `mlflow.auth.defaultPermission: READ`, nothing granted) gets 403
+    on a model-version tag (a fabricated `eval/world=99` would otherwise steer promotion) and on an
+    alias; the tag is unchanged afterwards. A user granted EDIT on the model can do both."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.client import AuthServiceClient
+
+    admin_pw = SECRETS[("rewardops-mlflow-server", "admin-password")]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server["uri"])
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_pw)
+    admin, auth = MlflowClient(server["uri"]), AuthServiceClient(server["uri"])
+    name = "rm-tag-guard"
+    admin.create_registered_model(name)
+    run = admin.create_run(admin.create_experiment("tag-guard"))
+    version = admin.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id).version
+    admin.set_model_version_tag(name, version, "eval/world", "61.5")
+    admin.set_registered_model_alias(name, "champion", version)
+    auth.create_user("reader-tg", "reader-pw-3f1a")  # no grant: the chart's default permission applies
+    auth.create_user("editor-tg", "editor-pw-8b2c")
+    auth.grant_user_permission("editor-tg", "registered_model", name, "EDIT")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader-tg")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "reader-pw-3f1a")
+    reader = MlflowClient(server["uri"])
+    assert reader.get_model_version(name, version).tags["eval/world"] == "61.5"  # READ can read
+    for write in (lambda: reader.set_model_version_tag(name, version, "eval/world", "99"),
+                  lambda: reader.set_registered_model_alias(name, "champion-x", version),
+                  lambda: reader.delete_registered_model_alias(name, "champion")):
+        with pytest.raises(MlflowException) as refused:
+            write()
+        assert refused.value.get_http_status_code() == 403, refused.value
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_pw)
+    after = admin.get_model_version(name, version)
+    assert after.tags["eval/world"] == "61.5"
+    assert admin.get_registered_model(name).aliases == {"champion": version}
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "editor-tg")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "editor-pw-8b2c")
+    editor = MlflowClient(server["uri"])
+    editor.set_model_version_tag(name, version, "eval/world", "99")
+    editor.set_registered_model_alias(name, "challenger", version)
+    assert editor.get_model_version(name, version).tags["eval/world"] == "99"
+    assert editor.get_registered_model(name).aliases == {"champion": version, "challenger": version}

@@ -85,10 +85,10 @@ def recorded_calls() -> list[tuple[str, str, str, str, str | None]]:
 
 
 def granted(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], set[str] | None]:
-    """(scope, group, resource, verb) -> resourceNames (None: any) the pipeline account is bound to."""
+    """(scope, group, resource, verb) -> resourceNames (None: any) the launcher account is bound to."""
     bound = {(d["roleRef"]["kind"], d["roleRef"]["name"]) for d in docs
              if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
-             and any(s["name"] == "rewardops-pipeline" for s in d["subjects"])}
+             and any(s["name"] == "rewardops-trainjob-launcher" for s in d["subjects"])}
     grants: dict[tuple[str, str, str, str], set[str] | None] = {}
     for doc in docs:
         if doc["kind"] not in ("Role", "ClusterRole") or (doc["kind"], doc["metadata"]["name"]) not in bound:

@@ -9,6 +9,7 @@ against the vendored upstream schemas (tests/support/contracts.py).
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import pytest
@@ -395,3 +396,81 @@ def test_build_refuses_a_foreign_image_or_secret():
         build_trainjob(TrainJobRequest(**base, s3=S3Credentials("rewardops-postgresql")))
     with pytest.raises(ManifestInvalid, match="Secret 'rewardops-mlflow-server' is not a client Secret"):
         build_trainjob(TrainJobRequest(**base, mlflow_auth_secret="rewardops-mlflow-server"))
+
+
+# -- the launcher's own credentials: its mounted token Secret ------------------------------------
+
+def _api_server_tls(folder) -> ssl.SSLContext:
+    """A CA and a serving certificate for 127.0.0.1 (what the cluster's CA signs for the API
+    server); the CA goes to `folder/ca.crt`, as in a mounted service-account token Secret."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stand-in cluster CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (folder / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem")
+    return context
+
+
+def test_the_launcher_authenticates_with_its_mounted_token_not_the_pods_account(tmp_path, monkeypatch):
+    """With the launcher's token Secret mounted (token, ca.crt, namespace), `api_client()` talks to
+    the in-cluster API server (KUBERNETES_SERVICE_HOST/PORT) over TLS verified with that ca.crt and
+    sends that token; the stand-in refuses any other bearer token with 401, as the API server
+    does. A kubeconfig with another account's token is present and must not be used."""
+    import json
+
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import kube_config
+
+    from rewardops.k8s import launcher as launcher_module
+    from rewardops.k8s.launcher import mounted_namespace
+
+    mounted = tmp_path / "trainjob-launcher"
+    mounted.mkdir()
+    tls = _api_server_tls(mounted)
+    (mounted / "token").write_text("launcher-sa-token-5e1f")
+    (mounted / "namespace").write_text(NS)
+    with KubeStandIn(SUCCESS, LOG, token="launcher-sa-token-5e1f", tls=tls) as standin:
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(standin.server.port))
+        other = tmp_path / "kubeconfig"  # another account (a person's, or the pod's): must not be used
+        other.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": standin.url, "certificate-authority": str(mounted / "ca.crt")}}],
+            "users": [{"name": "u", "user": {"token": "pipeline-sa-token-0000"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": NS}}]}))
+        monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(other))
+        monkeypatch.setattr(launcher_module, "LAUNCHER_TOKEN_DIR", str(mounted))
+        client = api_client()
+        assert client.configuration.host == f"https://127.0.0.1:{standin.server.port}"
+        outcome = TrainJobLauncher(client, namespace=mounted_namespace(), poll_interval=0.02).run(
+            manifest(), reporter=Collect(), s3=S3Credentials("rewardops-s3"), timeout_s=30)
+        assert outcome.succeeded and standin.created and standin.unauthorized == []
+        assert {next(v for k, v in r.headers.items() if k.lower() == "authorization").lower()
+                for r in standin.requests} == {"bearer launcher-sa-token-5e1f"}
+        # without the mounted token the client falls back to the kubeconfig's account: refused
+        monkeypatch.setattr(launcher_module, "LAUNCHER_TOKEN_DIR", str(tmp_path / "not-mounted"))
+        with pytest.raises(ApiException) as refused:
+            TrainJobLauncher(api_client(), namespace=NS, poll_interval=0.02).run(
+                manifest(content="other"), reporter=Collect(), timeout_s=30)
+        assert refused.value.status == 401 and standin.unauthorized

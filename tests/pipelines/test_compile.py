@@ -199,6 +199,29 @@ def test_cluster_pipelines_give_every_task_the_charts_configmap_and_s3_secret_en
         assert all(secret["optional"] for secret in secrets.values())
 
 
+@pytest.mark.parametrize("name", PIPELINE_NAMES)
+def test_only_the_launch_task_mounts_the_launchers_token(compiled, name):
+    """The TrainJob launcher's service-account token Secret is mounted into train-launcher tasks
+    and no other: every other step runs with the pipeline account alone (no TrainJob rights)."""
+    from rewardops.k8s.trainjob import LAUNCHER_TOKEN_DIR, LAUNCHER_TOKEN_SECRET
+
+    ir = compiled[name]
+    executors = ir.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    launch_tasks = 0
+    for task_name, task in container_tasks(ir).items():
+        label = ir["components"][task["componentRef"]["name"]]["executorLabel"]
+        volumes = executors.get(label, {}).get("secretAsVolume", [])
+        mounted = [(v.get("secretName") or v["secretNameParameter"]["runtimeValue"]["constant"], v["mountPath"])
+                   for v in volumes]
+        if task["componentRef"]["name"].startswith("comp-train-launcher"):
+            launch_tasks += 1
+            assert mounted == [(LAUNCHER_TOKEN_SECRET, LAUNCHER_TOKEN_DIR)], (task_name, volumes)
+        else:
+            assert mounted == [], (task_name, volumes)
+    if name in ("training-suite", "end-to-end"):
+        assert launch_tasks >= 1
+
+
 def test_the_local_demo_carries_no_kubernetes_config(compiled):
     assert "platforms" not in compiled["demo"]
 

@@ -135,13 +135,15 @@ class KubeStandIn:
     jobs from the first list call (another attempt creates the job between our look and our create).
     `forbidden`: path prefixes answered 403, as for a service account without RBAC. `on_create`: called
     with each created TrainJob (what its pods would do, e.g. log to MLflow). `terminating_reads`: how
-    many more reads a Foreground-deleted job stays visible."""
+    many more reads a Foreground-deleted job stays visible. `token`: every request must carry
+    `Authorization: Bearer <token>` (else 401 Unauthorized, as the API server answers an unknown
+    or missing credential); `tls`: served over HTTPS with that context."""
 
     def __init__(self, statuses: list[dict | None], log: list[str], runtimes=("deepspeed-distributed", "torch-distributed"),
                  secrets: dict[str, dict[str, str]] | None = None, waiting_reason: str | None = None,
                  forbidden: tuple[str, ...] = (), later: list[dict | None] | None = None,
                  nodes: list[dict[str, Any]] | None = None, restart_after: int | None = None, hide_once: bool = False,
-                 on_create: Any = None, terminating_reads: int = 2):
+                 on_create: Any = None, terminating_reads: int = 2, token: str | None = None, tls: Any = None):
         for status in [*statuses, *(later or [])]:
             if status is not None:
                 assert validate_trainjob_status(self._named(status, "probe")) == [], status  # keep the scenario CRD-valid
@@ -166,7 +168,9 @@ class KubeStandIn:
         self.lock = threading.RLock()
         self.closing = threading.Event()
         self.schema = load_openapi_schema()
-        self.server = LoopbackServer(self.handle, "kubernetes API stand-in", contract=self.contract)
+        self.token = token
+        self.unauthorized: list[str] = []  # paths refused for a wrong or missing bearer token
+        self.server = LoopbackServer(self.handle, "kubernetes API stand-in", contract=self.contract, tls=tls)
 
     @staticmethod
     def contract(req: Request, resp: Response) -> list[str]:
@@ -322,6 +326,11 @@ class KubeStandIn:
 
     def _handle(self, req: Request) -> Response:
         method, parts = req.method, req.parts
+        # the scheme is case-insensitive, as in k8s.io/apiserver's bearertoken authenticator
+        scheme, _, sent = next((v for k, v in req.headers.items() if k.lower() == "authorization"), "").partition(" ")
+        if self.token is not None and (scheme.lower() != "bearer" or sent.strip() != self.token):
+            self.unauthorized.append(req.path)
+            return self.status_error(401, "Unauthorized", "Unauthorized")
         if any(req.path.startswith(prefix) for prefix in self.forbidden):
             return self.status_error(403, "Forbidden", f"cannot {method.lower()} {req.path}")
         if parts[:6] == TRAINJOBS and len(parts) == 6 and method == "GET":

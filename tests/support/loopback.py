@@ -18,6 +18,7 @@ its iterator yields (a followed log):
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -71,7 +72,8 @@ class LoopbackServer:
     """`handle` served on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, handle: Callable[[Request], Response], name: str = "stand-in",
-                 contract: Callable[[Request, Response], list[str]] | None = None) -> None:
+                 contract: Callable[[Request, Response], list[str]] | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.handle = handle
         self.name = name
         self.contract = contract
@@ -125,6 +127,9 @@ class LoopbackServer:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.tls = tls
+        if tls is not None:  # HTTPS with the caller's certificate (an API server's, as a pod sees it)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
                                        daemon=True, name=f"loopback-{name}")
@@ -135,7 +140,7 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LoopbackServer:
         self.thread.start()

@@ -141,6 +141,12 @@ seccompProfile:
 {{- default (printf "%s-pipeline" (include "rewardops.fullname" .)) .Values.pipelines.serviceAccount.name -}}
 {{- end -}}
 
+{{/* The TrainJob launcher's own service account (release namespace and clientNamespaces): the
+launcher Role's only subject; its token Secret is mounted into the launch step alone. */}}
+{{- define "rewardops.launcherServiceAccountName" -}}
+{{- printf "%s-trainjob-launcher" (include "rewardops.fullname" .) -}}
+{{- end -}}
+
 {{/* Cluster-scoped names are release-scoped: two releases never collide. */}}
 {{- define "rewardops.deepspeedRuntimeName" -}}
 {{- printf "%s-deepspeed" (include "rewardops.fullname" .) -}}

@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kubernetes import client as k8s
@@ -54,6 +55,7 @@ from rewardops.k8s.trainjob import (
     CONTENT_LABEL,
     GPUS_PER_NODE_ENV,
     GROUP,
+    LAUNCHER_TOKEN_DIR,
     MLFLOW_AUTH_SECRET_ENV,
     PLURAL,
     S3_SECRET_ENV,
@@ -64,6 +66,7 @@ from rewardops.k8s.trainjob import (
     TrainJobRequest,
     build_trainjob,
     chart_policy,
+    confine_output_root,
     request_for_size,
 )
 from rewardops.errors import ServiceError
@@ -151,8 +154,11 @@ class TrainJobOutcome:
     attached: str = "created"  # created | followed (it was running) | reused (it had succeeded)
 
 
-def api_client(host: str | None = None, token: str | None = None, verify_ssl: bool = True) -> k8s.ApiClient:
-    """An ApiClient: explicit `host`, else in-cluster service account, else ~/.kube/config."""
+def api_client(host: str | None = None, token: str | None = None, verify_ssl: bool = True,
+               token_dir: str | os.PathLike[str] | None = None) -> k8s.ApiClient:
+    """An ApiClient: explicit `host`; else the launcher's mounted token Secret (`token_dir`, default
+    LAUNCHER_TOKEN_DIR: its `token` and `ca.crt`) against the in-cluster API server
+    (KUBERNETES_SERVICE_HOST/PORT); else the pod's service account; else ~/.kube/config."""
     if host:
         configuration = k8s.Configuration()
         configuration.host = host
@@ -160,11 +166,31 @@ def api_client(host: str | None = None, token: str | None = None, verify_ssl: bo
         if token:
             configuration.api_key = {"authorization": f"Bearer {token}"}
         return k8s.ApiClient(configuration)
+    mounted = Path(token_dir or LAUNCHER_TOKEN_DIR)
+    if (mounted / "token").is_file():
+        from kubernetes.config.incluster_config import InClusterConfigLoader
+
+        configuration = k8s.Configuration()
+        try:
+            InClusterConfigLoader(token_filename=str(mounted / "token"), cert_filename=str(mounted / "ca.crt"),
+                                  environ=os.environ).load_and_set(configuration)
+        except k8s_config.ConfigException as exc:
+            raise ServiceError(f"the launcher's token Secret is mounted at {mounted} but the API server cannot be "
+                               f"reached with it: {exc}") from None
+        return k8s.ApiClient(configuration)
     try:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
     return k8s.ApiClient()
+
+
+def mounted_namespace(token_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """The namespace of the launcher's mounted token Secret (its `namespace` file), or None."""
+    try:
+        return (Path(token_dir or LAUNCHER_TOKEN_DIR) / "namespace").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -323,8 +349,9 @@ class TrainJobLauncher:
                                      f"{_status_message(exc)}; is the cluster's Kubeflow Trainer older than the "
                                      "v2.3.0 CRD RewardOps builds for?") from exc
             if exc.status == 403:
-                raise TrainJobFailed(name, "Forbidden", f"{_status_message(exc)}; the pipeline service account "
-                                     "needs the chart's launcher Role, and the chart's admission policy admits only "
+                raise TrainJobFailed(name, "Forbidden", f"{_status_message(exc)}; the step needs the chart's launcher "
+                                     "account's token (mounted by the train_launcher task), and the chart's "
+                                     "admission policy admits only "
                                      "its own image, runtimes and client Secrets") from exc
             raise
 
@@ -630,11 +657,13 @@ def launch_size(
     `overrides` are TrainConfig settings; `nodes` > 0 / `gpus_per_node` >= 0 reshape the job (the
     suite's plan). The model goes to `<output_root>/<size>/<version tag>`. Namespace, S3 Secret,
     runtimes, accelerator and MLflow come from `env` (default: os.environ, which the chart's client
-    ConfigMap fills). Every bad input raises `TrainJobConfigError` before any request is sent."""
+    ConfigMap fills); `output_root` must lie under its storage root (`confine_output_root`) when the
+    chart sets one. Every bad input raises `TrainJobConfigError` before any request is sent."""
     from rewardops.training.config import refuse_cluster_settings
 
     refuse_cluster_settings(overrides)  # endpoints are the cluster's, refused before any request
     env = os.environ if env is None else env
+    output_root = confine_output_root(output_root, env)  # the cluster's storage root, before any write
     overrides = dict(overrides or {})
     if nodes > 0:
         overrides["nodes"] = nodes
@@ -644,7 +673,7 @@ def launch_size(
     secret = env.get(S3_SECRET_ENV)
     s3 = S3Credentials(secret, endpoint_url=env.get("AWS_ENDPOINT_URL"), region=env.get("AWS_DEFAULT_REGION")) \
         if secret else None
-    ns = namespace or env.get("REWARDOPS_TRAINJOB_NAMESPACE", "default")
+    ns = namespace or env.get("REWARDOPS_TRAINJOB_NAMESPACE") or mounted_namespace() or "default"
     tracking_uri = env.get("MLFLOW_TRACKING_URI")
     if not tracking_uri and overrides.get("mlflow", True):
         raise TrainJobConfigError(

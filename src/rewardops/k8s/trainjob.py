@@ -49,6 +49,12 @@ TRAINER_JOBS = {"deepspeed": ("node", "launcher"), "torch": ("node",)}
 # The client Secrets the chart names (its client ConfigMap; defaults: the chart's values.yaml).
 S3_SECRET_ENV, DEFAULT_S3_SECRET = "REWARDOPS_S3_SECRET", "rewardops-s3"
 MLFLOW_AUTH_SECRET_ENV, DEFAULT_MLFLOW_AUTH_SECRET = "REWARDOPS_MLFLOW_AUTH_SECRET", "rewardops-mlflow-client"
+# The TrainJob launcher's own API credentials: the token Secret of the chart's launcher service
+# account (`<release>-trainjob-launcher`; this name for release `rewardops`), mounted into the
+# launch step only, at LAUNCHER_TOKEN_DIR (token, ca.crt, namespace). Every other step keeps only
+# the pipeline service account, which holds no TrainJob or pod-log rights.
+LAUNCHER_TOKEN_SECRET = "rewardops-trainjob-launcher-token"
+LAUNCHER_TOKEN_DIR = "/var/run/secrets/rewardops/trainjob-launcher"
 MPI_HOSTFILE = "/etc/mpi/hostfile"
 # Labels that identify a TrainJob across retries and reruns (see k8s/launcher.py: re-attach).
 RUN_ID_LABEL = "rewardops.io/pipeline-run-id"
@@ -71,6 +77,63 @@ MPI_EXPORT_ALWAYS = ("PATH",)
 
 class TrainJobConfigError(ConfigError):
     """A TrainJob that cannot work, caught before anything is sent to the cluster."""
+
+
+# Where pipeline outputs may go on this cluster: the chart's client ConfigMap sets it to its
+# checkpoint bucket (`s3://<objectStore.buckets.checkpoints>`). Unset (a laptop, kfp.local):
+# output_root is not confined.
+STORAGE_ROOT_ENV = "REWARDOPS_STORAGE_ROOT"
+
+
+class OutputRootError(TrainJobConfigError):
+    """An output destination parameter outside the cluster's storage root (STORAGE_ROOT_ENV)."""
+
+
+def _uri_parts(uri: str) -> tuple[str, str, list[str]] | None:
+    """(scheme, bucket, path segments) of `scheme://bucket/a/b`, or None when it is not such a URI."""
+    from urllib.parse import unquote
+
+    match = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(/[^?#]*)?", uri)
+    if not match:
+        return None
+    segments = [unquote(seg) for seg in (match.group(3) or "").split("/") if seg]
+    return match.group(1).lower(), match.group(2), segments
+
+
+def confine_output_root(value: str, env: Mapping[str, str] | None = None, setting: str = "output_root") -> str:
+    """`value` (a pipeline parameter naming where outputs are written) when it lies under the
+    cluster's storage root (STORAGE_ROOT_ENV in `env`, default os.environ); raises `OutputRootError`
+    naming `setting` and the allowed root otherwise: another scheme or bucket, a local path, a
+    `..` / `.` segment (also percent-encoded), a backslash, a query or fragment, or userinfo. With
+    no root set it returns `value` unchanged. Called before any write or request."""
+    env = os.environ if env is None else env
+    root = (env.get(STORAGE_ROOT_ENV) or "").strip()
+    if not root:
+        return value
+    allowed = _uri_parts(root)
+    if allowed is None or not allowed[1]:
+        raise OutputRootError(f"{STORAGE_ROOT_ENV}={root!r} (the chart's client ConfigMap) is not a "
+                              "scheme://bucket[/prefix] URI; fix the chart's objectStore.buckets.checkpoints")
+    text = str(value)
+    found = _uri_parts(text)
+    why = None
+    if found is None:
+        why = "a local path or not a URI" if "://" not in text else "a query or fragment is not a destination"
+    elif found[0] != allowed[0]:
+        why = f"scheme {found[0]}:// is not {allowed[0]}://"
+    elif "@" in found[1]:
+        why = "credentials in a URI are not accepted"
+    elif found[1] != allowed[1]:
+        why = f"bucket {found[1]!r} is not {allowed[1]!r}"
+    elif any(seg in (".", "..") or "\\" in seg or "/" in seg for seg in found[2]):
+        why = "'.', '..' and encoded separators are not accepted in the path"
+    elif found[2][:len(allowed[2])] != allowed[2]:
+        why = f"the path is not under /{'/'.join(allowed[2])}"
+    if why:
+        raise OutputRootError(f"{setting}={text!r} is outside this cluster's storage root {root!r} "
+                              f"({STORAGE_ROOT_ENV}, from the chart's client ConfigMap): {why}; give a URI under "
+                              f"{root.rstrip('/')}/")
+    return text
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def ablate(pool: Any, merged: Any, data_version: Any, item: Any, local: bool, wi
     from rewardops.pipelines.components.evaluate import evaluate
     from rewardops.pipelines.components.train import train
     from rewardops.pipelines.components.train_launcher import train_launcher
-    from rewardops.pipelines.resources import retry, sized, with_gpu
+    from rewardops.pipelines.resources import launcher_credentials, retry, sized, with_gpu
 
     arms = sized(ablation_arms(pool=pool, curated=merged.outputs["curated"], recycled=merged.outputs["recycled"],
                                data_version=data_version, with_truth=with_truth), "data")
@@ -51,6 +51,7 @@ def ablate(pool: Any, merged: Any, data_version: Any, item: Any, local: bool, wi
                                                  gpus_per_node=item.gpus_per_node, data_version=data_version,
                                                  output_root=output_root, profile=profile, overrides=overrides,
                                                  run_id=run_id), "light"))
+            launcher_credentials(trained)  # the launch step alone holds the launcher's token
         trained.set_display_name(f"ablation ({arm}) {ARMS[arm]}: train")
         scored = sized(evaluate(model=trained.outputs["model"], data_version=data_version, benchmarks=benchmarks,
                                 sources=sources, world_n=world_n), "data")

@@ -27,7 +27,7 @@ def _data_version(params: Mapping[str, Any]) -> list[str]:
 
 
 def _plan(params: Mapping[str, Any], output_root_needed: bool, demo: bool = False) -> list[str]:
-    from rewardops.k8s.trainjob import TrainJobConfigError, request_for_size
+    from rewardops.k8s.trainjob import TrainJobConfigError, confine_output_root, request_for_size
 
     from rewardops.training.config import ConfigError, refuse_cluster_settings
 
@@ -67,6 +67,11 @@ def _plan(params: Mapping[str, Any], output_root_needed: bool, demo: bool = Fals
         if not isinstance(root, str) or not root.startswith(("s3://", "gs://")):
             problems.append(f"output_root={root!r}: the TrainJobs write the models there; give an s3:// URI "
                             "(e.g. s3://rewardops-checkpoints/runs)")
+        else:
+            try:  # where the submitting machine has the chart's env (a notebook in the cluster); the step checks again
+                confine_output_root(root)
+            except TrainJobConfigError as exc:
+                problems.append(str(exc))
     return problems
 
 

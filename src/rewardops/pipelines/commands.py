@@ -504,7 +504,7 @@ def submit_cmd(
     namespace: Annotated[Optional[str], typer.Option("--namespace", help="Kubeflow profile namespace (multi-user).")] = None,
     token: Annotated[Optional[str], typer.Option("--token", envvar="KFP_TOKEN", help="Bearer token (or KFP_TOKEN).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Disable KFP caching for this run.")] = False,
-    service_account: Annotated[Optional[str], typer.Option("--service-account", envvar="REWARDOPS_PIPELINE_SERVICE_ACCOUNT", help="Run the pipeline pods as this service account (it needs the chart's launcher Role to create TrainJobs).")] = None,
+    service_account: Annotated[Optional[str], typer.Option("--service-account", envvar="REWARDOPS_PIPELINE_SERVICE_ACCOUNT", help="Run the pipeline pods as this service account (the chart's pipeline account; the TrainJob step mounts the launcher account's token itself).")] = None,
     upload: Annotated[bool, typer.Option("--upload/--no-upload", help="Upload as a new version of the pipeline rewardops-PIPELINE (default), or send the spec inline with the run.")] = True,
 ) -> None:
     """Compile a pipeline and start it on a KFP cluster: `rewardops submit end-to-end --host URL ...`."""

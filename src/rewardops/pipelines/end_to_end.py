@@ -26,7 +26,7 @@ from rewardops.pipelines.components.train import train
 from rewardops.pipelines.components.train_launcher import train_launcher
 from rewardops.pipelines.components.version_data import version_data
 from rewardops.pipelines.curation import DEFAULT_ITERATIONS, curate
-from rewardops.pipelines.resources import retry, sized, with_gpu
+from rewardops.pipelines.resources import launcher_credentials, retry, sized, with_gpu
 from rewardops.k8s.trainjob import size_plan
 from rewardops.data.world.noise import DEMO_WORLD_NOISE
 
@@ -43,6 +43,7 @@ def _train_evaluate_register(dataset, data_version, item, local, output_root, pr
                                              gpus_per_node=item.gpus_per_node, data_version=data_version,
                                              output_root=output_root, profile=profile, overrides=overrides,
                                              run_id=run_id), "light"))
+        launcher_credentials(trained)  # the launch step alone holds the launcher's token
         trained.set_display_name("train (TrainJob)")
     scored = sized(evaluate(model=trained.outputs["model"], data_version=data_version, benchmarks=benchmarks,
                             sources=sources, world_n=world_n), "data")

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from kfp.dsl import PipelineTask
 
-from rewardops.k8s.trainjob import DEFAULT_MLFLOW_AUTH_SECRET, DEFAULT_S3_SECRET
+from rewardops.k8s.trainjob import (DEFAULT_MLFLOW_AUTH_SECRET, DEFAULT_S3_SECRET, LAUNCHER_TOKEN_DIR, LAUNCHER_TOKEN_SECRET,
+                                    STORAGE_ROOT_ENV)
 
 SIZES = {
     "light": ("500m", "1", "1Gi", "2Gi"),
@@ -119,6 +120,7 @@ CLIENT_KEYS = (
     "REWARDOPS_TORCH_RUNTIME", "REWARDOPS_JUDGE_BASE_URL", "REWARDOPS_JUDGE_MODEL",
     "REWARDOPS_ACCELERATOR", "REWARDOPS_GPUS_PER_NODE", "REWARDOPS_GPU_NODE_SELECTOR", "REWARDOPS_GPU_TOLERATIONS",
     "REWARDOPS_MLFLOW_AUTH_SECRET", "REWARDOPS_PIPELINE_SERVICE_ACCOUNT", "REWARDOPS_TRAINING_IMAGE",
+    STORAGE_ROOT_ENV,
 )
 # ConfigMap key -> env var in the pod: the chart names the judge server REWARDOPS_JUDGE_*, the
 # curation library's OpenAI-compatible client reads REWARDOPS_LLM_*.
@@ -143,6 +145,17 @@ def cluster_env(task: PipelineTask) -> PipelineTask:
     kubernetes.use_secret_as_env(task, S3_SECRET, {k: k for k in S3_KEYS}, optional=True)
     kubernetes.use_secret_as_env(task, MLFLOW_AUTH_SECRET, {k: k for k in MLFLOW_AUTH_KEYS}, optional=True)
     kubernetes.use_field_path_as_env(task, RUN_ID_ENV, RUN_ID_FIELD)
+    return task
+
+
+def launcher_credentials(task: PipelineTask) -> PipelineTask:
+    """The TrainJob launcher's token Secret (the chart's `<release>-trainjob-launcher` service
+    account) mounted at LAUNCHER_TOKEN_DIR: on the launch task only, on a cluster build. Every other
+    step runs with the pipeline service account alone (no TrainJob or pod-log rights)."""
+    if _cluster_env["on"]:
+        from kfp import kubernetes
+
+        kubernetes.use_secret_as_volume(task, LAUNCHER_TOKEN_SECRET, mount_path=LAUNCHER_TOKEN_DIR)
     return task
 
 

@@ -7,7 +7,7 @@ from kfp.dsl import Dataset
 
 from rewardops.k8s.trainjob import size_plan
 from rewardops.pipelines.components.train_launcher import train_launcher
-from rewardops.pipelines.resources import retry, sized
+from rewardops.pipelines.resources import launcher_credentials, retry, sized
 
 
 def launch_suite(dataset, data_version, plan, output_root, profile, overrides):
@@ -16,6 +16,7 @@ def launch_suite(dataset, data_version, plan, output_root, profile, overrides):
                                           gpus_per_node=item.gpus_per_node, data_version=data_version,
                                           output_root=output_root, profile=profile, overrides=overrides,
                                           run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER), "light"))
+        launcher_credentials(task)  # the launch step alone holds the launcher's token
         task.set_display_name("train (TrainJob)")
     return task
 
