@@ -315,6 +315,11 @@ def est_actual(r: dict, name: str, interval: bool = False) -> str:
     return f"{fmt(est)}{f' [{iv[0]:.3f}–{iv[1]:.3f}]' if iv else ''} / {fmt(act)}"
 
 
+def mirror(d: dict) -> str:
+    m = d.get("pool_mirror")
+    return "n/a" if not m else f"{m['difference']:+.3f} ± {m['se']:.3f}{' (shown)' if m['shows_skill'] else ''}"
+
+
 def markdown(results: list[dict], meta: dict) -> str:
     lines = [
         "# Curation quality on real data: stage 2's decision from all the gold",
@@ -325,21 +330,25 @@ def markdown(results: list[dict], meta: dict) -> str:
         "Stage 2 = the library's `Stage2Filter` (gold RM must agree; best RM decides the uncertain band, no LLM judges), "
         f"band {meta['band']}, recycling gate recycle_confidence {meta['recycle_confidence']}; the decision is the "
         "library's `stage2.decide`: every gold pair replayed as labelled and flipped, scored by the gold RM and the best RMs of its "
-        f"fold ({meta['folds']} folds; neither trained, selected nor calibrated on it), Bayesian bootstrap over gold pairs; filter iff the upper bound of noise(kept+recycled) / "
-        f"noise(pool) at one-sided z {meta['z']} is below 1, else keep every pair. Noise cells: **estimated [interval] / "
-        "actual** (the actual from the flips; the interval is the central one whose upper end is the decision's bound).",
+        f"fold ({meta['folds']} folds; neither trained, selected nor calibrated on it), Bayesian bootstrap over gold pairs, "
+        "and the pool mirror test (every pool pair decided as labelled and as if flipped; the pool's best-RM scores "
+        "cross-fitted over two halves): filter iff the pool keeps pairs as labelled more often than flipped (lower bound "
+        f"at one-sided z {meta['z']} above 0) and the gold replay keeps right labels more often than wrong ones (plus the "
+        "gold's bound on noise(kept+recycled) / noise(pool) below 1 when anything is recycled), else keep every pair. "
+        "Noise cells: **estimated [interval] / actual** (the actual from the flips; the interval is the gold replay's).",
         "",
-        "| RM | seed | pool | gold RM out-of-fold acc. | decision (ratio, upper bound) | published pairs (share) | "
+        "| RM | seed | pool | gold RM out-of-fold acc. | pool mirror: kept as labelled − flipped ± SE | "
+        "decision (gold ratio, upper bound) | published pairs (share) | "
         "noise pool | noise kept | recycled n: noise | noise kept+recycled (± 2 SE of actual) | noise discarded | "
         "published noise / pool | cleanlab: noise left | never worse |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         d = r["decision"]
         ratio = "n/a" if d.get("ratio") is None else f"{d['ratio']:.2f}"
         upper = "n/a" if d.get("ratio_upper_bound") is None else f"{d['ratio_upper_bound']:.2f}"
         lines.append(
-            f"| {r['rm']} | {r['seed']} | {r['pool']} | {fmt(r['gold_rm_out_of_fold_accuracy'])} | "
+            f"| {r['rm']} | {r['seed']} | {r['pool']} | {fmt(r['gold_rm_out_of_fold_accuracy'])} | {mirror(d)} | "
             f"{'**filter**' if r['filtered'] else 'keep all'} ({ratio}, {upper}) | {r['published_pairs']} "
             f"({r['published_share']:.0%}) | {est_actual(r, 'pool', True)} | {est_actual(r, 'kept')} | "
             f"{r['counts']['recycled']}: {est_actual(r, 'recycled')} | {est_actual(r, 'kept+recycled', True)} "

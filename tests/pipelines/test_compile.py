@@ -178,6 +178,17 @@ def test_end_to_end_runs_curation_then_train_evaluate_register_per_size(compiled
     assert len(demo_plan) >= 2 and all(load_config(p["size"]).demo for p in demo_plan)
 
 
+def test_the_demo_trains_its_sizes_one_at_a_time_and_the_cluster_all_at_once(compiled):
+    """In-process trainings share the laptop's cores; TrainJobs each have their own nodes."""
+    def sizes_loop(ir: dict) -> dict:
+        (loop,) = [t for t in ir["root"]["dag"]["tasks"].values() if t.get("parameterIterator", {}).get(
+            "itemInput", "").endswith("plan-loop-item") and "sizes" in t["taskInfo"]["name"]]
+        return loop
+
+    assert sizes_loop(compiled["demo"])["iteratorPolicy"]["parallelismLimit"] == 1
+    assert "iteratorPolicy" not in sizes_loop(compiled["end-to-end"])
+
+
 @pytest.mark.parametrize("name", ["data", "curation", "training-suite", "evaluation", "end-to-end"])
 def test_cluster_pipelines_give_every_task_the_charts_configmap_and_s3_secret_env(compiled, name):
     from rewardops.pipelines.resources import (
