@@ -8,6 +8,7 @@ embedder, simulated people and judges on the generated world (whose truth they r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -244,10 +245,11 @@ def test_a_fanned_out_worker_hashes_its_own_shard_only(tmp_path: Path):
         run_shards(tmp_path / "pool", tmp_path / "out", ["kept"], keep, only=[2])
 
 
-def test_merge_filters_only_when_the_gold_replay_shows_it_helps(tmp_path: Path):
-    """The same stage-2 outputs published two ways by the decision: a replay in which right gold labels
-    are kept and wrong ones discarded filters; a replay that cannot tell them apart keeps every pool
-    pair as labelled (nothing discarded or recycled, lineage `stage2:kept_all`) and says why."""
+def test_merge_filters_only_when_the_evidence_shows_it_helps(tmp_path: Path):
+    """The same stage-2 outputs published by the decision: with a clear gold replay the pool's own
+    mirror counts (every non-stage-1 pool pair, from the shards) have the last word; a replay that
+    cannot tell right from wrong labels keeps every pool pair as labelled (nothing discarded or
+    recycled, lineage `stage2:kept_all`) and says why; the paper's rule as is publishes the sets."""
     from rewardops.curation.steps import final_models, stage1, stage2
 
     write_pairs(list(generate_world(120, noise=0.25, seed=6)), tmp_path / "in")
@@ -261,14 +263,20 @@ def test_merge_filters_only_when_the_gold_replay_shows_it_helps(tmp_path: Path):
     parts = stage2(tmp_path / "s1", tmp_path / "rms", tmp_path / "s2", settings)
     pool = sum(1 for part in parts for name in ("kept", "discarded", "no_verdict") for _ in read_pairs(part / name))
 
-    def publish(outcomes: list, name: str) -> dict:
+    def publish(outcomes: list, name: str, how: CurationSettings = settings) -> dict:
         (tmp_path / "rms" / "replay.json").write_text(json.dumps({**replay, "outcomes": outcomes}))
-        return merge(tmp_path / "s1", tmp_path / "rms", parts, {n: tmp_path / name / n for n in SETS}, settings)
+        return merge(tmp_path / "s1", tmp_path / "rms", parts, {n: tmp_path / name / n for n in SETS}, how)
 
     ids = [o["id"] for o in replay["outcomes"]] * 10  # 10x the gold: a clear signal
-    clear = publish([{"id": i, "right": ["kept"], "wrong": ["discarded"]} for i in ids], "filtered")
-    assert clear["stage2"]["filtered"] and clear["stage2"]["decision"]["why"].startswith("filter")
-    assert clear["sets"]["discarded"] == clear["stage2"]["counts"]["discarded"] > 0
+    clear = publish([{"id": i, "right": ["kept"], "wrong": ["discarded"]} for i in ids], "clear")
+    # the gold is clear; the pool's own evidence (each pool pair decided both ways) has the last word
+    mirror = clear["stage2"]["decision"]["pool_mirror"]
+    in_stage1 = clear["sets"]["stage2_already_in_stage1"]
+    assert mirror["pairs"] == pool - in_stage1 and clear["stage2"]["filtered"] == mirror["shows_skill"]
+    assert f"on {mirror['pairs']} pool pairs" in clear["stage2"]["decision"]["why"]
+    forced = publish([{"id": i, "right": ["kept"], "wrong": ["discarded"]} for i in ids], "filtered",
+                     dataclasses.replace(settings, keep_all_if_rms_untrusted=False))
+    assert forced["stage2"]["filtered"] and forced["sets"]["discarded"] == forced["stage2"]["counts"]["discarded"] > 0
     coin = publish([{"id": i, "right": ["kept" if k % 2 else "discarded"], "wrong": ["kept" if k % 2 else "discarded"]}
                     for k, i in enumerate(ids)], "kept_all")
     decision = coin["stage2"]["decision"]
@@ -276,9 +284,9 @@ def test_merge_filters_only_when_the_gold_replay_shows_it_helps(tmp_path: Path):
     assert coin["sets"]["discarded"] == coin["sets"]["recycled"] == coin["sets"]["no_verdict"] == 0
     assert coin["sets"]["stage2_kept"] + coin["sets"]["stage2_already_in_stage1"] == pool  # nothing lost
     kept_all = [p for p in read_pairs(tmp_path / "kept_all" / "curated") if "stage2:kept_all" in p.lineage]
-    assert len(kept_all) == coin["sets"]["stage2_kept"] > clear["sets"]["stage2_kept"]
+    assert len(kept_all) == coin["sets"]["stage2_kept"] > forced["sets"]["stage2_kept"]
     # on the world, each set's estimated noise sits next to its true noise in the report
-    assert clear["stage2"]["decision"]["noise"]["pool"]["true"] == clear["stage2"]["true_noise"]["pool"] > 0
+    assert forced["stage2"]["decision"]["noise"]["pool"]["true"] == forced["stage2"]["true_noise"]["pool"] > 0
 
 
 class _Memoriser:
