@@ -355,7 +355,7 @@ def markdown(results: list[dict], meta: dict) -> str:
             f"(± {fmt(2 * se(r))}) | {est_actual(r, 'discarded')} | {r['noise_published'] / r['noise_pool']:.2f} | "
             f"{fmt(r['cleanlab']['noise_after_removing'])} | {'yes' if r['never_worse'] else '**NO**'} |")
     lines += ["", "Per RM details (gold accuracy of the cross-fitted best RMs, temperatures, the decision's full text, "
-              "seconds) are in `bench/results/curation_real.json`.", ""]
+              f"seconds) are in `bench/results/{meta.get('json', 'curation_real.json')}`.", ""]
     lines += meta.get("notes", [])
     return "\n".join(lines) + "\n"
 
@@ -416,6 +416,7 @@ def main() -> None:
                         f"{torch.get_num_threads()} torch threads, CPU only", "pairs": len(pairs), "gold": len(gold),
                         "noise": args.noise, "band": args.band, "recycle_confidence": args.recycle_confidence,
                         "z": args.rm_skill_z, "folds": max(2, round(1 / args.calibration_fraction)),
+                        "json": json_out.name,
                         "notes": [f"- embedding: all-MiniLM-L6-v2 embeds every prompt and response on CPU, so it runs on a "
                                   f"random {args.embedding_pool}-pair subset of the pool (the same flips; the gold set "
                                   "is the same 200 pairs).",
