@@ -82,6 +82,33 @@ def test_table_rows_give_accuracy_with_its_standard_error_and_the_paired_differe
     assert "| (a) uncurated | 1000 | 0.210 | 0.250 | 60.0 ± 4.9 | – |" in md
 
 
+def _tracked_arms(tmp_path: Path, monkeypatch, suite: str, correct: dict) -> tuple[str, dict]:
+    """A SQLite MLflow store and, per arm, one training run of demo-tiny-qwen3 (its eval/world) under
+    the suite's parent: (tracking URI, {arm: run id})."""
+    from rewardops.tracking.mlflow_tracker import start_tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("REWARDOPS_SUITE", suite)
+    monkeypatch.setenv("REWARDOPS_MLFLOW_ARTIFACTS", str(tmp_path / "art"))
+    run_ids = {}
+    for arm, c in correct.items():
+        with start_tracker("rewardops-training", "demo-tiny-qwen3", tags={"rewardops.size": "demo-tiny-qwen3"},
+                           lineage=False) as tracker:
+            tracker.log_metrics({"eval/world": 100 * sum(c) / len(c)})
+            run_ids[arm] = tracker.run_id
+    return uri, run_ids
+
+
+def _facts(arm_c: tuple[int, float, float]) -> dict:
+    """The arms' facts (pairs, true and estimated noise); arm (c)'s given."""
+    return {arm: {"name": n, "label": lbl, "pairs": p, "true_noise": t, "estimated_noise": e}
+            for arm, n, lbl, p, t, e in (("a", "a-uncurated", "uncurated", 1000, 0.25, 0.22),
+                                         ("b", "b-curated", "curated", 680, 0.12, 0.07),
+                                         ("c", "c-curated+recycled", "curated+recycled", *arm_c),
+                                         ("d", "d-true-labels", "true labels", 1000, 0.0, 0.0))}
+
+
 def test_arm_runs_are_named_by_arm_and_compare_rebuilds_the_same_table(tmp_path: Path, monkeypatch):
     """Real MLflow (a SQLite store): four training runs under one suite parent, renamed by arm, with
     their ablation metrics; `rewardops compare`'s loader gives back the rows the run printed."""
@@ -89,26 +116,11 @@ def test_arm_runs_are_named_by_arm_and_compare_rebuilds_the_same_table(tmp_path:
 
     from rewardops.evaluation.report import ablation_markdown
     from rewardops.tracking.compare import ablation_rows, load_suite, write_outputs
-    from rewardops.tracking.mlflow_tracker import start_tracker
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("REWARDOPS_SUITE", "ablation-test")
-    monkeypatch.setenv("REWARDOPS_MLFLOW_ARTIFACTS", str(tmp_path / "art"))
     correct = {"a": [1] * 55 + [0] * 45, "b": [1] * 70 + [0] * 30, "c": [1] * 68 + [0] * 32, "d": [1] * 80 + [0] * 20}
-    run_ids = {}
-    for arm, c in correct.items():
-        with start_tracker("rewardops-training", "demo-tiny-qwen3", tags={"rewardops.size": "demo-tiny-qwen3"},
-                           lineage=False) as tracker:
-            tracker.log_metrics({"eval/world": 100 * sum(c) / len(c)})
-            run_ids[arm] = tracker.run_id
+    uri, run_ids = _tracked_arms(tmp_path, monkeypatch, "ablation-test", correct)
     reports = {arm: _report(tmp_path / arm, c, 50.0) for arm, c in correct.items()}
-    facts = {arm: {"name": n, "label": lbl, "pairs": p, "true_noise": t, "estimated_noise": e}
-             for arm, n, lbl, p, t, e in (("a", "a-uncurated", "uncurated", 1000, 0.25, 0.22),
-                                          ("b", "b-curated", "curated", 680, 0.12, 0.07),
-                                          ("c", "c-curated+recycled", "curated+recycled", 700, 0.13, 0.08),
-                                          ("d", "d-true-labels", "true labels", 1000, 0.0, 0.0))}
-    rows = table_rows(facts, reports)
+    rows = table_rows(_facts((700, 0.13, 0.08)), reports)
     tagged = tag_arm_runs(rows, run_ids)
     client = MlflowClient(tracking_uri=uri)
     assert {client.get_run(r).info.run_name for r in tagged.values()} == {"a-uncurated", "b-curated",
@@ -166,7 +178,20 @@ def test_the_demo_trains_one_size_on_four_arms_and_the_ablation_pipeline_on_thre
     # arm (c) is handed arm (b)'s model: when stage 2 recycled nothing it is the same training
     same_as = t[by_data["curated_recycled"]]["inputs"]["artifacts"]["same_as"]["taskOutputArtifact"]
     assert same_as == {"producerTask": by_data["curated"], "outputArtifactKey": "model"}
+    # each arm registers under the ablation's own model, never as a version (or candidate) of the size's
+    arm_of = {data: t[task]["inputs"]["parameters"]["ablation_arm"]["runtimeValue"]["constant"]
+              for data, task in by_data.items() if data in ("uncurated", "curated", "curated_recycled", "true_labels")}
+    assert arm_of == {"uncurated": "a", "curated": "b", "curated_recycled": "c", "true_labels": "d"}
+    arm_tasks = {by_data[data] for data in arm_of}
+    sizes = [task for name, task in t.items() if task["componentRef"]["name"].startswith("comp-train")
+             and name not in arm_tasks]
+    assert sizes and all("ablation_arm" not in task["inputs"].get("parameters", {}) for task in sizes)
     t3 = tasks(ablation)
+    # on the cluster too, each arm is its own TrainJob and registers under the ablation's model
+    launched = [task["inputs"]["parameters"] for task in t3.values()
+                if task["componentRef"]["name"].startswith("comp-train-launcher")]
+    assert sorted(p["ablation_arm"]["runtimeValue"]["constant"] for p in launched if "ablation_arm" in p) == ["a", "b", "c"]
+    assert len(launched) == 4  # the three arms and the size loop's own training (no arm)
     assert set(t3["ablation-table"]["inputs"]["artifacts"]) == {"arms", *(f"{k}_{a}" for k in ("model", "report") for a in "abc")}
     assert t3["ablation-arms"]["inputs"]["parameters"]["with_truth"]["runtimeValue"]["constant"] is False
     assert "ablation-table" not in tasks(e2e) or params["end-to-end"]["ablation_plan"]["defaultValue"] == []
@@ -244,7 +269,7 @@ def test_an_arm_on_the_same_pairs_and_settings_reuses_the_earlier_arms_model(tmp
         return training_key(training.load_config("demo-tiny-qwen3", {"data": str(tmp_path / data),
                                                                      "out": str(tmp_path / f"out-{data}"), **more}))
 
-    assert key("b") == key("c")
+    assert key("b") == key("c") == key("c", register_name="rewardops-ablation-x", run_tags={"rewardops.ablation_arm": "c"})
     assert key("flipped") != key("b") and key("c", lr=1e-4) != key("b") and key("c", max_steps=3) != key("b")
 
     trained_b = SimpleNamespace(path=str(tmp_path / "model-b"), metadata={"training_key": key("b"), "mlflow_run_id": "r1",
@@ -267,28 +292,13 @@ def test_an_arm_that_is_another_arms_run_is_its_own_row_in_compare(tmp_path: Pat
 
     from rewardops.evaluation.report import SAME_RUN_TAG
     from rewardops.tracking.compare import ablation_rows, load_suite
-    from rewardops.tracking.mlflow_tracker import start_tracker
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("REWARDOPS_SUITE", "same-run-test")
-    monkeypatch.setenv("REWARDOPS_MLFLOW_ARTIFACTS", str(tmp_path / "art"))
     correct = {"a": [1] * 55 + [0] * 45, "b": [1] * 70 + [0] * 30, "d": [1] * 80 + [0] * 20}
-    run_ids = {}
-    for arm, c in correct.items():
-        with start_tracker("rewardops-training", "demo-tiny-qwen3", tags={"rewardops.size": "demo-tiny-qwen3"},
-                           lineage=False) as tracker:
-            tracker.log_metrics({"eval/world": 100 * sum(c) / len(c)})
-            run_ids[arm] = tracker.run_id
+    uri, run_ids = _tracked_arms(tmp_path, monkeypatch, "same-run-test", correct)
     run_ids["c"] = run_ids["b"]
     correct["c"] = correct["b"]
     reports = {arm: _report(tmp_path / arm, c, 50.0) for arm, c in correct.items()}
-    facts = {arm: {"name": n, "label": lbl, "pairs": p, "true_noise": t, "estimated_noise": e}
-             for arm, n, lbl, p, t, e in (("a", "a-uncurated", "uncurated", 1000, 0.25, 0.22),
-                                          ("b", "b-curated", "curated", 680, 0.12, 0.07),
-                                          ("c", "c-curated+recycled", "curated+recycled", 680, 0.12, 0.07),
-                                          ("d", "d-true-labels", "true labels", 1000, 0.0, 0.0))}
-    rows = table_rows(facts, reports)
+    rows = table_rows(_facts((680, 0.12, 0.07)), reports)
     tagged = tag_arm_runs(rows, run_ids)
     assert tagged["c-curated+recycled"] == tagged["b-curated"] == run_ids["b"]
     run = MlflowClient(tracking_uri=uri).get_run(run_ids["b"])

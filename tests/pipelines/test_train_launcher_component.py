@@ -112,6 +112,30 @@ def test_a_rerun_on_the_same_data_reuses_the_first_runs_trainjob(tmp_path, clust
     assert first["trainjob"] == second["trainjob"] and first["model_uri"] == second["model_uri"] != ""
 
 
+@dsl.pipeline(name="launch-arms")
+def launch_arms(dataset_uri: str, data_version: str):
+    data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)
+    for arm in ("a", "b"):
+        train_launcher(dataset=data.output, size="qwen3-0.6b", nodes=1, gpus_per_node=1, data_version=data_version,
+                       output_root="s3://rewardops-checkpoints/runs", run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                       ablation_arm=arm)
+
+
+def test_the_ablation_arms_are_their_own_trainjobs_outputs_and_registered_model(tmp_path, cluster_env):
+    """Two arms of one size on one pipeline data version: two jobs (not the second re-attaching to
+    the first's), two output folders, both versions of `rewardops-ablation-<size>`, none of the size's model."""
+    standin = cluster_env(SUCCESS, LOG)
+    launch_arms(dataset_uri=str(tmp_path), data_version="dvc:3f2a9c0d.dir")
+    assert len(standin.created) == 2 and len({b["metadata"]["name"] for b in standin.created}) == 2
+    found = [json.loads(p.read_text()) for p in sorted((tmp_path / "root").glob("launch-arms-*/train-launcher*/model/model.json"))]
+    assert sorted(p["output_uri"] for p in found) == [f"s3://rewardops-checkpoints/runs/qwen3-0.6b/3f2a9c0d-ablation-{a}"
+                                                      for a in "ab"]
+    assert sorted(p["model_uri"] for p in found) == ["models:/rewardops-ablation-qwen3-0.6b/1",
+                                                     "models:/rewardops-ablation-qwen3-0.6b/2"]
+    configs = [config_from_json(b["spec"]["trainer"]["command"][-1]) for b in standin.created]
+    assert {c.model_name for c in configs} == {"rewardops-ablation-qwen3-0.6b"}
+
+
 def test_component_fails_the_task_with_the_jobs_reason(tmp_path, cluster_env, capfd):
     standin = cluster_env(FAILURE, OOM_LOG)
     launch_one(dataset_uri=str(tmp_path), data_version="dvc:3f2a9c0d.dir")

@@ -651,6 +651,7 @@ def launch_size(
     timeout_hours: float = 168.0,
     reporter: LaunchReporter | None = None,
     env: Mapping[str, str] | None = None,
+    ablation_arm: str = "",
 ) -> SizeLaunch:
     """Train catalog size `size` as a TrainJob on this cluster and find its registered model.
 
@@ -658,18 +659,25 @@ def launch_size(
     suite's plan). The model goes to `<output_root>/<size>/<version tag>`. Namespace, S3 Secret,
     runtimes, accelerator and MLflow come from `env` (default: os.environ, which the chart's client
     ConfigMap fills); `output_root` must lie under its storage root (`confine_output_root`) when the
-    chart sets one. Every bad input raises `TrainJobConfigError` before any request is sent."""
+    chart sets one. `ablation_arm`: one arm of the data ablation (its own job, output folder and
+    registered model `rewardops-ablation-<size>`, never a version of the size's model). Every bad
+    input raises `TrainJobConfigError` before any request is sent."""
     from rewardops.training.config import refuse_cluster_settings
 
     refuse_cluster_settings(overrides)  # endpoints are the cluster's, refused before any request
     env = os.environ if env is None else env
     output_root = confine_output_root(output_root, env)  # the cluster's storage root, before any write
     overrides = dict(overrides or {})
+    variant = f"ablation-{ablation_arm}" if ablation_arm else ""
+    if ablation_arm:  # set here, after the refusal: a registry name is never a pipeline parameter
+        from rewardops.naming import ablation_model_name
+
+        overrides["register_name"] = ablation_model_name(size)
     if nodes > 0:
         overrides["nodes"] = nodes
     if gpus_per_node >= 0:
         overrides["gpus_per_node"] = gpus_per_node
-    output_uri = f"{output_root.rstrip('/')}/{size}/{version_tag(data_version)}"
+    output_uri = f"{output_root.rstrip('/')}/{size}/{version_tag(data_version)}" + (f"-{variant}" if variant else "")
     secret = env.get(S3_SECRET_ENV)
     s3 = S3Credentials(secret, endpoint_url=env.get("AWS_ENDPOINT_URL"), region=env.get("AWS_DEFAULT_REGION")) \
         if secret else None
@@ -682,7 +690,7 @@ def launch_size(
             "the URI) or pass overrides {\"mlflow\": false}")
     request = request_for_size(size, data_uri=data_uri, output_uri=output_uri, namespace=ns, s3=s3, run_id=run_id,
                                data_version=data_version, mlflow_tracking_uri=tracking_uri, overrides=overrides,
-                               profile=profile, mlflow_auth_secret=env.get(MLFLOW_AUTH_SECRET_ENV))
+                               profile=profile, mlflow_auth_secret=env.get(MLFLOW_AUTH_SECRET_ENV), variant=variant)
     manifest = build_trainjob(request)  # every bad input fails above, before any request
     launcher = TrainJobLauncher(api_client(), namespace=ns, poll_interval=float(env.get("REWARDOPS_LAUNCHER_POLL_S", "15")))
     outcome = launcher.run(manifest, reporter=reporter or PrintReporter(), s3=s3, cleanup=cleanup,

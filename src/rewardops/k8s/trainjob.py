@@ -436,6 +436,7 @@ def request_for_size(
     accelerator: Accelerator | None = None,
     nccl_env: Mapping[str, str] | None = None,
     mlflow_auth_secret: str | None = None,
+    variant: str = "",
 ) -> TrainJobRequest:
     """A TrainJobRequest for catalog size `size`: its nodes, GPUs per node and DeepSpeed choice.
 
@@ -443,7 +444,8 @@ def request_for_size(
     `gpus_per_node` also reshape the TrainJob). The config is resolved here, once, and travels to
     every rank as `rewardops train --config-json ...`. The job's name carries the KFP run id and a
     hash of what it trains (config, image, runtime): the launcher re-attaches to a job with the same
-    hash instead of training twice. Raises `TrainJobConfigError` for an unknown size, a setting the
+    hash instead of training twice; `variant` (e.g. a data-ablation arm, whose training set differs
+    while the pipeline's data version does not) is part of that hash. Raises `TrainJobConfigError` for an unknown size, a setting the
     training config rejects (e.g. a global batch the world size does not divide) or a plan larger
     than a node.
     """
@@ -467,6 +469,8 @@ def request_for_size(
     what = config.to_dict()
     if data_version:
         what["data"] = data_version
+    if variant:
+        what["variant"] = variant
     content = hashlib.sha256(json.dumps({"config": what, "image": image, "runtime": runtime_ref},
                                         sort_keys=True).encode()).hexdigest()[:16]
     name = dns_label("-".join(filter(None, ["rm", size, content[:8], run_id[:8]])))

@@ -45,12 +45,13 @@ def ablate(pool: Any, merged: Any, data_version: Any, item: Any, local: bool, wi
             # arm (c) is arm (b) when stage 2 recycled nothing: the train step then takes (b)'s model
             same_as = {"same_as": models["b"]} if arm == "c" else {}
             trained = sized(train(dataset=dataset, size=item.size, data_version=data_version, profile=profile,
-                                  max_steps=max_steps, overrides=overrides, run_id=run_id, **same_as), "train-cpu")
+                                  max_steps=max_steps, overrides=overrides, run_id=run_id, ablation_arm=arm,
+                                  **same_as), "train-cpu")
         else:
             trained = retry(sized(train_launcher(dataset=dataset, size=item.size, nodes=item.nodes,
                                                  gpus_per_node=item.gpus_per_node, data_version=data_version,
                                                  output_root=output_root, profile=profile, overrides=overrides,
-                                                 run_id=run_id), "light"))
+                                                 run_id=run_id, ablation_arm=arm), "light"))
             launcher_credentials(trained)  # the launch step alone holds the launcher's token
         trained.set_display_name(f"ablation ({arm}) {ARMS[arm]}: train")
         scored = sized(evaluate(model=trained.outputs["model"], data_version=data_version, benchmarks=benchmarks,

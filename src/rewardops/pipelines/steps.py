@@ -97,7 +97,7 @@ def write_json(path: str | Path, value: Any) -> None:
 
 
 # Settings that say where a training reads, writes and reports, not what it computes.
-_WHERE = ("data", "out", "checkpoint_dir", "run_tags")
+_WHERE = ("data", "out", "checkpoint_dir", "run_tags", "register_name", "tracking_uri", "experiment")
 
 
 def training_key(config: Any) -> str:

@@ -18,12 +18,14 @@ def train(
     max_steps: int = 0,
     run_id: str = "",
     same_as: Input[Model] = None,
+    ablation_arm: str = "",
 ):
     """`rewardops.training.run` for `size` on the Dataset, `overrides` (any TrainConfig setting, e.g.
     {"lr": 1e-5}) applied over the catalog; the Model folder holds checkpoints and the exported
     Hugging Face model. `same_as`: a model of this run that may have been trained on the same pairs
     with the same settings (the ablation's arm (c) when stage 2 recycled nothing is arm (b)): then
-    its model is this step's, not trained twice. Multi-node sizes go through `train_launcher` instead."""
+    its model is this step's, not trained twice. `ablation_arm`: the model registers as a version of
+    `rewardops-ablation-<size>`, not of the size's model. Multi-node sizes go through `train_launcher`."""
     import os
 
     from rewardops import training
@@ -32,6 +34,11 @@ def train(
     training.config.refuse_cluster_settings(overrides)  # endpoints are the cluster's, before any request
     begin_step(f"train-{size}", data_version, run_id=run_id)
     overrides = {**dict(overrides), "data": dataset.path, "out": model.path}
+    if ablation_arm:
+        from rewardops.naming import ablation_model_name
+
+        overrides["register_name"] = ablation_model_name(size)
+        overrides["run_tags"] = {**overrides.get("run_tags", {}), "rewardops.ablation_arm": ablation_arm}
     if max_steps > 0:
         overrides["max_steps"] = max_steps
     if run_id:

@@ -22,6 +22,7 @@ def train_launcher(
     namespace: str = "",
     cleanup: str = "keep",
     timeout_hours: float = 168.0,
+    ablation_arm: str = "",
 ):
     """Attach to or create the TrainJob for `size` (its nodes and GPUs from the catalog or the plan,
     any TrainConfig setting from `overrides`, e.g. {"lr": 1e-5}), wait for it while streaming
@@ -30,7 +31,8 @@ def train_launcher(
     failed: replace). `run_id` is the KFP run (dsl.PIPELINE_JOB_ID_PLACEHOLDER); the job's name, labels
     and MLflow tags carry it. The trained model stays in object storage at
     `<output_root>/<size>/<data version>`; its registered version is found in MLflow by the job's
-    tag. Namespace, S3 Secret, runtimes, accelerator and MLflow come from the Helm chart's client
+    tag. `ablation_arm`: one arm of the data ablation (its own job and output; registered as
+    `rewardops-ablation-<size>`). Namespace, S3 Secret, runtimes, accelerator and MLflow come from the Helm chart's client
     ConfigMap env (REWARDOPS_TRAINJOB_NAMESPACE, REWARDOPS_S3_SECRET, REWARDOPS_ACCELERATOR, ...)."""
     import json
     import os
@@ -42,7 +44,7 @@ def train_launcher(
     launch = launch_size(size, data_uri=dataset.uri.replace("minio://", "s3://", 1),  # KFP's MinIO scheme -> S3
                          data_version=data_version, output_root=output_root, overrides=overrides, nodes=nodes,
                          gpus_per_node=gpus_per_node, profile=profile, run_id=run_id, namespace=namespace,
-                         cleanup=cleanup, timeout_hours=timeout_hours)
+                         cleanup=cleanup, timeout_hours=timeout_hours, ablation_arm=ablation_arm)
     os.makedirs(model.path, exist_ok=True)
     with open(os.path.join(model.path, "model.json"), "w") as f:
         json.dump(launch.pointer(), f, indent=1)
