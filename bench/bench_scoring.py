@@ -45,6 +45,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("REWARDOPS_SHARED", REPO.parent / "shared")) / "data"
 
 
+
+def _report(result: dict, line: str, json_path: Path | None) -> int:
+    """The numbers as JSON and one line for a person; the JSON also to `json_path` when given."""
+    print(json.dumps(result, indent=2))
+    print(f"\n{line}")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
 def load_items(n_rmbench: int, n_judgebench: int):
     from rewardops.evaluation.benchmarks import get
 
@@ -167,14 +177,10 @@ def bench_bon(args) -> int:
         "max_abs_score_diff_shared_vs_plain": diff("shared", "plain"),
         "max_abs_score_diff_shared_vs_peer": diff("shared", "peer"),
     }
-    print(json.dumps(result, indent=2))
-    print(f"\nbest-of-{len(items[0].responses)} ({len(items)} prompts): shared prefix {real_tokens / best['shared']:,.0f} real tok/s; "
-          f"plain {real_tokens / best['plain']:,.0f}; padded peer {real_tokens / best['peer']:,.0f}; shared / plain "
-          f"{result['ratio_shared_vs_plain']}x (target >= 1.5x), shared / peer {result['ratio_shared_vs_peer']}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return _report(result, f"best-of-{len(items[0].responses)} ({len(items)} prompts): shared prefix "
+                   f"{real_tokens / best['shared']:,.0f} real tok/s; plain {real_tokens / best['plain']:,.0f}; padded peer "
+                   f"{real_tokens / best['peer']:,.0f}; shared / plain {result['ratio_shared_vs_plain']}x (target >= 1.5x), "
+                   f"shared / peer {result['ratio_shared_vs_peer']}x", args.json)
 
 
 def main() -> int:
@@ -262,14 +268,10 @@ def main() -> int:
         "ours_padding_fraction": round(engine.stats.as_dict()["padding_fraction"], 4),
         "ours_deduplicated_per_run": engine.stats.deduplicated // args.repeats,
     }
-    print(json.dumps(result, indent=2))
-    print(f"\nrewardops engine: {ours_tps:,.0f} real tokens/s; peer (padded batches of 8, dataset order): "
-          f"{peer_tps:,.0f} real tokens/s; ratio {ours_tps / peer_tps:.2f}x (target >= 3x on CPU); "
-          f"peer matched (padded batches of {args.batch_size}, dataset order): {matched_tps:,.0f}; ratio {ours_tps / matched_tps:.2f}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return _report(result, f"rewardops engine: {ours_tps:,.0f} real tokens/s; peer (padded batches of 8, dataset order): "
+                   f"{peer_tps:,.0f} real tokens/s; ratio {ours_tps / peer_tps:.2f}x (target >= 3x on CPU); "
+                   f"peer matched (padded batches of {args.batch_size}, dataset order): {matched_tps:,.0f}; ratio "
+                   f"{ours_tps / matched_tps:.2f}x", args.json)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ from typing import Any
 
 import yaml
 from support.contracts import KFP
-from support.loopback import LoopbackServer, Request, Response
+from support.loopback import LoopbackServer, Request, Response, ServedStandIn
 
 ALREADY_EXISTS, INVALID_ARGUMENT, NOT_FOUND = 6, 3, 5
 NOW = "2026-11-26T05:00:00Z"
 
 
-class KfpStandIn:
+class KfpStandIn(ServedStandIn):
     """The KFP v2beta1 REST paths `kfp.Client` uses (see the module docstring)."""
 
     def __init__(self, multi_user: bool = False) -> None:
@@ -43,25 +43,6 @@ class KfpStandIn:
     def contract(req: Request, resp: Response) -> list[str]:
         return KFP.request_errors(req.method, req.path, req.query, req.headers, req.body) + \
             KFP.response_errors(req.method, req.path, resp.status, resp.body)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def calls(self) -> list[tuple[str, str]]:
-        return self.server.calls
-
-    @property
-    def errors(self) -> list[str]:
-        return self.server.errors
-
-    def __enter__(self) -> KfpStandIn:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     @staticmethod
     def error(http: int, code: int, message: str) -> Response:

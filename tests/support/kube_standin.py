@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from support.contracts import KUBERNETES
-from support.loopback import LoopbackServer, Request, Response
+from support.loopback import LoopbackServer, Request, Response, ServedStandIn
 
 from rewardops.k8s.schema import load_openapi_schema, validate_trainjob_status
 
@@ -125,7 +125,7 @@ def _labels_match(selector: str | None, labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in wanted.items())
 
 
-class KubeStandIn:
+class KubeStandIn(ServedStandIn):
     """Loopback stand-in for the Kubernetes API paths the launcher uses (see the module docstring).
 
     `statuses`: the statuses a created TrainJob goes through (one per GET); `later`: the sequence for
@@ -176,26 +176,6 @@ class KubeStandIn:
     def contract(req: Request, resp: Response) -> list[str]:
         problems = KUBERNETES.request_errors(req.method, req.path, req.query, req.body)
         return problems + KUBERNETES.response_errors(req.method, req.path, resp.status, resp.content_type, resp.body)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def calls(self) -> list[tuple[str, str]]:
-        return self.server.calls
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
-    @property
-    def errors(self) -> list[str]:
-        return self.server.errors
-
-    def __enter__(self) -> KubeStandIn:
-        self.server.__enter__()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.closing.set()

@@ -154,3 +154,21 @@ class LoopbackServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class ServedStandIn:
+    """What every stand-in exposes of the `LoopbackServer` it runs as `self.server`: its url, the
+    calls and requests it answered, the contract errors it found, and start/stop as a context."""
+
+    server: LoopbackServer
+    url = property(lambda self: self.server.url)
+    calls = property(lambda self: self.server.calls)
+    requests = property(lambda self: self.server.requests)
+    errors = property(lambda self: self.server.errors)
+
+    def __enter__(self):  # noqa: ANN204 - the stand-in itself
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
