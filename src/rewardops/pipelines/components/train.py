@@ -44,7 +44,8 @@ def train(
     if run_id:
         overrides["run_tags"] = {**overrides.get("run_tags", {}), "rewardops.pipeline.run_id": run_id}
     config = training.load_config(size, overrides, profile=profile)
-    key = training_key(config)
+    # the ablation's arms compare trainings (a full read of the pairs); the sizes' trainings need not
+    key = training_key(config) if ablation_arm or same_as is not None else ""
     if reuse_model(model, same_as, key):
         log_metrics(metrics, {"steps": model.metadata.get("steps", 0), "reused": 1})
         return
@@ -54,7 +55,7 @@ def train(
         "size": size, "backbone": config.backbone, "data_version": data_version, "steps": result.steps,
         "export_dir": os.path.relpath(result.export_dir, model.path) if result.export_dir else "",
         "mlflow_run_id": result.run_id or "", "registered_model": config.model_name,
-        "registered_version": result.registered_version or 0, "training_key": key, **result.launch,
+        "registered_version": result.registered_version or 0, **({"training_key": key} if key else {}), **result.launch,
     })
     log_metrics(metrics, {"steps": result.steps, **{k.replace("/", "_"): v for k, v in last.items()},
                           **({"eval_accuracy": result.eval["accuracy"]} if result.eval else {})})
